@@ -1,0 +1,134 @@
+import fastifyWebsocket from '@fastify/websocket'
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { CloseCode } from './domain/close-codes.js'
+import { HttpErrors } from './domain/http-errors.js'
+import { redactUrl } from './domain/redact.js'
+import authPlugin from './plugins/auth.js'
+import brokerPlugin from './plugins/broker.js'
+import busPlugin from './plugins/bus.js'
+import configPlugin, { type Config, type ConfigOptions } from './plugins/config.js'
+export type { Config }
+import fanoutPlugin from './plugins/fanout.js'
+import hubPlugin from './plugins/hub.js'
+import realtimePlugin from './plugins/realtime.js'
+import alarmsRoute from './routes/alarms.js'
+import eventsRoute, { SUBPROTOCOL } from './routes/events.js'
+import healthRoutes from './routes/health.js'
+
+export type { Realtime } from './plugins/realtime.js'
+export { CloseCode } from './domain/close-codes.js'
+export type TenantcastOptions = ConfigOptions
+
+/** Logs a request without any credential: the query-string token is redacted, headers are not logged. */
+export function serializeRequest (request: FastifyRequest): Record<string, unknown> {
+  return { method: request.method, url: redactUrl(request.url), remoteAddress: request.ip }
+}
+
+/**
+ * The gateway, encapsulated: its config, auth, bus and hub decorators stay inside, so a host
+ * app's own @fastify/jwt or @fastify/env never collide with ours. Boot order is dependency order.
+ */
+async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<void> {
+  app.addHook('onRoute', (route) => {
+    route.logSerializers = { ...route.logSerializers, req: serializeRequest }
+  })
+  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+  app.setErrorHandler(errorHandler)
+
+  await app.register(configPlugin, opts)
+  await app.register(authPlugin)
+  await app.register(busPlugin)
+  await app.register(brokerPlugin)
+  await app.register(hubPlugin)
+  await app.register(fanoutPlugin)
+  await app.register(realtimePlugin)
+
+  const config = app.config
+  await app.register(fastifyWebsocket, {
+    options: {
+      maxPayload: config.MAX_PAYLOAD,
+      // Select our protocol and never the `bearer.<jwt>` entry: echoing it would put the token
+      // in the response headers.
+      handleProtocols: (protocols) => protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false
+    },
+    // The plugin's default closes with 1005 (no status); clients must see 1001 to reconnect.
+    preClose (done) {
+      const server = this.websocketServer
+      for (const socket of server.clients) socket.close(CloseCode.GOING_AWAY, 'SERVER_SHUTDOWN')
+      const deadline = setTimeout(() => {
+        for (const socket of server.clients) socket.terminate()
+      }, config.WS_SHUTDOWN_TIMEOUT)
+      deadline.unref()
+      server.close(() => {
+        clearTimeout(deadline)
+        done()
+      })
+    },
+    // ws has already closed the socket (1009, 1002) when it reports a protocol error; only log.
+    errorHandler (error, _socket, request) {
+      request.log.warn({ action: 'websocket.protocol.error', code: (error as NodeJS.ErrnoException).code }, error.message)
+    }
+  })
+
+  await app.register(healthRoutes)
+  await app.register(alarmsRoute)
+  await app.register(eventsRoute)
+}
+
+function errorHandler (error: FastifyError, request: FastifyRequest, reply: import('fastify').FastifyReply): void {
+  if (error.validation !== undefined) {
+    const failure = new HttpErrors.VALIDATION_FAILED(error.message)
+    void reply.code(400).send({ statusCode: 400, code: failure.code, error: 'Bad Request', message: failure.message })
+    return
+  }
+  const statusCode = error.statusCode ?? 500
+  if (statusCode >= 500) {
+    if (statusCode === 503) void reply.header('Retry-After', '1')
+    request.log.error({ action: 'request.failed', err: error }, 'request failed')
+  }
+  const known = statusCode < 500 || error.code === 'BROKER_UNAVAILABLE'
+  const body = known
+    ? { statusCode, code: error.code ?? 'BAD_REQUEST', error: httpStatusText(statusCode), message: error.message }
+    : { statusCode: 500, code: 'INTERNAL_ERROR', error: 'Internal Server Error', message: new HttpErrors.INTERNAL_ERROR().message }
+  void reply.code(body.statusCode).send(body)
+}
+
+function httpStatusText (statusCode: number): string {
+  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 503: 'Service Unavailable' } as Record<number, string>)[statusCode] ?? 'Error'
+}
+
+/**
+ * tenantcast as a Fastify plugin. A host app registers it and gets `app.realtime`; the
+ * standalone server (server.ts) is a thin wrapper around the same plugin.
+ */
+/** What the standalone server and operators need from the gateway besides `realtime`. */
+export interface TenantcastHandle {
+  config: Config
+  /** Signs a token with the gateway's secret: the dev token, the CLI, tests. */
+  signToken (claims: Record<string, unknown>, options?: { expiresIn?: number | string }): string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tenantcast: TenantcastHandle
+  }
+}
+
+/**
+ * tenantcast as a Fastify plugin. A host app registers it and gets `app.realtime`; the
+ * standalone server (server.ts) is a thin wrapper around the same plugin.
+ */
+async function tenantcast (app: FastifyInstance, opts: TenantcastOptions): Promise<void> {
+  let exposed: { realtime: FastifyInstance['realtime'], handle: TenantcastHandle } | undefined
+  await app.register(async (inner) => {
+    await gateway(inner, opts)
+    exposed = { realtime: inner.realtime, handle: { config: inner.config, signToken: inner.auth.sign } }
+  })
+  if (exposed === undefined) throw new Error('tenantcast failed to load')
+  app.decorate('realtime', exposed.realtime)
+  app.decorate('tenantcast', exposed.handle)
+}
+
+export default fp(tenantcast, { name: 'tenantcast', fastify: '5.x' })

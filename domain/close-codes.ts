@@ -1,0 +1,25 @@
+/**
+ * Every WebSocket close code tenantcast sends, in one place. The README's close-code table
+ * mirrors this module. Codes in 4000-4499 mean "do not reconnect until something changes"
+ * (a new token, a smaller load); 4000-4099 "reconnect and resume" except where stated.
+ */
+export const CloseCode = {
+  /** Normal closure, asked for by either side. */
+  NORMAL: 1000,
+  /** Server going away (shutdown or deploy). Reconnect after the hinted jittered delay. */
+  GOING_AWAY: 1001,
+  /** Policy violation, e.g. a refused Origin. */
+  POLICY: 1008,
+  /** A frame larger than MAX_PAYLOAD. Sent by ws itself. */
+  TOO_LARGE: 1009,
+  /** Slow consumer: the socket's send buffer passed MAX_BUFFERED_BYTES. Reconnect and resume. */
+  SLOW_CONSUMER: 4008,
+  /** Rate limited. Back off before reconnecting. */
+  RATE_LIMITED: 4029,
+  /** Unauthorized; the reason names the auth failure. Reconnect only with a new token. */
+  UNAUTHORIZED: 4401,
+  /** Forbidden for this principal. Do not reconnect. */
+  FORBIDDEN: 4403
+} as const
+
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]

@@ -1,0 +1,19 @@
+import createError, { type FastifyErrorConstructor } from '@fastify/error'
+import { AuthReason } from './principal.js'
+
+/**
+ * The registry of HTTP errors. Every error a route sends is one of these, so every response
+ * body carries a stable `code`. Never rename a code.
+ */
+export const HttpErrors = {
+  VALIDATION_FAILED: createError('VALIDATION_FAILED', '%s', 400),
+  NOT_FOUND: createError('NOT_FOUND', 'Route %s not found', 404),
+  FORBIDDEN: createError('FORBIDDEN', '%s', 403),
+  BROKER_UNAVAILABLE: createError('BROKER_UNAVAILABLE', 'the event could not be stored: %s', 503),
+  INTERNAL_ERROR: createError('INTERNAL_ERROR', 'internal server error', 500)
+}
+
+/** One 401 error per auth reason, so the `code` of a 401 says why. */
+export const Unauthorized = Object.fromEntries(
+  Object.values(AuthReason).map((reason) => [reason, createError(reason, '%s', 401)])
+) as Record<AuthReason, FastifyErrorConstructor>

@@ -1,0 +1,55 @@
+import { Type, type Static } from 'typebox'
+
+/** Who is on the other end of a socket or a request, as proven by a verified token. */
+export const Principal = Type.Object({
+  userId: Type.String({ minLength: 1 }),
+  tenantId: Type.String({ minLength: 1 }),
+  roles: Type.Array(Type.String()),
+  /** Token expiry, in epoch seconds, when the token has one. */
+  exp: Type.Optional(Type.Number())
+})
+export type Principal = Static<typeof Principal>
+
+/**
+ * Stable reason codes for a rejected credential. They are the close reason of a 4401 and the
+ * `code` of a 401, so clients can branch on them. Never rename one.
+ */
+export const AuthReason = {
+  AUTHENTICATION_REQUIRED: 'AUTHENTICATION_REQUIRED',
+  TOKEN_MALFORMED: 'TOKEN_MALFORMED',
+  TOKEN_INVALID: 'TOKEN_INVALID',
+  TOKEN_ALGORITHM: 'TOKEN_ALGORITHM',
+  TOKEN_EXPIRED: 'TOKEN_EXPIRED',
+  TOKEN_NOT_YET_VALID: 'TOKEN_NOT_YET_VALID',
+  TENANT_MISSING: 'TENANT_MISSING',
+  USER_MISSING: 'USER_MISSING'
+} as const
+export type AuthReason = (typeof AuthReason)[keyof typeof AuthReason]
+
+export class AuthFailure extends Error {
+  constructor (readonly reason: AuthReason, message: string) {
+    super(message)
+    this.name = 'AuthFailure'
+  }
+}
+
+/** Verifies a raw token and returns its principal, or throws an AuthFailure. */
+export type VerifyToken = (token: string) => Principal
+
+/**
+ * Builds the principal from verified claims. The tenant comes only from here: never from a
+ * message, a query string or a body.
+ */
+export function principalFromClaims (claims: Record<string, unknown>, tenantClaim: string): Principal {
+  const tenantId = claims[tenantClaim]
+  if (typeof tenantId !== 'string' || tenantId === '') {
+    throw new AuthFailure(AuthReason.TENANT_MISSING, `the token has no "${tenantClaim}" claim`)
+  }
+  const userId = claims.sub
+  if (typeof userId !== 'string' || userId === '') {
+    throw new AuthFailure(AuthReason.USER_MISSING, 'the token has no "sub" claim')
+  }
+  const roles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : []
+  const exp = typeof claims.exp === 'number' ? claims.exp : undefined
+  return exp === undefined ? { userId, tenantId, roles } : { userId, tenantId, roles, exp }
+}

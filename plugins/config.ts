@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto'
+import fastifyEnv from '@fastify/env'
+import fp from 'fastify-plugin'
+import { Type, type Static } from 'typebox'
+
+/**
+ * Every setting, its type, unit and default. Values come from the environment, overridden by
+ * the `config` option when tenantcast is registered as a plugin.
+ */
+export const ConfigSchema = Type.Object({
+  NODE_ENV: Type.String({ default: 'development' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ default: '0.0.0.0' }),
+  LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' }),
+  /** HMAC secret for HS256 tokens. Required in production; generated in development. */
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  /** The only algorithms a token may use. Pinned so that no other algorithm is ever accepted. */
+  JWT_ALGORITHMS: Type.String({ pattern: '^(HS256|HS384|HS512)(,(HS256|HS384|HS512))*$', default: 'HS256' }),
+  /** The claim that carries the tenant id. */
+  TENANT_CLAIM: Type.String({ minLength: 1, default: 'tenantId' }),
+  WS_PATH: Type.String({ pattern: '^/', default: '/api/v1/events' }),
+  /** Milliseconds between server pings; a socket that missed the previous pong is terminated. */
+  WS_HEARTBEAT_INTERVAL: Type.Integer({ minimum: 100, default: 30000 }),
+  /** Milliseconds that shutdown waits for sockets to close before exiting anyway. */
+  WS_SHUTDOWN_TIMEOUT: Type.Integer({ minimum: 0, default: 10000 }),
+  /** Milliseconds an unauthenticated socket may wait for its `authenticate` message. */
+  AUTH_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10000 }),
+  /** Largest client frame, in bytes; a larger one closes the socket with 1009. */
+  MAX_PAYLOAD: Type.Integer({ minimum: 1024, default: 65536 }),
+  /** Unsent bytes a socket may hold before it is closed as a slow consumer (4008). */
+  MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, default: 1048576 })
+})
+export type Config = Static<typeof ConfigSchema> & {
+  JWT_SECRET: string
+  /** True when JWT_SECRET was generated at start-up because none was configured. */
+  DEV_SECRET: boolean
+}
+
+export interface ConfigOptions {
+  /** Settings that take precedence over the environment. */
+  config?: Partial<Static<typeof ConfigSchema>>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+  }
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+async function configPlugin (app: import('fastify').FastifyInstance, opts: ConfigOptions): Promise<void> {
+  try {
+    await app.register(fastifyEnv, { schema: ConfigSchema, data: { ...process.env, ...opts.config } })
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${(err as Error).message.replace(/env\//g, '')}`)
+  }
+  const config = app.config as Config
+  if (config.JWT_SECRET === undefined) {
+    if (config.NODE_ENV === 'production') {
+      throw new ConfigError('JWT_SECRET is not set: set JWT_SECRET to a random secret of at least 32 characters (required when NODE_ENV=production)')
+    }
+    config.JWT_SECRET = randomBytes(32).toString('base64url')
+    config.DEV_SECRET = true
+  } else {
+    config.DEV_SECRET = false
+  }
+}
+
+export default fp(configPlugin, { name: 'tenantcast-config', fastify: '5.x' })

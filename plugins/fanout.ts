@@ -1,0 +1,59 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { EventCatalogue, type EventName, type StoredEvent } from '../domain/events.js'
+
+export interface Fanout {
+  /**
+   * The broker's acknowledgement of the event the bus just carried. Emitting on the bus is
+   * synchronous, so the caller takes the receipt right after `emit`, in the same tick.
+   */
+  receipt (eventId: string): Promise<StoredEvent>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    fanout: Fanout
+  }
+}
+
+/**
+ * Wires the bus to the broker and the broker to the hub: every catalogued bus event is
+ * published through the broker, and every event the broker delivers goes to local sockets.
+ */
+async function fanoutPlugin (app: FastifyInstance): Promise<void> {
+  const receipts = new Map<string, Promise<StoredEvent>>()
+
+  for (const name of Object.keys(EventCatalogue) as EventName[]) {
+    app.bus.on(name, (envelope) => {
+      const stored = app.broker.publish(envelope)
+      receipts.set(envelope.id, stored)
+      // An emitter that never takes its receipt (fire-and-forget) must not leak the entry nor
+      // leave a rejection unhandled.
+      stored.then(
+        () => { receipts.delete(envelope.id) },
+        (err: unknown) => {
+          receipts.delete(envelope.id)
+          app.log.error({ action: 'broker.publish.failed', eventId: envelope.id, tenantId: envelope.tenantId, err }, 'broker rejected an event')
+        }
+      )
+    })
+  }
+
+  const unsubscribe = app.broker.onDelivery((event) => { app.hub.deliver(event) })
+  app.addHook('onClose', async () => { unsubscribe() })
+
+  app.decorate('fanout', {
+    async receipt (eventId) {
+      const stored = receipts.get(eventId)
+      if (stored === undefined) throw new Error(`no broker receipt for event ${eventId}`)
+      receipts.delete(eventId)
+      return await stored
+    }
+  } satisfies Fanout)
+}
+
+export default fp(fanoutPlugin, {
+  name: 'tenantcast-fanout',
+  fastify: '5.x',
+  dependencies: ['tenantcast-bus', 'tenantcast-broker', 'tenantcast-hub']
+})

@@ -1,0 +1,20 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { Hub } from '../domain/hub.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    hub: Hub
+  }
+}
+
+async function hubPlugin (app: FastifyInstance): Promise<void> {
+  app.decorate('hub', new Hub({
+    maxBufferedBytes: app.config.MAX_BUFFERED_BYTES,
+    onSlowConsumer: (client) => {
+      app.log.warn({ action: 'websocket.slow_consumer', clientId: client.id, tenantId: client.tenantId, userId: client.userId }, 'slow consumer closed with 4008')
+    }
+  }))
+}
+
+export default fp(hubPlugin, { name: 'tenantcast-hub', fastify: '5.x', dependencies: ['tenantcast-config'] })

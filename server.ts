@@ -1,0 +1,86 @@
+import Fastify from 'fastify'
+import tenantcast, { serializeRequest } from './app.js'
+import { ConfigError } from './plugins/config.js'
+
+/**
+ * The standalone gateway: the tenantcast plugin on its own Fastify server, listening, with a
+ * graceful shutdown on SIGTERM and SIGINT.
+ */
+const app = Fastify({
+  logger: {
+    level: process.env.LOG_LEVEL ?? 'info',
+    serializers: { req: serializeRequest },
+    // Headers are not logged by default; these paths keep it so if someone adds them.
+    redact: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]', 'req.query.token']
+  },
+  // Real request ids from a load balancer help correlate logs; generated otherwise.
+  requestIdHeader: 'x-request-id'
+})
+
+app.setNotFoundHandler((request, reply) => {
+  void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `Route ${request.method} ${request.url.split('?')[0] ?? ''} not found` })
+})
+
+try {
+  await app.register(tenantcast)
+  await app.ready()
+} catch (err) {
+  // One clear line, no stack: configuration errors say what to set.
+  const message = err instanceof ConfigError ? err.message : `failed to start: ${(err as Error).message}`
+  process.stderr.write(`tenantcast: ${message}\n`)
+  process.exit(1)
+}
+
+const { config, signToken } = app.tenantcast
+app.log.level = config.LOG_LEVEL
+
+try {
+  await app.listen({ port: config.PORT, host: config.HOST })
+} catch (err) {
+  process.stderr.write(`tenantcast: cannot listen on ${config.HOST}:${config.PORT}: ${(err as Error).message}\n`)
+  process.exit(1)
+}
+
+if (config.NODE_ENV !== 'production') printDevBanner()
+
+let stopping = false
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return
+    stopping = true
+    app.log.info({ action: 'server.shutdown', signal }, 'shutting down')
+    // Exit 0 within WS_SHUTDOWN_TIMEOUT even if a socket never completes its close handshake.
+    const force = setTimeout(() => { process.exit(0) }, config.WS_SHUTDOWN_TIMEOUT + 500)
+    force.unref()
+    app.close().then(() => { process.exit(0) }, (err: unknown) => {
+      app.log.error({ action: 'server.shutdown.failed', err }, 'shutdown failed')
+      process.exit(0)
+    })
+  })
+}
+
+function printDevBanner (): void {
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : config.PORT
+  const base = `localhost:${port}`
+  const token = signToken({ sub: 'dev', tenantId: 'demo', roles: ['admin'] }, { expiresIn: '24h' })
+  const alarm = JSON.stringify({ message: 'Motion detected', camera: 'Front Door', severity: 'high' })
+  const lines = [
+    '',
+    `tenantcast is running on http://${base}`,
+    config.DEV_SECRET
+      ? 'Development mode: JWT_SECRET was generated for this run; set JWT_SECRET to keep tokens valid across restarts.'
+      : 'Development mode: this token is signed with your JWT_SECRET.',
+    '',
+    'Token for tenant "demo" (user "dev", valid 24 h):',
+    `  ${token}`,
+    '',
+    'Watch the tenant stream:',
+    `  npx wscat -c 'ws://${base}${config.WS_PATH}?token=${token}'`,
+    '',
+    'Post an alarm:',
+    `  curl -sS -X POST http://${base}/api/v1/alarms -H 'Authorization: Bearer ${token}' -H 'Content-Type: application/json' -d '${alarm}'`,
+    ''
+  ]
+  process.stdout.write(lines.join('\n') + '\n')
+}

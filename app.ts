@@ -1,6 +1,6 @@
 import fastifyWebsocket from '@fastify/websocket'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { CloseCode } from './domain/close-codes.js'
 import { HttpErrors } from './domain/http-errors.js'
@@ -132,3 +132,30 @@ async function tenantcast (app: FastifyInstance, opts: TenantcastOptions): Promi
 }
 
 export default fp(tenantcast, { name: 'tenantcast', fastify: '5.x' })
+
+/**
+ * The standalone server's Fastify instance: redacting logger, a 404 that never echoes the
+ * query string into a log line, and the gateway registered. server.ts listens on it.
+ */
+export async function createStandalone (opts: TenantcastOptions & { logStream?: NodeJS.WritableStream } = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: {
+      level: opts.config?.LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info',
+      serializers: { req: serializeRequest },
+      // Headers are not logged by default; these paths keep it so if a serializer adds them.
+      redact: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]', 'req.query.token'],
+      ...(opts.logStream === undefined ? {} : { stream: opts.logStream })
+    },
+    // A load balancer's request id correlates its logs with ours.
+    requestIdHeader: 'x-request-id'
+  })
+  // Fastify's default 404 logs the raw URL, query-string token included.
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? ''
+    void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: new HttpErrors.NOT_FOUND(`${request.method} ${path}`).message })
+  })
+  await app.register(tenantcast, opts.config === undefined ? {} : { config: opts.config })
+  await app.ready()
+  app.log.level = app.tenantcast.config.LOG_LEVEL
+  return app
+}

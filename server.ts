@@ -1,29 +1,14 @@
-import Fastify from 'fastify'
-import tenantcast, { serializeRequest } from './app.js'
+import type { FastifyInstance } from 'fastify'
+import { createStandalone } from './app.js'
 import { ConfigError } from './plugins/config.js'
 
 /**
  * The standalone gateway: the tenantcast plugin on its own Fastify server, listening, with a
  * graceful shutdown on SIGTERM and SIGINT.
  */
-const app = Fastify({
-  logger: {
-    level: process.env.LOG_LEVEL ?? 'info',
-    serializers: { req: serializeRequest },
-    // Headers are not logged by default; these paths keep it so if someone adds them.
-    redact: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]', 'req.query.token']
-  },
-  // Real request ids from a load balancer help correlate logs; generated otherwise.
-  requestIdHeader: 'x-request-id'
-})
-
-app.setNotFoundHandler((request, reply) => {
-  void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `Route ${request.method} ${request.url.split('?')[0] ?? ''} not found` })
-})
-
+let app: FastifyInstance
 try {
-  await app.register(tenantcast)
-  await app.ready()
+  app = await createStandalone()
 } catch (err) {
   // One clear line, no stack: configuration errors say what to set.
   const message = err instanceof ConfigError ? err.message : `failed to start: ${(err as Error).message}`
@@ -32,7 +17,6 @@ try {
 }
 
 const { config, signToken } = app.tenantcast
-app.log.level = config.LOG_LEVEL
 
 try {
   await app.listen({ port: config.PORT, host: config.HOST })

@@ -1,4 +1,4 @@
-import fastifyJwt from '@fastify/jwt'
+import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Unauthorized } from '../domain/http-errors.js'
@@ -36,17 +36,21 @@ const reasons: Record<string, AuthReason> = {
 
 async function authPlugin (app: FastifyInstance): Promise<void> {
   const algorithms = app.config.JWT_ALGORITHMS.split(',') as Array<'HS256' | 'HS384' | 'HS512'>
+  // A namespace and our own decorator names, so that a host app's @fastify/jwt and ours coexist.
   await app.register(fastifyJwt, {
     secret: app.config.JWT_SECRET,
     sign: { algorithm: algorithms[0] },
-    verify: { algorithms }
+    verify: { algorithms },
+    namespace: 'tenantcast',
+    decoratorName: 'tenantcastUser'
   })
+  const jwt = (app.jwt as unknown as Record<string, JWT>).tenantcast as JWT
   const claim = app.config.TENANT_CLAIM
 
   const verify: VerifyToken = (token) => {
     let claims: Record<string, unknown>
     try {
-      claims = app.jwt.verify<Record<string, unknown>>(token)
+      claims = jwt.verify<Record<string, unknown>>(token)
     } catch (err) {
       const code = (err as { code?: unknown }).code
       const reason = typeof code === 'string' ? reasons[code] ?? AuthReason.TOKEN_INVALID : AuthReason.TOKEN_INVALID
@@ -58,7 +62,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
   app.decorateRequest('principal', null as unknown as Principal)
   app.decorate('auth', {
     verify,
-    sign: (claims, options) => app.jwt.sign(claims, options?.expiresIn === undefined ? {} : { expiresIn: options.expiresIn }),
+    sign: (claims, options) => jwt.sign(claims, options?.expiresIn === undefined ? {} : { expiresIn: options.expiresIn }),
     async requirePrincipal (request) {
       const header = request.headers.authorization
       const match = header === undefined ? null : /^Bearer\s+(\S+)$/i.exec(header)

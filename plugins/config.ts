@@ -53,7 +53,9 @@ export class ConfigError extends Error {
 
 async function configPlugin (app: import('fastify').FastifyInstance, opts: ConfigOptions): Promise<void> {
   try {
-    await app.register(fastifyEnv, { schema: ConfigSchema, data: { ...process.env, ...opts.config } })
+    // An empty variable (`JWT_SECRET=` in an env file) means unset, not an empty value.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([, value]) => value !== ''))
+    await app.register(fastifyEnv, { schema: ConfigSchema, data: { ...env, ...opts.config } })
   } catch (err) {
     throw new ConfigError(`invalid configuration: ${(err as Error).message.replace(/env\//g, '')}`)
   }

@@ -1,0 +1,82 @@
+import t from 'tap'
+import { Hub, type Client, type Connection } from '../../domain/hub.js'
+import type { StoredEvent } from '../../domain/events.js'
+
+class FakeConnection implements Connection {
+  sent: string[] = []
+  closedWith: [number, string] | undefined
+  bufferedAmount = 0
+  send (data: string): void { this.sent.push(data) }
+  close (code: number, reason: string): void { this.closedWith = [code, reason] }
+}
+
+function client (id: string, tenantId: string, userId: string): Client & { connection: FakeConnection } {
+  return { id, tenantId, userId, connection: new FakeConnection() }
+}
+
+function event (tenantId: string, target: StoredEvent['target'] = { kind: 'tenant' }): StoredEvent {
+  return { id: 'e1', tenantId, event: 'alarm:created', data: { n: 1 }, target, timestamp: '2026-01-01T00:00:00.000Z', stream: 'tenant', offset: 1, epoch: 'ep' }
+}
+
+t.test('a broadcast is serialized once, however many sockets receive it', async (t) => {
+  const hub = new Hub({ maxBufferedBytes: 1024 })
+  const clients = Array.from({ length: 50 }, (_, i) => client(`c${i}`, 'acme', `u${i}`))
+  for (const c of clients) hub.add(c)
+  const stringify = JSON.stringify
+  let calls = 0
+  JSON.stringify = ((...args: Parameters<typeof stringify>) => { calls++; return stringify(...args) }) as typeof stringify
+  let delivered: number
+  try {
+    delivered = hub.deliver(event('acme'))
+  } finally {
+    JSON.stringify = stringify
+  }
+  t.equal(delivered, 50)
+  t.equal(calls, 1, 'one JSON.stringify for 50 recipients')
+  t.ok(clients.every((c) => c.connection.sent.length === 1 && c.connection.sent[0] === clients[0]?.connection.sent[0]), 'everyone got the same frame')
+})
+
+t.test('a tenant broadcast reaches only that tenant and a user target only that user', async (t) => {
+  const hub = new Hub({ maxBufferedBytes: 1024 })
+  const a1 = client('1', 'acme', 'alice')
+  const a2 = client('2', 'acme', 'alice')
+  const b = client('3', 'acme', 'bob')
+  const g = client('4', 'globex', 'alice')
+  for (const c of [a1, a2, b, g]) hub.add(c)
+  t.equal(hub.deliver(event('acme')), 3)
+  t.equal(hub.deliver(event('acme', { kind: 'user', userId: 'alice' })), 2)
+  t.same([a1, a2, b, g].map((c) => c.connection.sent.length), [2, 2, 1, 0])
+  t.equal(hub.deliver(event('nobody')), 0)
+})
+
+t.test('a removed socket is gone from every index', async (t) => {
+  const hub = new Hub({ maxBufferedBytes: 1024 })
+  const a = client('1', 'acme', 'alice')
+  hub.add(a)
+  t.equal(hub.tenantConnectionCount('acme'), 1)
+  t.equal(hub.userConnectionCount('acme', 'alice'), 1)
+  hub.remove(a)
+  t.equal(hub.tenantConnectionCount('acme'), 0)
+  t.equal(hub.userConnectionCount('acme', 'alice'), 0)
+  t.same([...hub.clients()], [])
+  t.equal(hub.deliver(event('acme', { kind: 'user', userId: 'alice' })), 0)
+  hub.remove(a)
+  t.equal(hub.tenantConnectionCount('acme'), 0, 'removing twice is harmless')
+})
+
+t.test('a socket over the buffer limit is closed with 4008 and gets nothing more', async (t) => {
+  const slow: string[] = []
+  const hub = new Hub({ maxBufferedBytes: 100, onSlowConsumer: (c) => { slow.push(c.id) } })
+  const fast = client('fast', 'acme', 'a')
+  const stalled = client('stalled', 'acme', 'b')
+  hub.add(fast)
+  hub.add(stalled)
+  stalled.connection.bufferedAmount = 101
+  t.equal(hub.deliver(event('acme')), 1)
+  t.same(stalled.connection.closedWith, [4008, 'SLOW_CONSUMER'])
+  t.equal(stalled.connection.sent.length, 0)
+  t.same(slow, ['stalled'])
+  t.equal(hub.tenantConnectionCount('acme'), 1)
+  t.equal(hub.deliver(event('acme')), 1)
+  t.equal(fast.connection.sent.length, 2)
+})

@@ -1,0 +1,133 @@
+import type { FastifyInstance } from 'fastify'
+import { createSigner } from 'fast-jwt'
+import { Writable } from 'node:stream'
+import WebSocket from 'ws'
+import { createStandalone } from '../app.js'
+import type { ConfigOptions } from '../plugins/config.js'
+
+export const SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789'
+
+type Tap = { teardown (fn: () => unknown): void }
+
+export interface Gateway {
+  app: FastifyInstance
+  /** http://127.0.0.1:<port> */
+  http: string
+  /** ws://127.0.0.1:<port>/api/v1/events */
+  ws: string
+  token (claims?: Record<string, unknown>): string
+  /** Every log line written so far, as raw JSON text. */
+  logs: string[]
+}
+
+/** Signs a token with the test secret. Claims default to user `u1` of tenant `t1`. */
+export function sign (claims: Record<string, unknown> = {}, options: { key?: string, algorithm?: 'HS256' | 'HS384' | 'HS512', expiresIn?: number } = {}): string {
+  const signer = createSigner({
+    key: options.key ?? SECRET,
+    algorithm: options.algorithm ?? 'HS256',
+    ...(options.expiresIn === undefined ? {} : { expiresIn: options.expiresIn })
+  })
+  return signer({ sub: 'u1', tenantId: 't1', ...claims })
+}
+
+/** Starts a real gateway on an ephemeral port and closes it in teardown. */
+export async function build (t: Tap, config: ConfigOptions['config'] = {}): Promise<Gateway> {
+  const logs: string[] = []
+  const stream = new Writable({ write (chunk, _enc, done) { logs.push(String(chunk)); done() } })
+  const app = await createStandalone({ logStream: stream, config: { JWT_SECRET: SECRET, WS_SHUTDOWN_TIMEOUT: 1000, LOG_LEVEL: 'info', ...config } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => { await app.close() })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  const path = config.WS_PATH ?? '/api/v1/events'
+  return { app, http: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}${path}`, token: (claims) => sign(claims), logs }
+}
+
+export type Frame = Record<string, any> & { type: string }
+
+/** A real WebSocket client that queues every frame, so a test awaits frames in order. */
+export class Client {
+  readonly socket: WebSocket
+  readonly frames: Frame[] = []
+  readonly closed: Promise<{ code: number, reason: string }>
+  readonly opened: Promise<void>
+  private waiters: Array<() => void> = []
+  private cursor = 0
+
+  constructor (url: string, options: { protocols?: string[], headers?: Record<string, string>, autoPong?: boolean } = {}) {
+    this.socket = new WebSocket(url, options.protocols ?? [], { headers: options.headers ?? {}, autoPong: options.autoPong ?? true })
+    this.socket.on('message', (data) => {
+      this.frames.push(JSON.parse(String(data)) as Frame)
+      for (const wake of this.waiters.splice(0)) wake()
+    })
+    this.closed = new Promise((resolve) => {
+      this.socket.on('close', (code, reason) => {
+        resolve({ code, reason: String(reason) })
+        for (const wake of this.waiters.splice(0)) wake()
+      })
+    })
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.once('open', () => { resolve() })
+      this.socket.once('error', reject)
+    })
+    this.socket.on('error', () => {})
+  }
+
+  /** The next frame not yet consumed, optionally the next one of a type (skipping others). */
+  async next (type?: string): Promise<Frame> {
+    for (;;) {
+      while (this.cursor < this.frames.length) {
+        const frame = this.frames[this.cursor++] as Frame
+        if (type === undefined || frame.type === type) return frame
+      }
+      if (this.socket.readyState === WebSocket.CLOSED) throw new Error(`socket closed while waiting for ${type ?? 'a frame'}`)
+      await new Promise<void>((resolve) => { this.waiters.push(resolve) })
+    }
+  }
+
+  /** Waits until `count` frames of `type` have arrived in total, and returns them. */
+  async collect (type: string, count: number): Promise<Frame[]> {
+    for (;;) {
+      const found = this.frames.filter((f) => f.type === type)
+      if (found.length >= count) return found
+      if (this.socket.readyState === WebSocket.CLOSED) return found
+      await new Promise<void>((resolve) => { this.waiters.push(resolve) })
+    }
+  }
+
+  send (frame: unknown): void {
+    this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+  }
+
+  close (): void {
+    this.socket.close()
+  }
+}
+
+/** Connects with `?token=` and waits for `authenticated`. */
+export async function connect (gateway: Gateway, claims: Record<string, unknown> = {}): Promise<Client> {
+  const client = new Client(`${gateway.ws}?token=${gateway.token(claims)}`)
+  await client.next('authenticated')
+  return client
+}
+
+/** Posts an alarm as the given token's tenant and returns status and body. */
+export async function postAlarm (gateway: Gateway, token: string, body: Record<string, unknown> = {}): Promise<{ status: number, body: any }> {
+  const response = await fetch(`${gateway.http}/api/v1/alarms`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ message: 'Motion detected', camera: 'Front Door', severity: 'high', ...body })
+  })
+  return { status: response.status, body: await response.json() }
+}
+
+/**
+ * Reads a value that the server settles asynchronously (for example after the peer's TCP close),
+ * polling until it equals `expected` or about 2 s pass, and returns the last value read.
+ */
+export async function settled<T> (read: () => T, expected: T): Promise<T> {
+  for (let i = 0; i < 200 && read() !== expected; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  return read()
+}

@@ -1,0 +1,55 @@
+import { spawnSync } from 'node:child_process'
+import Fastify from 'fastify'
+import t from 'tap'
+import tenantcast, { type TenantcastOptions } from '../../app.js'
+import { ConfigError } from '../../plugins/config.js'
+
+/** Registers and readies the gateway; resolves to the start-up error, if any. */
+async function boot (app: ReturnType<typeof Fastify>, config: TenantcastOptions['config']): Promise<unknown> {
+  try {
+    await app.register(tenantcast, { config })
+    await app.ready()
+    return undefined
+  } catch (err) {
+    return err
+  }
+}
+
+t.test('with no JWT_SECRET in development a secret is generated', async (t) => {
+  const app = Fastify()
+  await app.register(tenantcast, { config: { NODE_ENV: 'development', LOG_LEVEL: 'silent' } })
+  await app.ready()
+  t.teardown(async () => { await app.close() })
+  t.equal(app.tenantcast.config.DEV_SECRET, true)
+  t.ok(app.tenantcast.config.JWT_SECRET.length >= 32, 'the generated secret is long')
+})
+
+t.test('with NODE_ENV=production and no JWT_SECRET start-up fails and says what to set', async (t) => {
+  const app = Fastify()
+  const err = await boot(app, { NODE_ENV: 'production' })
+  t.type(err, ConfigError)
+  t.match((err as Error).message, /JWT_SECRET/)
+  await app.close()
+})
+
+t.test('a non-numeric PORT fails at start-up with a message that names it', async (t) => {
+  const app = Fastify()
+  const err = await boot(app, { PORT: 'eighty' as unknown as number })
+  t.type(err, ConfigError)
+  t.match((err as Error).message, /PORT/)
+  await app.close()
+})
+
+t.test('the standalone server prints one clear line and exits 1 on a bad configuration', async (t) => {
+  // `env -u` drops the coverage hooks tap injects into child processes: the child runs through
+  // tsx, whose source maps differ from tap's loader and would corrupt the merged coverage map.
+  const result = spawnSync('env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, '--import', 'tsx', 'server.ts'], {
+    env: { ...process.env, NODE_ENV: 'production', JWT_SECRET: '', PORT: '3000' },
+    encoding: 'utf8',
+    timeout: 30_000
+  })
+  t.equal(result.status, 1)
+  const lines = result.stderr.trim().split('\n').filter((l) => l.startsWith('tenantcast:'))
+  t.equal(lines.length, 1, 'exactly one line')
+  t.match(lines[0], /JWT_SECRET/)
+})

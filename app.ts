@@ -54,9 +54,11 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
       handleProtocols: (protocols) => protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false
     },
     // The plugin's default closes with 1005 (no status); clients must see 1001 to reconnect.
+    // Each socket gets its own random reconnect delay, so that thousands of tabs do not come
+    // back in the same millisecond.
     preClose (done) {
       const server = this.websocketServer
-      for (const socket of server.clients) socket.close(CloseCode.GOING_AWAY, 'SERVER_SHUTDOWN')
+      for (const socket of server.clients) socket.close(CloseCode.GOING_AWAY, shutdownReason(config.RECONNECT_JITTER_MS))
       const deadline = setTimeout(() => {
         for (const socket of server.clients) socket.terminate()
       }, config.WS_SHUTDOWN_TIMEOUT)
@@ -75,6 +77,11 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   await app.register(healthRoutes)
   await app.register(alarmsRoute)
   await app.register(eventsRoute)
+}
+
+/** `SERVER_SHUTDOWN retry=<ms>`: the close reason of 1001, with this socket's reconnect delay. */
+export function shutdownReason (jitterMs: number): string {
+  return `SERVER_SHUTDOWN retry=${Math.floor(Math.random() * (jitterMs + 1))}`
 }
 
 function errorHandler (error: FastifyError, request: FastifyRequest, reply: import('fastify').FastifyReply): void {

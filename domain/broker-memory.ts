@@ -1,32 +1,69 @@
 import { randomUUID } from 'node:crypto'
-import { TENANT_STREAM, streamKey, type Broker, type DeliveryListener } from './broker.js'
+import type { Broker, DeliveryListener, StreamRead } from './broker.js'
+import type { Clock } from './clock.js'
 import type { EventEnvelope, StoredEvent } from './events.js'
+import { streamKey, streamOf } from './streams.js'
+
+export interface MemoryBrokerOptions {
+  /** Most events held per stream. */
+  historySize: number
+  /** Longest an event is held, in ms. */
+  historyTtlMs: number
+  clock: Clock
+  onListenerError: (err: unknown) => void
+}
+
+interface Stream {
+  /** The last offset assigned. Kept even when every event has been evicted. */
+  latest: number
+  /** Held events, ascending by offset, with the time each was stored. */
+  events: StoredEvent[]
+  storedAt: number[]
+}
 
 /**
  * The embedded broker for one instance. Offsets live in this process, so its epoch is new on
- * every start: a client holding a position from a previous process learns that history is gone.
+ * every start: a client holding a position from a previous process learns that history is
+ * gone. Memory is bounded by HISTORY_SIZE per stream and by HISTORY_TTL.
  */
 export class MemoryBroker implements Broker {
   readonly epoch = randomUUID()
-  private readonly offsets = new Map<string, number>()
+  private readonly streams = new Map<string, Stream>()
   private readonly listeners = new Set<DeliveryListener>()
+  private held = 0
 
-  constructor (private readonly onListenerError: (err: unknown) => void) {}
+  constructor (private readonly options: MemoryBrokerOptions) {}
 
   async publish (envelope: EventEnvelope): Promise<StoredEvent> {
-    const key = streamKey(envelope.tenantId, TENANT_STREAM)
-    const offset = (this.offsets.get(key) ?? 0) + 1
-    this.offsets.set(key, offset)
-    const stored: StoredEvent = { ...envelope, stream: TENANT_STREAM, offset, epoch: this.epoch }
+    const name = streamOf(envelope.target)
+    const key = streamKey(envelope.tenantId, name)
+    let stream = this.streams.get(key)
+    if (stream === undefined) this.streams.set(key, stream = { latest: 0, events: [], storedAt: [] })
+    const stored: StoredEvent = { ...envelope, stream: name, offset: ++stream.latest, epoch: this.epoch }
+    stream.events.push(stored)
+    stream.storedAt.push(this.options.clock.now())
+    this.held++
+    this.evict(stream)
     // Delivery happens inside publish, synchronously, so per-stream order is offset order.
     for (const listener of this.listeners) {
       try {
         listener(stored)
       } catch (err) {
-        this.onListenerError(err)
+        this.options.onListenerError(err)
       }
     }
     return stored
+  }
+
+  async read (tenantId: string, streamName: string, after: number | undefined, limit: number): Promise<StreamRead> {
+    const stream = this.streams.get(streamKey(tenantId, streamName))
+    if (stream === undefined) return { epoch: this.epoch, latest: 0, oldest: 1, events: [] }
+    this.evict(stream)
+    const oldest = stream.events[0]?.offset ?? stream.latest + 1
+    if (after === undefined) return { epoch: this.epoch, latest: stream.latest, oldest, events: [] }
+    // Offsets are contiguous, so the first wanted event's index is arithmetic, not a search.
+    const start = Math.max(0, after + 1 - oldest)
+    return { epoch: this.epoch, latest: stream.latest, oldest, events: stream.events.slice(start, start + limit) }
   }
 
   onDelivery (listener: DeliveryListener): () => void {
@@ -34,7 +71,27 @@ export class MemoryBroker implements Broker {
     return () => { this.listeners.delete(listener) }
   }
 
+  heldCount (): number {
+    return this.held
+  }
+
+  /** Drops expired events from every stream; the gateway calls it periodically. */
+  sweep (): void {
+    for (const stream of this.streams.values()) this.evict(stream)
+  }
+
   async close (): Promise<void> {
     this.listeners.clear()
+  }
+
+  /** Evicts oldest first: beyond the size bound, then whatever is past the age bound. */
+  private evict (stream: Stream): void {
+    const expiredBefore = this.options.clock.now() - this.options.historyTtlMs
+    let drop = Math.max(0, stream.events.length - this.options.historySize)
+    while (drop < stream.events.length && (stream.storedAt[drop] as number) <= expiredBefore) drop++
+    if (drop === 0) return
+    stream.events.splice(0, drop)
+    stream.storedAt.splice(0, drop)
+    this.held -= drop
   }
 }

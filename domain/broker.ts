@@ -3,25 +3,34 @@ import type { EventEnvelope, StoredEvent } from './events.js'
 /** Receives every accepted event, on every instance, in offset order per stream. */
 export type DeliveryListener = (event: StoredEvent) => void
 
+/** What a stream holds right now. */
+export interface StreamRead {
+  epoch: string
+  /** The last offset assigned in this epoch; 0 when the stream is empty. */
+  latest: number
+  /** The lowest offset still held; latest + 1 when nothing is held. */
+  oldest: number
+  /** Held events with offset > `after`, ascending, at most `limit`. Empty when `after` is undefined. */
+  events: StoredEvent[]
+}
+
 /**
  * The contract between "an event happened" and "every instance knows it, in order".
  *
  * - `publish` resolves only once the event is stored with its position; a rejection means
  *   nothing was stored and nothing will be delivered.
+ * - Offsets are assigned per stream, without gaps: 1, 2, 3, … within an epoch.
  * - Listeners receive each stored event exactly once per instance, in offset order within a
  *   stream. Across streams there is no order.
+ * - History is bounded by size and age and evicts oldest first; `read` never returns an
+ *   event older than one it omits.
  */
 export interface Broker {
   publish (envelope: EventEnvelope): Promise<StoredEvent>
+  read (tenantId: string, stream: string, after: number | undefined, limit: number): Promise<StreamRead>
   /** Adds a live-delivery listener; returns its removal. */
   onDelivery (listener: DeliveryListener): () => void
+  /** Number of events held across all streams (for metrics). */
+  heldCount (): number
   close (): Promise<void>
-}
-
-/** The tenant stream carries tenant-wide and user-targeted events. */
-export const TENANT_STREAM = 'tenant'
-
-/** Internal key of a stream: the tenant prefix makes every stream name tenant-local. */
-export function streamKey (tenantId: string, stream: string): string {
-  return `${tenantId}\u0000${stream}`
 }

@@ -12,6 +12,8 @@ export const CloseCode = {
   POLICY: 1008,
   /** A frame larger than MAX_PAYLOAD. Sent by ws itself. */
   TOO_LARGE: 1009,
+  /** The broker could not serve this connection's history or position. Reconnect and resume. */
+  TRY_AGAIN: 1013,
   /** Slow consumer: the socket's send buffer passed MAX_BUFFERED_BYTES. Reconnect and resume. */
   SLOW_CONSUMER: 4008,
   /** Rate limited. Back off before reconnecting. */

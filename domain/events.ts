@@ -1,8 +1,10 @@
-import { Type, type Static } from 'typebox'
+import { Type, type Static, type TSchema } from 'typebox'
+import { Compile } from 'typebox/compile'
 
 /**
  * The event catalogue: every named event's payload schema. Bus payloads, REST bodies and
- * wire frames all derive their types from these schemas.
+ * wire frames all derive their types from these schemas. A name outside the catalogue is
+ * allowed when it matches EVENT_NAME and is carried as-is.
  */
 export const Severity = Type.Enum(['low', 'medium', 'high', 'critical'])
 
@@ -24,28 +26,117 @@ export const AlarmInput = Type.Object({
 export type AlarmInput = Static<typeof AlarmInput>
 
 export const Alarm = Type.Object({
-  id: Type.String(),
+  id: Type.String({ minLength: 1 }),
   type: Type.Literal('alarm'),
-  message: Type.String(),
-  camera: Type.String(),
+  message: Type.String({ maxLength: 500 }),
+  camera: Type.String({ maxLength: 200 }),
   severity: Severity,
   timestamp: Type.String(),
   metadata: Type.Optional(Metadata)
 })
 export type Alarm = Static<typeof Alarm>
 
+export const AlarmUpdate = Type.Object({
+  id: Type.String({ minLength: 1 }),
+  status: Type.Optional(Type.String({ maxLength: 64 })),
+  severity: Type.Optional(Severity),
+  message: Type.Optional(Type.String({ maxLength: 500 })),
+  updatedAt: Type.Optional(Type.String()),
+  correlationId: Type.Optional(Type.String({ maxLength: 128 }))
+})
+
+const Ref = Type.Object({ _id: Type.String() })
+const Change = Type.Object({ from: Type.Unknown(), to: Type.Unknown() })
+
+/** Reference 004's incident event, as Socket.IO frontends read it. Extra fields pass through. */
+export const IncidentCreated = Type.Object({
+  _id: Type.String({ minLength: 1 }),
+  title: Type.String({ minLength: 1, maxLength: 500 }),
+  description: Type.Optional(Type.String()),
+  status: Type.Optional(Type.String()),
+  priority: Type.Optional(Type.String()),
+  eventTypeId: Type.Optional(Ref),
+  createdBy: Type.Optional(Ref),
+  createdAt: Type.Optional(Type.String()),
+  correlationId: Type.Optional(Type.String({ maxLength: 128 }))
+})
+
+export const IncidentUpdated = Type.Object({
+  _id: Type.String({ minLength: 1 }),
+  status: Type.Optional(Type.String()),
+  assignedTo: Type.Optional(Ref),
+  updatedAt: Type.Optional(Type.String()),
+  changes: Type.Optional(Type.Record(Type.String(), Change)),
+  correlationId: Type.Optional(Type.String({ maxLength: 128 }))
+})
+
+export const ReportCreated = Type.Object({
+  _id: Type.String({ minLength: 1 }),
+  title: Type.String({ minLength: 1, maxLength: 500 }),
+  description: Type.Optional(Type.String()),
+  type: Type.Optional(Type.String()),
+  status: Type.Optional(Type.String()),
+  source: Type.Optional(Type.String()),
+  reportedBy: Type.Optional(Ref),
+  createdAt: Type.Optional(Type.String()),
+  correlationId: Type.Optional(Type.String({ maxLength: 128 }))
+})
+
+/** A chat line sent by a client into a room (the room-chat reference's `message`). */
+export const ChatMessage = Type.Object({
+  message: Type.String({ minLength: 1, maxLength: 4000 }),
+  roomId: Type.Optional(Type.String())
+})
+
 export const EventCatalogue = {
-  'alarm:created': Alarm
-}
+  'alarm:created': Alarm,
+  'alarm:updated': AlarmUpdate,
+  'event:created': IncidentCreated,
+  'event:updated': IncidentUpdated,
+  'report:created': ReportCreated,
+  message: ChatMessage
+} satisfies Record<string, TSchema>
 export type EventCatalogue = { [K in keyof typeof EventCatalogue]: Static<(typeof EventCatalogue)[K]> }
 export type EventName = keyof EventCatalogue
+
+/** Names outside the catalogue must look like this: no spaces, no control characters. */
+export const EVENT_NAME = '^[A-Za-z][A-Za-z0-9_.:-]{0,63}$'
+const eventNamePattern = new RegExp(EVENT_NAME)
+
+const validators = Object.fromEntries(
+  Object.entries(EventCatalogue).map(([name, schema]) => [name, Compile(schema)])
+) as Record<string, ReturnType<typeof Compile>>
+
+export type DataCheck = { ok: true } | { ok: false, path: string, message: string }
+
+/**
+ * Checks an event's payload: a catalogued name against its schema, any other name against
+ * EVENT_NAME only. The failure names the path of the first failing field.
+ */
+export function checkEventData (event: string, data: unknown): DataCheck {
+  const validator = Object.hasOwn(validators, event) ? validators[event] : undefined
+  if (validator === undefined) {
+    return eventNamePattern.test(event)
+      ? { ok: true }
+      : { ok: false, path: '/event', message: `event name must match ${EVENT_NAME}` }
+  }
+  if (validator.Check(data)) return { ok: true }
+  const first = validator.Errors(data)[0]
+  const path = `/data${first?.instancePath ?? ''}`
+  return { ok: false, path, message: `${path} ${first?.message ?? 'is invalid'}` }
+}
 
 /** Who an event is for, always inside its tenant. */
 export const Target = Type.Union([
   Type.Object({ kind: Type.Literal('tenant') }),
-  Type.Object({ kind: Type.Literal('user'), userId: Type.String({ minLength: 1 }) })
+  Type.Object({ kind: Type.Literal('user'), userId: Type.String({ minLength: 1 }) }),
+  Type.Object({ kind: Type.Literal('client'), clientId: Type.String({ minLength: 1 }) }),
+  Type.Object({ kind: Type.Literal('channel'), channel: Type.String({ minLength: 1 }) })
 ])
 export type Target = Static<typeof Target>
+
+/** The sender of a client-published event. */
+export const Sender = Type.Object({ clientId: Type.String(), userId: Type.String() })
 
 /** An event on its way to the broker: what happened, for which tenant, for whom. */
 export const EventEnvelope = Type.Object({
@@ -55,14 +146,16 @@ export const EventEnvelope = Type.Object({
   data: Type.Unknown(),
   target: Target,
   timestamp: Type.String(),
-  correlationId: Type.Optional(Type.String())
+  correlationId: Type.Optional(Type.String()),
+  from: Type.Optional(Sender)
 })
 export type EventEnvelope = Static<typeof EventEnvelope>
 
 /**
  * An event the broker accepted: it now has a position. `stream` is the tenant-local stream
- * name ("tenant"); `offset` increases by one per event in that stream; `epoch` changes
- * whenever the stream's history was lost, so a position is only comparable within one epoch.
+ * name (`tenant` or `channel:<name>`); `offset` increases by one per event in that stream;
+ * `epoch` changes whenever the stream's history was lost, so a position is only comparable
+ * within one epoch.
  */
 export const StoredEvent = Type.Object({
   ...EventEnvelope.properties,

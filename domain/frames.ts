@@ -1,7 +1,8 @@
 import type { StoredEvent } from './events.js'
+import type { Position } from './streams.js'
 
 /** Server-to-client frames. Each builder returns the serialized text, ready to send. */
-type Ref = string | number | undefined
+export type Ref = string | number | undefined
 
 function withRef (frame: Record<string, unknown>, ref: Ref): string {
   if (ref !== undefined) frame.ref = ref
@@ -12,7 +13,7 @@ export function connectedFrame (clientId: string): string {
   return JSON.stringify({ type: 'connected', clientId })
 }
 
-export function authenticatedFrame (fields: { userId: string, tenantId: string, connectionCount: number }, ref?: Ref): string {
+export function authenticatedFrame (fields: { userId: string, tenantId: string, clientId: string, connectionCount: number, position: Position }, ref?: Ref): string {
   return withRef({ type: 'authenticated', ...fields }, ref)
 }
 
@@ -22,6 +23,31 @@ export function pongFrame (ref?: Ref): string {
 
 export function errorFrame (code: string, message: string, ref?: Ref): string {
   return withRef({ type: 'error', code, message }, ref)
+}
+
+/**
+ * The answer to subscribe/unsubscribe and their room aliases. A room alias answers with
+ * `room-joined`/`room-left` and `roomId`, as room-chat clients expect.
+ */
+export function membershipFrame (type: 'subscribed' | 'unsubscribed' | 'room-joined' | 'room-left', channel: string, fields: { position?: Position }, ref?: Ref): string {
+  const name = type.startsWith('room') ? { roomId: channel } : { channel }
+  return withRef({ type, ...name, ...fields }, ref)
+}
+
+export function presenceFrame (type: 'user-joined' | 'user-left', channel: string, userId: string, clientId: string): string {
+  return JSON.stringify({ type, channel, userId, clientId })
+}
+
+export type Recovery =
+  | { recovered: true, stream: string, epoch: string, from: number, to: number, count: number }
+  | { recovered: false, stream: string, epoch: string, oldest: Position, latest: Position }
+
+export function recoveredFrame (recovery: Recovery, ref?: Ref): string {
+  return withRef({ type: 'recovered', ...recovery }, ref)
+}
+
+export function publishedFrame (fields: { id: string, stream: string, offset: number, epoch: string }, ref?: Ref): string {
+  return withRef({ type: 'published', ...fields }, ref)
 }
 
 /** The delivered form of an event. Built once per broadcast and shared by every recipient. */
@@ -35,6 +61,7 @@ export function eventFrame (event: StoredEvent): string {
     offset: event.offset,
     epoch: event.epoch,
     timestamp: event.timestamp,
-    correlationId: event.correlationId
+    correlationId: event.correlationId,
+    from: event.from
   })
 }

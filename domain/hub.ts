@@ -11,38 +11,76 @@ export interface Connection {
   readonly bufferedAmount: number
 }
 
-/** An authenticated connection, as the hub indexes it. */
+/** An authenticated connection, as the hub indexes it. The session owns it. */
 export interface Client {
   readonly id: string
   readonly tenantId: string
   readonly userId: string
   readonly connection: Connection
+  /** Channels joined, by tenant-local name. */
+  readonly channels: Set<string>
+  /**
+   * Streams being replayed. Live events for them are held here, in offset order, and the
+   * session sends them once the replay is out, so that nothing is duplicated or skipped.
+   */
+  readonly held: Map<string, StoredEvent[]>
 }
 
 export interface HubOptions {
   /** A socket holding more than this many unsent bytes is closed with 4008 instead of sent to. */
   maxBufferedBytes: number
+  /** Most live events held for one stream while it replays; past it the socket is a slow consumer. */
+  maxHeldEvents: number
   onSlowConsumer?: (client: Client) => void
 }
 
+export interface Member {
+  userId: string
+  clientId: string
+}
+
 /**
- * This instance's authenticated sockets, indexed by tenant and by user. It knows nothing of
- * Fastify or ws. A client is in every index or in none.
+ * This instance's authenticated sockets, indexed by tenant, user, connection id and channel.
+ * It knows nothing of Fastify or ws. A client is in every index that applies or in none.
  */
 export class Hub {
   private readonly byTenant = new Map<string, Set<Client>>()
   private readonly byUser = new Map<string, Set<Client>>()
+  private readonly byChannel = new Map<string, Set<Client>>()
+  private readonly byId = new Map<string, Client>()
 
   constructor (private readonly options: HubOptions) {}
 
   add (client: Client): void {
     addTo(this.byTenant, client.tenantId, client)
-    addTo(this.byUser, userKey(client.tenantId, client.userId), client)
+    addTo(this.byUser, key(client.tenantId, client.userId), client)
+    this.byId.set(key(client.tenantId, client.id), client)
   }
 
+  /**
+   * Removes the client from every index. Its own `channels` set is left as it was, so the
+   * session can still tell those channels' members that it left. Idempotent.
+   */
   remove (client: Client): void {
     removeFrom(this.byTenant, client.tenantId, client)
-    removeFrom(this.byUser, userKey(client.tenantId, client.userId), client)
+    removeFrom(this.byUser, key(client.tenantId, client.userId), client)
+    this.byId.delete(key(client.tenantId, client.id))
+    for (const channel of client.channels) removeFrom(this.byChannel, key(client.tenantId, channel), client)
+  }
+
+  /** Joins a channel; false when the client was already in it. */
+  join (client: Client, channel: string): boolean {
+    if (client.channels.has(channel)) return false
+    client.channels.add(channel)
+    addTo(this.byChannel, key(client.tenantId, channel), client)
+    return true
+  }
+
+  /** Leaves a channel; false when the client was not in it. */
+  leave (client: Client, channel: string): boolean {
+    if (!client.channels.delete(channel)) return false
+    removeFrom(this.byChannel, key(client.tenantId, channel), client)
+    return true
   }
 
   tenantConnectionCount (tenantId: string): number {
@@ -50,7 +88,26 @@ export class Hub {
   }
 
   userConnectionCount (tenantId: string, userId: string): number {
-    return this.byUser.get(userKey(tenantId, userId))?.size ?? 0
+    return this.byUser.get(key(tenantId, userId))?.size ?? 0
+  }
+
+  channelConnectionCount (tenantId: string, channel: string): number {
+    return this.byChannel.get(key(tenantId, channel))?.size ?? 0
+  }
+
+  hasClient (tenantId: string, clientId: string): boolean {
+    return this.byId.has(key(tenantId, clientId))
+  }
+
+  /** The tenant's online users and how many connections each has. */
+  users (tenantId: string): Map<string, number> {
+    const users = new Map<string, number>()
+    for (const client of this.byTenant.get(tenantId) ?? []) users.set(client.userId, (users.get(client.userId) ?? 0) + 1)
+    return users
+  }
+
+  channelMembers (tenantId: string, channel: string): Member[] {
+    return [...this.byChannel.get(key(tenantId, channel)) ?? []].map((c) => ({ userId: c.userId, clientId: c.id }))
   }
 
   /** Every client of every tenant, e.g. to close them all on shutdown. */
@@ -59,52 +116,86 @@ export class Hub {
   }
 
   /**
-   * Sends one stored event to every entitled local socket and returns how many got it. The
-   * frame is serialized once per call, never once per socket.
+   * Sends one stored event to every entitled local socket and returns how many got it (or
+   * hold it for a replay in progress). The frame is serialized once per call, never per socket.
    */
   deliver (event: StoredEvent): number {
-    const recipients = event.target.kind === 'user'
-      ? this.byUser.get(userKey(event.tenantId, event.target.userId))
-      : this.byTenant.get(event.tenantId)
+    const recipients = this.recipients(event)
     if (recipients === undefined || recipients.size === 0) return 0
-    const frame = eventFrame(event)
+    let frame: string | undefined
     let delivered = 0
     // Copy first: closing a slow consumer removes it from the set we would be iterating.
     for (const client of [...recipients]) {
+      const held = client.held.get(event.stream)
+      if (held !== undefined) {
+        if (held.length >= this.options.maxHeldEvents) {
+          this.dropSlow(client)
+          continue
+        }
+        held.push(event)
+        delivered++
+        continue
+      }
+      frame ??= eventFrame(event)
       if (this.send(client, frame)) delivered++
     }
     return delivered
   }
 
+  /** Sends an unpositioned frame (presence) to a channel's members, except one. */
+  sendToChannel (tenantId: string, channel: string, frame: string, except?: Client): void {
+    for (const client of [...this.byChannel.get(key(tenantId, channel)) ?? []]) {
+      if (client !== except) this.send(client, frame)
+    }
+  }
+
   /**
-   * The slow-consumer guard: a socket past the buffer limit gets nothing more queued; it is
-   * closed with 4008 so that it reconnects and resumes from its last position.
+   * The slow-consumer guard, for every send: a socket past the buffer limit gets nothing more
+   * queued; it is closed with 4008 so that it reconnects and resumes from its last position.
    */
-  private send (client: Client, frame: string): boolean {
+  send (client: Client, frame: string): boolean {
     if (client.connection.bufferedAmount > this.options.maxBufferedBytes) {
-      this.remove(client)
-      client.connection.close(CloseCode.SLOW_CONSUMER, 'SLOW_CONSUMER')
-      this.options.onSlowConsumer?.(client)
+      this.dropSlow(client)
       return false
     }
     client.connection.send(frame)
     return true
   }
+
+  private dropSlow (client: Client): void {
+    this.remove(client)
+    client.held.clear()
+    client.connection.close(CloseCode.SLOW_CONSUMER, 'SLOW_CONSUMER')
+    this.options.onSlowConsumer?.(client)
+  }
+
+  private recipients (event: StoredEvent): Set<Client> | undefined {
+    const target = event.target
+    switch (target.kind) {
+      case 'tenant': return this.byTenant.get(event.tenantId)
+      case 'user': return this.byUser.get(key(event.tenantId, target.userId))
+      case 'channel': return this.byChannel.get(key(event.tenantId, target.channel))
+      case 'client': {
+        const client = this.byId.get(key(event.tenantId, target.clientId))
+        return client === undefined ? undefined : new Set([client])
+      }
+    }
+  }
 }
 
-function userKey (tenantId: string, userId: string): string {
-  return `${tenantId}\u0000${userId}`
+function key (tenantId: string, name: string): string {
+  return `${tenantId}\u0000${name}`
 }
 
-function addTo<K, V> (index: Map<K, Set<V>>, key: K, value: V): void {
-  let set = index.get(key)
-  if (set === undefined) index.set(key, set = new Set())
+function addTo<K, V> (index: Map<K, Set<V>>, k: K, value: V): void {
+  let set = index.get(k)
+  if (set === undefined) index.set(k, set = new Set())
   set.add(value)
 }
 
-function removeFrom<K, V> (index: Map<K, Set<V>>, key: K, value: V): void {
-  const set = index.get(key)
+function removeFrom<K, V> (index: Map<K, Set<V>>, k: K, value: V): void {
+  const set = index.get(k)
   if (set === undefined) return
   set.delete(value)
-  if (set.size === 0) index.delete(key)
+  if (set.size === 0) index.delete(k)
 }

@@ -5,6 +5,8 @@ export const Principal = Type.Object({
   userId: Type.String({ minLength: 1 }),
   tenantId: Type.String({ minLength: 1 }),
   roles: Type.Array(Type.String()),
+  /** Glob patterns from the optional `channels` claim; when present, only these may be joined. */
+  channels: Type.Optional(Type.Array(Type.String())),
   /** Token expiry, in epoch seconds, when the token has one. */
   exp: Type.Optional(Type.Number())
 })
@@ -50,6 +52,8 @@ export function principalFromClaims (claims: Record<string, unknown>, tenantClai
     throw new AuthFailure(AuthReason.USER_MISSING, 'the token has no "sub" claim')
   }
   const roles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : []
-  const exp = typeof claims.exp === 'number' ? claims.exp : undefined
-  return exp === undefined ? { userId, tenantId, roles } : { userId, tenantId, roles, exp }
+  const principal: Principal = { userId, tenantId, roles }
+  if (Array.isArray(claims.channels)) principal.channels = claims.channels.filter((c): c is string => typeof c === 'string')
+  if (typeof claims.exp === 'number') principal.exp = claims.exp
+  return principal
 }

@@ -8,16 +8,47 @@ import { ErrorCode } from './error-codes.js'
  */
 const RequestId = Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Number()]))
 
+const Since = Type.String({ minLength: 3, maxLength: 200 })
+const Channel = Type.String({ minLength: 1, maxLength: 256 })
+
 export const PingMessage = Type.Object({ type: Type.Literal('ping'), id: RequestId })
 export const AuthenticateMessage = Type.Object({
   type: Type.Literal('authenticate'),
   id: RequestId,
-  token: Type.String({ minLength: 1, maxLength: 8192 })
+  token: Type.String({ minLength: 1, maxLength: 8192 }),
+  /** The last tenant-stream position seen, `<epoch>:<offset>`. */
+  since: Type.Optional(Since)
+})
+export const ResumeMessage = Type.Object({ type: Type.Literal('resume'), id: RequestId, since: Since })
+export const SubscribeMessage = Type.Object({ type: Type.Literal('subscribe'), id: RequestId, channel: Channel, since: Type.Optional(Since) })
+export const UnsubscribeMessage = Type.Object({ type: Type.Literal('unsubscribe'), id: RequestId, channel: Channel })
+export const JoinRoomMessage = Type.Object({ type: Type.Literal('join-room'), id: RequestId, roomId: Channel, since: Type.Optional(Since) })
+export const LeaveRoomMessage = Type.Object({ type: Type.Literal('leave-room'), id: RequestId, roomId: Channel })
+export const PublishMessage = Type.Object({
+  type: Type.Literal('publish'),
+  id: RequestId,
+  channel: Channel,
+  event: Type.String({ minLength: 1, maxLength: 64 }),
+  data: Type.Unknown()
+})
+/** The room-chat alias of publish: `message` is the text, `roomId` the channel. */
+export const ChatMessageFrame = Type.Object({
+  type: Type.Literal('message'),
+  id: RequestId,
+  roomId: Type.Optional(Channel),
+  message: Type.String({ minLength: 1, maxLength: 4000 })
 })
 
 export const ClientMessages = {
   ping: PingMessage,
-  authenticate: AuthenticateMessage
+  authenticate: AuthenticateMessage,
+  resume: ResumeMessage,
+  subscribe: SubscribeMessage,
+  unsubscribe: UnsubscribeMessage,
+  'join-room': JoinRoomMessage,
+  'leave-room': LeaveRoomMessage,
+  publish: PublishMessage,
+  message: ChatMessageFrame
 } satisfies Record<string, TSchema>
 
 export type ClientMessageType = keyof typeof ClientMessages
@@ -50,7 +81,7 @@ export function parseFrame (text: string): ParseResult {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, code: ErrorCode.INVALID_FRAME, message: 'a frame must be a JSON object' }
   }
-  const frame = value as Record<string, unknown>
+  const frame = unwrapPayload(value as Record<string, unknown>)
   const ref = isRequestId(frame.id) ? frame.id : undefined
   const type = frame.type
   if (typeof type !== 'string' || !Object.hasOwn(validators, type)) {
@@ -63,4 +94,16 @@ export function parseFrame (text: string): ParseResult {
     return { ok: false, code: ErrorCode.INVALID_MESSAGE, message: `invalid "${type}" message${where}`, ...(ref === undefined ? {} : { ref }) }
   }
   return { ok: true, message: frame as ClientMessage }
+}
+
+/**
+ * Accepts the typed-handler envelope `{type, payload: {...}}` (reference 003) as if the
+ * payload's fields were top-level. Top-level fields win, and only plain-object payloads merge.
+ */
+function unwrapPayload (frame: Record<string, unknown>): Record<string, unknown> {
+  const payload = frame.payload
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return frame
+  const { payload: _, ...rest } = frame
+  // Object spread defines own properties, so a `__proto__` key stays data, never a prototype.
+  return { ...payload, ...rest }
 }

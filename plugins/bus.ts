@@ -1,18 +1,23 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import mittModule, { type Emitter, type Handler } from 'mitt'
-import type { EventCatalogue, EventEnvelope } from '../domain/events.js'
+import mittModule, { type Emitter } from 'mitt'
+import type { EventCatalogue, EventEnvelope, EventName } from '../domain/events.js'
 
-/** What the bus carries: each catalogued event's envelope, with its typed payload. */
-export type BusEvents = { [K in keyof EventCatalogue]: EventEnvelope & { event: K, data: EventCatalogue[K] } }
+/** A catalogued event's envelope, with its typed payload. */
+export type TypedEnvelope<K extends EventName> = EventEnvelope & { event: K, data: EventCatalogue[K] }
 
+type Listener<T> = (payload: T) => void | Promise<void>
+
+/**
+ * The in-process event bus: domain code emits "this happened" envelopes; the fanout publishes
+ * each through the broker. Listeners are isolated: one that throws or rejects is logged, and
+ * the emitter, the other listeners and the request that emitted all carry on.
+ */
 export interface Bus {
-  /**
-   * Adds a listener. A listener that throws or rejects is logged and isolated: the emitter,
-   * the other listeners and the request that emitted all carry on.
-   */
-  on<K extends keyof BusEvents> (name: K, listener: (payload: BusEvents[K]) => void | Promise<void>): () => void
-  emit<K extends keyof BusEvents> (name: K, payload: BusEvents[K]): void
+  on<K extends EventName> (name: K, listener: Listener<TypedEnvelope<K>>): () => void
+  /** Every envelope, catalogued or not. */
+  onAny (listener: Listener<EventEnvelope>): () => void
+  emit (envelope: EventEnvelope): void
 }
 
 declare module 'fastify' {
@@ -25,25 +30,32 @@ declare module 'fastify' {
 const mitt = mittModule as unknown as <T extends Record<string, unknown>>() => Emitter<T>
 
 async function busPlugin (app: FastifyInstance): Promise<void> {
-  const emitter = mitt<BusEvents>()
-  const isolate = (name: string, err: unknown): void => {
-    app.log.error({ action: 'bus.listener.failed', event: name, err }, 'bus listener failed')
+  const emitter = mitt<Record<string, EventEnvelope>>()
+  const isolated = <T>(listener: Listener<T>) => (payload: T): void => {
+    const failed = (err: unknown): void => {
+      app.log.error({ action: 'bus.listener.failed', err }, 'bus listener failed')
+    }
+    try {
+      const result = listener(payload)
+      if (result instanceof Promise) result.catch(failed)
+    } catch (err) {
+      failed(err)
+    }
   }
   app.decorate('bus', {
     on (name, listener) {
-      const wrapped: Handler<BusEvents[typeof name]> = (payload) => {
-        try {
-          const result = listener(payload)
-          if (result instanceof Promise) result.catch((err: unknown) => { isolate(name, err) })
-        } catch (err) {
-          isolate(name, err)
-        }
-      }
+      const wrapped = isolated(listener as Listener<EventEnvelope>)
       emitter.on(name, wrapped)
       return () => { emitter.off(name, wrapped) }
     },
-    emit (name, payload) {
-      emitter.emit(name, payload)
+    onAny (listener) {
+      const wrapped = isolated(listener)
+      const handler = (_name: string, envelope: EventEnvelope): void => { wrapped(envelope) }
+      emitter.on('*', handler)
+      return () => { emitter.off('*', handler) }
+    },
+    emit (envelope) {
+      emitter.emit(envelope.event, envelope)
     }
   } satisfies Bus)
 }

@@ -28,7 +28,22 @@ export const ConfigSchema = Type.Object({
   /** Largest client frame, in bytes; a larger one closes the socket with 1009. */
   MAX_PAYLOAD: Type.Integer({ minimum: 1024, default: 65536 }),
   /** Unsent bytes a socket may hold before it is closed as a slow consumer (4008). */
-  MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, default: 1048576 })
+  MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, default: 1048576 }),
+  /** Most events retained per stream for resume and REST history. */
+  HISTORY_SIZE: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }),
+  /** Seconds an event stays retained for resume and REST history. */
+  HISTORY_TTL: Type.Integer({ minimum: 1, default: 600 }),
+  /** Most channels one connection may join. */
+  MAX_CHANNELS: Type.Integer({ minimum: 1, default: 100 }),
+  /**
+   * Which channels clients may publish to: empty for none (the default), `*` for all, or a
+   * comma-separated list of glob patterns such as `chat:*,room-*`.
+   */
+  CLIENT_PUBLISH: Type.String({ default: '' }),
+  /** Seconds an Idempotency-Key is remembered. */
+  IDEMPOTENCY_TTL: Type.Integer({ minimum: 1, default: 86400 }),
+  /** On shutdown each socket is told to wait a random 0..this many ms before reconnecting. */
+  RECONNECT_JITTER_MS: Type.Integer({ minimum: 0, default: 5000 })
 })
 export type Config = Static<typeof ConfigSchema> & {
   JWT_SECRET: string

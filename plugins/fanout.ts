@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { EventCatalogue, type EventName, type StoredEvent } from '../domain/events.js'
+import type { StoredEvent } from '../domain/events.js'
 
 export interface Fanout {
   /**
@@ -17,27 +17,25 @@ declare module 'fastify' {
 }
 
 /**
- * Wires the bus to the broker and the broker to the hub: every catalogued bus event is
+ * Wires the bus to the broker and the broker to the hub: every bus event is
  * published through the broker, and every event the broker delivers goes to local sockets.
  */
 async function fanoutPlugin (app: FastifyInstance): Promise<void> {
   const receipts = new Map<string, Promise<StoredEvent>>()
 
-  for (const name of Object.keys(EventCatalogue) as EventName[]) {
-    app.bus.on(name, (envelope) => {
-      const stored = app.broker.publish(envelope)
-      receipts.set(envelope.id, stored)
-      // An emitter that never takes its receipt (fire-and-forget) must not leak the entry nor
-      // leave a rejection unhandled.
-      stored.then(
-        () => { receipts.delete(envelope.id) },
-        (err: unknown) => {
-          receipts.delete(envelope.id)
-          app.log.error({ action: 'broker.publish.failed', eventId: envelope.id, tenantId: envelope.tenantId, err }, 'broker rejected an event')
-        }
-      )
-    })
-  }
+  app.bus.onAny((envelope) => {
+    const stored = app.broker.publish(envelope)
+    receipts.set(envelope.id, stored)
+    // An emitter that never takes its receipt (fire-and-forget) must not leak the entry nor
+    // leave a rejection unhandled.
+    stored.then(
+      () => { receipts.delete(envelope.id) },
+      (err: unknown) => {
+        receipts.delete(envelope.id)
+        app.log.error({ action: 'broker.publish.failed', eventId: envelope.id, tenantId: envelope.tenantId, err }, 'broker rejected an event')
+      }
+    )
+  })
 
   const unsubscribe = app.broker.onDelivery((event) => { app.hub.deliver(event) })
   app.addHook('onClose', async () => { unsubscribe() })

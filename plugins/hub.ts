@@ -11,6 +11,8 @@ declare module 'fastify' {
 async function hubPlugin (app: FastifyInstance): Promise<void> {
   app.decorate('hub', new Hub({
     maxBufferedBytes: app.config.MAX_BUFFERED_BYTES,
+    // A replay holds live events at most as long as the history that could be replayed.
+    maxHeldEvents: app.config.HISTORY_SIZE,
     onSlowConsumer: (client) => {
       app.log.warn({ action: 'websocket.slow_consumer', clientId: client.id, tenantId: client.tenantId, userId: client.userId }, 'slow consumer closed with 4008')
     }

@@ -1,32 +1,42 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import type { EventCatalogue, EventName, StoredEvent, Target } from '../domain/events.js'
+import { checkEventData, type EventCatalogue, type EventEnvelope, type EventName, type StoredEvent, type Target } from '../domain/events.js'
 import { HttpErrors } from '../domain/http-errors.js'
-import type { BusEvents } from './bus.js'
 
-export interface PublishInput<K extends EventName> {
+/** A catalogued name gets its payload type; any other name carries any JSON payload. */
+export type EventData<K extends string> = K extends EventName ? EventCatalogue[K] : unknown
+
+export interface PublishInput<K extends string = string> {
   tenantId: string
   event: K
-  data: EventCatalogue[K]
+  data: EventData<K>
   /** Default: the whole tenant. */
   target?: Target
   correlationId?: string
   /** Default: a new UUID. Alarms reuse it as their own `id`. */
   id?: string
+  from?: EventEnvelope['from']
 }
 
 /**
- * The in-process API of the gateway, for host apps and for tenantcast's own routes. Each call
- * resolves once the broker has stored the event, and rejects with a 503 BROKER_UNAVAILABLE
- * error when it could not be stored.
+ * The in-process API of the gateway, for host apps and for tenantcast's own routes. Every
+ * call stays inside the tenant it names. Each publish resolves once the broker stored the
+ * event; it rejects with 400 VALIDATION_FAILED for a payload that does not match the
+ * catalogue and with 503 BROKER_UNAVAILABLE when the event could not be stored.
  */
 export interface Realtime {
-  publish<K extends EventName> (input: PublishInput<K>): Promise<StoredEvent>
-  broadcast<K extends EventName> (tenantId: string, event: K, data: EventCatalogue[K]): Promise<StoredEvent>
-  sendToUser<K extends EventName> (tenantId: string, userId: string, event: K, data: EventCatalogue[K]): Promise<StoredEvent>
-  /** Open, authenticated sockets of the tenant on this instance. */
+  publish<K extends string> (input: PublishInput<K>): Promise<StoredEvent>
+  broadcast<K extends string> (tenantId: string, event: K, data: EventData<K>): Promise<StoredEvent>
+  sendToUser<K extends string> (tenantId: string, userId: string, event: K, data: EventData<K>): Promise<StoredEvent>
+  sendToClient<K extends string> (tenantId: string, clientId: string, event: K, data: EventData<K>): Promise<StoredEvent>
+  sendToChannel<K extends string> (tenantId: string, channel: string, event: K, data: EventData<K>): Promise<StoredEvent>
+  /** Open, authenticated sockets on this instance: of the tenant, of one user, in one channel. */
   connectionCount (tenantId: string): number
+  userConnectionCount (tenantId: string, userId: string): number
+  channelConnectionCount (tenantId: string, channel: string): number
+  isUserConnected (tenantId: string, userId: string): boolean
+  isClientConnected (tenantId: string, clientId: string): boolean
 }
 
 declare module 'fastify' {
@@ -36,18 +46,22 @@ declare module 'fastify' {
 }
 
 async function realtimePlugin (app: FastifyInstance): Promise<void> {
+  const hub = app.hub
   const realtime: Realtime = {
     async publish (input) {
-      const envelope = {
+      const check = checkEventData(input.event, input.data)
+      if (!check.ok) throw new HttpErrors.VALIDATION_FAILED(check.message)
+      const envelope: EventEnvelope = {
         id: input.id ?? randomUUID(),
         tenantId: input.tenantId,
         event: input.event,
         data: input.data,
-        target: input.target ?? { kind: 'tenant' as const },
-        timestamp: new Date().toISOString(),
-        ...(input.correlationId === undefined ? {} : { correlationId: input.correlationId })
+        target: input.target ?? { kind: 'tenant' },
+        timestamp: new Date().toISOString()
       }
-      app.bus.emit(input.event, envelope as BusEvents[typeof input.event])
+      if (input.correlationId !== undefined) envelope.correlationId = input.correlationId
+      if (input.from !== undefined) envelope.from = input.from
+      app.bus.emit(envelope)
       try {
         return await app.fanout.receipt(envelope.id)
       } catch (err) {
@@ -56,9 +70,15 @@ async function realtimePlugin (app: FastifyInstance): Promise<void> {
     },
     broadcast: async (tenantId, event, data) => await realtime.publish({ tenantId, event, data }),
     sendToUser: async (tenantId, userId, event, data) => await realtime.publish({ tenantId, event, data, target: { kind: 'user', userId } }),
-    connectionCount: (tenantId) => app.hub.tenantConnectionCount(tenantId)
+    sendToClient: async (tenantId, clientId, event, data) => await realtime.publish({ tenantId, event, data, target: { kind: 'client', clientId } }),
+    sendToChannel: async (tenantId, channel, event, data) => await realtime.publish({ tenantId, event, data, target: { kind: 'channel', channel } }),
+    connectionCount: (tenantId) => hub.tenantConnectionCount(tenantId),
+    userConnectionCount: (tenantId, userId) => hub.userConnectionCount(tenantId, userId),
+    channelConnectionCount: (tenantId, channel) => hub.channelConnectionCount(tenantId, channel),
+    isUserConnected: (tenantId, userId) => hub.userConnectionCount(tenantId, userId) > 0,
+    isClientConnected: (tenantId, clientId) => hub.hasClient(tenantId, clientId)
   }
   app.decorate('realtime', realtime)
 }
 
-export default fp(realtimePlugin, { name: 'tenantcast-realtime', fastify: '5.x', dependencies: ['tenantcast-fanout'] })
+export default fp(realtimePlugin, { name: 'tenantcast-realtime', fastify: '5.x', dependencies: ['tenantcast-fanout', 'tenantcast-hub'] })

@@ -40,6 +40,8 @@ function connectionOf (socket: WebSocket): Connection {
 
 async function eventsRoute (app: FastifyInstance): Promise<void> {
   const alive = new WeakSet<WebSocket>()
+  const patterns = app.config.CLIENT_PUBLISH.split(',').map((p) => p.trim()).filter((p) => p !== '')
+  const clientPublish = patterns.length === 0 ? undefined : patterns
 
   // One timer for all sockets: a socket that has not answered the previous ping by the next
   // tick is dead (a vanished laptop, a NAT that dropped the mapping) and is terminated.
@@ -62,8 +64,13 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
       clientId: randomUUID(),
       connection: connectionOf(socket),
       hub: app.hub,
+      broker: app.broker,
       verify: app.auth.verify,
+      publish: async (envelope) => await app.realtime.publish(envelope),
       authTimeoutMs: app.config.AUTH_TIMEOUT_MS,
+      maxChannels: app.config.MAX_CHANNELS,
+      clientPublish,
+      replayLimit: app.config.HISTORY_SIZE,
       clock: systemClock,
       log: request.log
     })
@@ -74,7 +81,8 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
       else session.receive(data.toString())
     })
     socket.on('close', () => { session.ended() })
-    session.start(upgradeToken(request))
+    const since = (request.query as Record<string, unknown>).since
+    session.start(upgradeToken(request), typeof since === 'string' ? since : undefined)
   })
 }
 

@@ -11,7 +11,7 @@ class FakeConnection implements Connection {
 }
 
 function client (id: string, tenantId: string, userId: string): Client & { connection: FakeConnection } {
-  return { id, tenantId, userId, connection: new FakeConnection() }
+  return { id, tenantId, userId, connection: new FakeConnection(), channels: new Set(), held: new Map() }
 }
 
 function event (tenantId: string, target: StoredEvent['target'] = { kind: 'tenant' }): StoredEvent {
@@ -19,7 +19,7 @@ function event (tenantId: string, target: StoredEvent['target'] = { kind: 'tenan
 }
 
 t.test('a broadcast is serialized once, however many sockets receive it', async (t) => {
-  const hub = new Hub({ maxBufferedBytes: 1024 })
+  const hub = new Hub({ maxBufferedBytes: 1024, maxHeldEvents: 100 })
   const clients = Array.from({ length: 50 }, (_, i) => client(`c${i}`, 'acme', `u${i}`))
   for (const c of clients) hub.add(c)
   const stringify = JSON.stringify
@@ -37,7 +37,7 @@ t.test('a broadcast is serialized once, however many sockets receive it', async 
 })
 
 t.test('a tenant broadcast reaches only that tenant and a user target only that user', async (t) => {
-  const hub = new Hub({ maxBufferedBytes: 1024 })
+  const hub = new Hub({ maxBufferedBytes: 1024, maxHeldEvents: 100 })
   const a1 = client('1', 'acme', 'alice')
   const a2 = client('2', 'acme', 'alice')
   const b = client('3', 'acme', 'bob')
@@ -50,7 +50,7 @@ t.test('a tenant broadcast reaches only that tenant and a user target only that 
 })
 
 t.test('a removed socket is gone from every index', async (t) => {
-  const hub = new Hub({ maxBufferedBytes: 1024 })
+  const hub = new Hub({ maxBufferedBytes: 1024, maxHeldEvents: 100 })
   const a = client('1', 'acme', 'alice')
   hub.add(a)
   t.equal(hub.tenantConnectionCount('acme'), 1)
@@ -66,7 +66,7 @@ t.test('a removed socket is gone from every index', async (t) => {
 
 t.test('a socket over the buffer limit is closed with 4008 and gets nothing more', async (t) => {
   const slow: string[] = []
-  const hub = new Hub({ maxBufferedBytes: 100, onSlowConsumer: (c) => { slow.push(c.id) } })
+  const hub = new Hub({ maxBufferedBytes: 100, maxHeldEvents: 100, onSlowConsumer: (c) => { slow.push(c.id) } })
   const fast = client('fast', 'acme', 'a')
   const stalled = client('stalled', 'acme', 'b')
   hub.add(fast)

@@ -1,12 +1,12 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import busPlugin from '../../plugins/bus.js'
-import type { BusEvents } from '../../plugins/bus.js'
+import type { TypedEnvelope } from '../../plugins/bus.js'
 
 const envelope = {
   id: 'e', tenantId: 't', event: 'alarm:created', target: { kind: 'tenant' }, timestamp: '2026-01-01T00:00:00.000Z',
   data: { id: 'e', type: 'alarm', message: 'm', camera: 'c', severity: 'low', timestamp: '2026-01-01T00:00:00.000Z' }
-} satisfies BusEvents['alarm:created']
+} satisfies TypedEnvelope<'alarm:created'>
 
 t.test('a throwing or rejecting listener is logged and the other listeners still run', async (t) => {
   const lines: string[] = []
@@ -18,8 +18,8 @@ t.test('a throwing or rejecting listener is logged and the other listeners still
   app.bus.on('alarm:created', () => { throw new Error('sync boom') })
   app.bus.on('alarm:created', async () => { throw new Error('async boom') })
   app.bus.on('alarm:created', (e) => { seen.push(e.id) })
-  app.bus.emit('alarm:created', envelope)
-  app.bus.emit('alarm:created', envelope)
+  app.bus.emit(envelope)
+  app.bus.emit(envelope)
   t.same(seen, ['e', 'e'], 'the well-behaved listener got both events')
   await new Promise((resolve) => setImmediate(resolve))
   t.equal(lines.filter((l) => l.includes('bus.listener.failed')).length, 4, 'each failure was logged')
@@ -31,7 +31,7 @@ t.test('a removed listener no longer runs', async (t) => {
   const seen: string[] = []
   const off = app.bus.on('alarm:created', (e) => { seen.push(e.id) })
   off()
-  app.bus.emit('alarm:created', envelope)
+  app.bus.emit(envelope)
   t.same(seen, [])
   await app.close()
 })

@@ -12,8 +12,12 @@ import configPlugin, { type Config, type ConfigOptions } from './plugins/config.
 export type { Config }
 import fanoutPlugin from './plugins/fanout.js'
 import hubPlugin from './plugins/hub.js'
+import idempotencyPlugin from './plugins/idempotency.js'
 import realtimePlugin from './plugins/realtime.js'
 import alarmsRoute from './routes/alarms.js'
+import historyRoute from './routes/history.js'
+import presenceRoutes from './routes/presence.js'
+import publishRoute from './routes/publish.js'
 import eventsRoute, { SUBPROTOCOL } from './routes/events.js'
 import healthRoutes from './routes/health.js'
 
@@ -44,6 +48,7 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   await app.register(hubPlugin)
   await app.register(fanoutPlugin)
   await app.register(realtimePlugin)
+  await app.register(idempotencyPlugin)
 
   const config = app.config
   await app.register(fastifyWebsocket, {
@@ -76,6 +81,9 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
 
   await app.register(healthRoutes)
   await app.register(alarmsRoute)
+  await app.register(publishRoute)
+  await app.register(presenceRoutes)
+  await app.register(historyRoute)
   await app.register(eventsRoute)
 }
 

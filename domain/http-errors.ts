@@ -9,6 +9,7 @@ export const HttpErrors = {
   VALIDATION_FAILED: createError('VALIDATION_FAILED', '%s', 400),
   NOT_FOUND: createError('NOT_FOUND', 'Route %s not found', 404),
   FORBIDDEN: createError('FORBIDDEN', '%s', 403),
+  IDEMPOTENCY_CONFLICT: createError('IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was used with a different request body', 409),
   BROKER_UNAVAILABLE: createError('BROKER_UNAVAILABLE', 'the event could not be stored: %s', 503),
   INTERNAL_ERROR: createError('INTERNAL_ERROR', 'internal server error', 500)
 }

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { AlarmInput, type Alarm } from '../domain/events.js'
+import { ErrorReply } from './schemas.js'
 
 export const IngestReply = Type.Object({
   id: Type.String(),
@@ -15,23 +16,31 @@ async function alarmsRoute (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   app.post('/api/v1/alarms', {
     onRequest: app.auth.requirePrincipal,
-    schema: { body: AlarmInput, response: { 202: IngestReply } }
+    schema: {
+      summary: 'Ingest an alarm for the token\'s tenant',
+      headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }),
+      body: AlarmInput,
+      response: { 202: IngestReply, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply, 503: ErrorReply }
+    }
   }, async (request, reply) => {
     const { tenantId, userId } = request.principal
     const body = request.body
-    const id = randomUUID()
-    const alarm: Alarm = {
-      id,
-      type: 'alarm',
-      message: body.message,
-      camera: body.camera,
-      severity: body.severity,
-      timestamp: body.timestamp ?? new Date().toISOString(),
-      ...(body.metadata === undefined ? {} : { metadata: body.metadata })
-    }
-    const stored = await app.realtime.publish({ id, tenantId, event: 'alarm:created', data: alarm })
-    request.log.info({ action: 'alarm.ingested', eventId: id, tenantId, userId, severity: alarm.severity, offset: stored.offset }, 'alarm ingested')
-    return await reply.code(202).send({ id, stream: stored.stream, offset: stored.offset, epoch: stored.epoch })
+    const result = await app.idempotency.once(request, reply, async () => {
+      const id = randomUUID()
+      const alarm: Alarm = {
+        id,
+        type: 'alarm',
+        message: body.message,
+        camera: body.camera,
+        severity: body.severity,
+        timestamp: body.timestamp ?? new Date().toISOString(),
+        ...(body.metadata === undefined ? {} : { metadata: body.metadata })
+      }
+      const stored = await app.realtime.publish({ id, tenantId, event: 'alarm:created', data: alarm })
+      request.log.info({ action: 'alarm.ingested', eventId: id, tenantId, userId, severity: alarm.severity, offset: stored.offset }, 'alarm ingested')
+      return { id, stream: stored.stream, offset: stored.offset, epoch: stored.epoch }
+    })
+    return await reply.code(202).send(result)
   })
 }
 

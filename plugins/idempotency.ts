@@ -1,0 +1,41 @@
+import { createHash } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { systemClock } from '../domain/clock.js'
+import { HttpErrors } from '../domain/http-errors.js'
+import { MemoryIdempotencyStore, type IdempotentResult } from '../domain/idempotency.js'
+
+export interface Idempotency {
+  /**
+   * Publishes once per Idempotency-Key and body: a retry returns the first result with
+   * `Idempotent-Replayed: true`; the same key with another body is 409 IDEMPOTENCY_CONFLICT.
+   * Without the header it simply publishes.
+   */
+  once (request: FastifyRequest, reply: FastifyReply, publish: () => Promise<IdempotentResult>): Promise<IdempotentResult>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    idempotency: Idempotency
+  }
+}
+
+const KEY = /^[\x21-\x7e]{1,255}$/
+
+async function idempotencyPlugin (app: FastifyInstance): Promise<void> {
+  const store = new MemoryIdempotencyStore({ ttlMs: app.config.IDEMPOTENCY_TTL * 1000, maxKeys: 100_000, clock: systemClock })
+  app.decorate('idempotency', {
+    async once (request, reply, publish) {
+      const key = request.headers['idempotency-key']
+      if (key === undefined) return await publish()
+      if (typeof key !== 'string' || !KEY.test(key)) throw new HttpErrors.VALIDATION_FAILED('Idempotency-Key must be 1-255 printable ASCII characters')
+      const fingerprint = createHash('sha256').update(`${request.routeOptions.url ?? ''}\n${JSON.stringify(request.body)}`).digest('base64url')
+      const outcome = await store.run(request.principal.tenantId, key, fingerprint, publish)
+      if (outcome.kind === 'conflict') throw new HttpErrors.IDEMPOTENCY_CONFLICT()
+      if (outcome.kind === 'replayed') void reply.header('idempotent-replayed', 'true')
+      return outcome.result
+    }
+  } satisfies Idempotency)
+}
+
+export default fp(idempotencyPlugin, { name: 'tenantcast-idempotency', fastify: '5.x', dependencies: ['tenantcast-config'] })

@@ -1,0 +1,88 @@
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { CHANNEL_NAME } from '../domain/channels.js'
+import type { Target } from '../domain/events.js'
+import { HttpErrors } from '../domain/http-errors.js'
+import { ErrorReply } from './schemas.js'
+
+const PUBLISHER_ROLES = new Set(['publisher', 'admin'])
+
+export const PublishBody = Type.Object({
+  event: Type.String({ minLength: 1, maxLength: 64 }),
+  data: Type.Unknown(),
+  channel: Type.Optional(Type.String({ pattern: CHANNEL_NAME })),
+  userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  correlationId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 }))
+}, { additionalProperties: false })
+
+export const PublishReply = Type.Object({
+  id: Type.String(),
+  stream: Type.String(),
+  offset: Type.Integer(),
+  epoch: Type.String(),
+  /** Connections on this instance the event was sent to (or is held for, mid-replay). */
+  delivered: Type.Integer(),
+  /** For a userId or clientId target: whether it has a connection on this instance. */
+  online: Type.Optional(Type.Boolean())
+})
+
+/** The server API: publish to the token's tenant, one user, one connection or one channel. */
+async function publishRoute (fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  app.post('/api/v1/publish', {
+    onRequest: app.auth.requirePrincipal,
+    schema: {
+      summary: 'Publish an event inside the token\'s tenant (role publisher or admin)',
+      headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }),
+      body: PublishBody,
+      response: { 202: PublishReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 409: ErrorReply, 503: ErrorReply }
+    },
+    preHandler: async (request) => {
+      if (!request.principal.roles.some((role) => PUBLISHER_ROLES.has(role))) {
+        throw new HttpErrors.FORBIDDEN('the publish API needs the publisher or admin role')
+      }
+    }
+  }, async (request, reply) => {
+    const { tenantId } = request.principal
+    const body = request.body
+    const targets = [body.channel, body.userId, body.clientId].filter((t) => t !== undefined)
+    if (targets.length > 1) throw new HttpErrors.VALIDATION_FAILED('name at most one of channel, userId and clientId')
+    const target: Target = body.channel !== undefined
+      ? { kind: 'channel', channel: body.channel }
+      : body.userId !== undefined
+        ? { kind: 'user', userId: body.userId }
+        : body.clientId !== undefined ? { kind: 'client', clientId: body.clientId } : { kind: 'tenant' }
+    const result = await app.idempotency.once(request, reply, async () => {
+      const stored = await app.realtime.publish({
+        tenantId,
+        event: body.event,
+        data: body.data,
+        target,
+        ...(body.correlationId === undefined ? {} : { correlationId: body.correlationId })
+      })
+      return { id: stored.id, stream: stored.stream, offset: stored.offset, epoch: stored.epoch }
+    })
+    return await reply.code(202).send({ ...result, ...reach(tenantId, target) })
+  })
+
+  /** Who the target reaches on this instance right now. */
+  function reach (tenantId: string, target: Target): { delivered: number, online?: boolean } {
+    const realtime = app.realtime
+    switch (target.kind) {
+      case 'tenant': return { delivered: realtime.connectionCount(tenantId) }
+      case 'channel': return { delivered: realtime.channelConnectionCount(tenantId, target.channel) }
+      case 'user': {
+        const delivered = realtime.userConnectionCount(tenantId, target.userId)
+        return { delivered, online: delivered > 0 }
+      }
+      case 'client': {
+        const online = realtime.isClientConnected(tenantId, target.clientId)
+        return { delivered: online ? 1 : 0, online }
+      }
+    }
+  }
+}
+
+export default publishRoute

@@ -131,3 +131,34 @@ export async function settled<T> (read: () => T, expected: T): Promise<T> {
   }
   return read()
 }
+
+/** POSTs JSON with a Bearer token and returns status, headers and parsed body. */
+export async function post (gateway: Gateway, path: string, token: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number, headers: Headers, body: any }> {
+  const response = await fetch(`${gateway.http}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body)
+  })
+  return { status: response.status, headers: response.headers, body: await response.json() }
+}
+
+/** GETs with a Bearer token and returns status and parsed body. */
+export async function get (gateway: Gateway, path: string, token: string): Promise<{ status: number, body: any }> {
+  const response = await fetch(`${gateway.http}${path}`, { headers: { authorization: `Bearer ${token}` } })
+  return { status: response.status, body: await response.json() }
+}
+
+/** Sends a ping and waits for its pong: every frame the server sent before it has arrived. */
+export async function drain (client: Client): Promise<void> {
+  const id = `drain-${Math.random()}`
+  client.send({ type: 'ping', id })
+  for (;;) {
+    const frame = await client.next('pong')
+    if (frame.ref === id) return
+  }
+}
+
+/** Events received so far by a client. */
+export function events (client: Client): Frame[] {
+  return client.frames.filter((f) => f.type === 'event')
+}

@@ -40,7 +40,8 @@ async function historyRoute (fastify: FastifyInstance): Promise<void> {
       summary: 'Retained tenant-stream events after a position',
       querystring: Type.Object({
         since: Type.Optional(Type.String({ maxLength: 200 })),
-        limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 })
+        // Query values are strings: the TypeBox validator checks them without coercing.
+        limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]{0,2}|1000)$', description: '1-1000, default 100' }))
       }),
       response: { 200: HistoryReply, 400: ErrorReply, 401: ErrorReply }
     }
@@ -51,7 +52,7 @@ async function historyRoute (fastify: FastifyInstance): Promise<void> {
     const head = await app.broker.read(tenantId, TENANT_STREAM, undefined, 0)
     const recovered = since === undefined || (since.epoch === head.epoch && since.offset + 1 >= head.oldest && since.offset <= head.latest)
     const after = recovered && since !== undefined ? since.offset : head.oldest - 1
-    const read = await app.broker.read(tenantId, TENANT_STREAM, after, request.query.limit)
+    const read = await app.broker.read(tenantId, TENANT_STREAM, after, Number(request.query.limit ?? 100))
     const visible = (e: StoredEvent): boolean => e.target.kind === 'tenant' || (e.target.kind === 'user' && e.target.userId === userId)
     const last = read.events.at(-1)
     return {

@@ -13,7 +13,9 @@ export type { Config }
 import fanoutPlugin from './plugins/fanout.js'
 import hubPlugin from './plugins/hub.js'
 import idempotencyPlugin from './plugins/idempotency.js'
+import presencePlugin from './plugins/presence.js'
 import realtimePlugin from './plugins/realtime.js'
+import redisPlugin from './plugins/redis.js'
 import alarmsRoute from './routes/alarms.js'
 import historyRoute from './routes/history.js'
 import presenceRoutes from './routes/presence.js'
@@ -44,8 +46,10 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   await app.register(configPlugin, opts)
   await app.register(authPlugin)
   await app.register(busPlugin)
+  await app.register(redisPlugin)
   await app.register(brokerPlugin)
   await app.register(hubPlugin)
+  await app.register(presencePlugin)
   await app.register(fanoutPlugin)
   await app.register(realtimePlugin)
   await app.register(idempotencyPlugin)

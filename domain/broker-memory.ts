@@ -71,6 +71,20 @@ export class MemoryBroker implements Broker {
     return () => { this.listeners.delete(listener) }
   }
 
+  /** One process never loses part of a stream it delivers. */
+  onGap (): () => void {
+    return () => {}
+  }
+
+  /** Every stream is live in one process. */
+  async watch (): Promise<void> {}
+
+  unwatch (): void {}
+
+  ready (): boolean {
+    return true
+  }
+
   heldCount (): number {
     return this.held
   }

@@ -3,6 +3,12 @@ import type { EventEnvelope, StoredEvent } from './events.js'
 /** Receives every accepted event, on every instance, in offset order per stream. */
 export type DeliveryListener = (event: StoredEvent) => void
 
+/**
+ * Told when this instance lost events of a stream it cannot recover (evicted before it could
+ * fetch them, or an epoch change): the stream's local sockets must reconnect and resume.
+ */
+export type GapListener = (tenantId: string, stream: string) => void
+
 /** What a stream holds right now. */
 export interface StreamRead {
   epoch: string
@@ -30,7 +36,16 @@ export interface Broker {
   read (tenantId: string, stream: string, after: number | undefined, limit: number): Promise<StreamRead>
   /** Adds a live-delivery listener; returns its removal. */
   onDelivery (listener: DeliveryListener): () => void
-  /** Number of events held across all streams (for metrics). */
-  heldCount (): number
+  onGap (listener: GapListener): () => void
+  /**
+   * Declares local interest in a stream; resolves once live delivery for it is active on this
+   * instance, so a read made after it misses nothing. Reference-counted with `unwatch`.
+   */
+  watch (tenantId: string, stream: string): Promise<void>
+  unwatch (tenantId: string, stream: string): void
+  /** False while the broker cannot store events (e.g. Redis unreachable). */
+  ready (): boolean
+  /** Events held across all streams, for metrics; undefined when it cannot be counted cheaply. */
+  heldCount (): number | undefined
   close (): Promise<void>
 }

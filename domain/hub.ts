@@ -1,6 +1,7 @@
 import { CloseCode } from './close-codes.js'
 import type { StoredEvent } from './events.js'
 import { eventFrame } from './frames.js'
+import { channelOf } from './streams.js'
 
 /** The little the hub needs of a socket. Adapters wrap ws (or anything else) behind it. */
 export interface Connection {
@@ -39,6 +40,11 @@ export interface Member {
   clientId: string
 }
 
+/** A membership change, for observers that mirror the hub elsewhere (cluster presence). */
+export type MembershipChange =
+  | { kind: 'add' | 'remove', client: Client }
+  | { kind: 'join' | 'leave', client: Client, channel: string }
+
 /**
  * This instance's authenticated sockets, indexed by tenant, user, connection id and channel.
  * It knows nothing of Fastify or ws. A client is in every index that applies or in none.
@@ -48,13 +54,21 @@ export class Hub {
   private readonly byUser = new Map<string, Set<Client>>()
   private readonly byChannel = new Map<string, Set<Client>>()
   private readonly byId = new Map<string, Client>()
+  private readonly observers = new Set<(change: MembershipChange) => void>()
 
   constructor (private readonly options: HubOptions) {}
+
+  /** Adds an observer of membership changes; returns its removal. */
+  observe (observer: (change: MembershipChange) => void): () => void {
+    this.observers.add(observer)
+    return () => { this.observers.delete(observer) }
+  }
 
   add (client: Client): void {
     addTo(this.byTenant, client.tenantId, client)
     addTo(this.byUser, key(client.tenantId, client.userId), client)
     this.byId.set(key(client.tenantId, client.id), client)
+    this.notify({ kind: 'add', client })
   }
 
   /**
@@ -62,10 +76,12 @@ export class Hub {
    * session can still tell those channels' members that it left. Idempotent.
    */
   remove (client: Client): void {
+    if (this.byId.get(key(client.tenantId, client.id)) !== client) return
     removeFrom(this.byTenant, client.tenantId, client)
     removeFrom(this.byUser, key(client.tenantId, client.userId), client)
     this.byId.delete(key(client.tenantId, client.id))
     for (const channel of client.channels) removeFrom(this.byChannel, key(client.tenantId, channel), client)
+    this.notify({ kind: 'remove', client })
   }
 
   /** Joins a channel; false when the client was already in it. */
@@ -73,6 +89,7 @@ export class Hub {
     if (client.channels.has(channel)) return false
     client.channels.add(channel)
     addTo(this.byChannel, key(client.tenantId, channel), client)
+    this.notify({ kind: 'join', client, channel })
     return true
   }
 
@@ -80,6 +97,7 @@ export class Hub {
   leave (client: Client, channel: string): boolean {
     if (!client.channels.delete(channel)) return false
     removeFrom(this.byChannel, key(client.tenantId, channel), client)
+    this.notify({ kind: 'leave', client, channel })
     return true
   }
 
@@ -108,6 +126,26 @@ export class Hub {
 
   channelMembers (tenantId: string, channel: string): Member[] {
     return [...this.byChannel.get(key(tenantId, channel)) ?? []].map((c) => ({ userId: c.userId, clientId: c.id }))
+  }
+
+  /** Tenants with at least one local client. */
+  tenants (): IterableIterator<string> {
+    return this.byTenant.keys()
+  }
+
+  /** The local clients of one tenant. */
+  tenantClients (tenantId: string): ReadonlySet<Client> {
+    return this.byTenant.get(tenantId) ?? new Set()
+  }
+
+  /** Closes every local socket attached to a stream (tenant or channel), e.g. after a gap. */
+  closeStream (tenantId: string, stream: string, code: number, reason: string): void {
+    const channel = channelOf(stream)
+    const clients = channel === undefined ? this.byTenant.get(tenantId) : this.byChannel.get(key(tenantId, channel))
+    for (const client of [...clients ?? []]) {
+      this.remove(client)
+      client.connection.close(code, reason)
+    }
   }
 
   /** Every client of every tenant, e.g. to close them all on shutdown. */
@@ -167,6 +205,10 @@ export class Hub {
     client.held.clear()
     client.connection.close(CloseCode.SLOW_CONSUMER, 'SLOW_CONSUMER')
     this.options.onSlowConsumer?.(client)
+  }
+
+  private notify (change: MembershipChange): void {
+    for (const observer of this.observers) observer(change)
   }
 
   private recipients (event: StoredEvent): Set<Client> | undefined {

@@ -27,9 +27,11 @@ export interface SessionOptions {
   clientId: string
   connection: Connection
   hub: Hub
-  broker: Pick<Broker, 'read'>
+  broker: Pick<Broker, 'read' | 'watch' | 'unwatch'>
   verify: VerifyToken
   publish: ClientPublish
+  /** The tenant's open connections, cluster-wide where the deployment can tell. */
+  connectionCount: (tenantId: string) => Promise<number>
   /** How long an unauthenticated socket may wait for `authenticate`, in ms. */
   authTimeoutMs: number
   /** Most channels one connection may join. */
@@ -63,6 +65,8 @@ export class Session {
   private queue: Promise<void> = Promise.resolve()
   /** Per attached stream: every event above this offset has been sent or is held. */
   private readonly attachedAt = new Map<string, number>()
+  /** Streams this session asked the broker to deliver live. */
+  private readonly watching = new Set<string>()
   private readonly canPublish: (channel: string) => boolean
   private canJoin: (channel: string) => boolean = () => true
 
@@ -122,6 +126,8 @@ export class Session {
       this.options.hub.remove(client)
       client.held.clear()
       for (const channel of client.channels) this.announce('user-left', channel)
+      for (const stream of this.watching) this.options.broker.unwatch(client.tenantId, stream)
+      this.watching.clear()
     }
     if (wasOpen) {
       this.options.log.info({ action: 'websocket.connection.disconnected', ...this.identity() }, 'websocket disconnected')
@@ -181,7 +187,7 @@ export class Session {
       return
     }
     if (this.state === 'open') {
-      this.refresh(principal, ref)
+      await this.refresh(principal, ref)
       return
     }
     const since = this.position(sinceText, ref)
@@ -201,19 +207,29 @@ export class Session {
     this.armExpiry(principal)
     const read = await this.read(TENANT_STREAM, since)
     if (read === undefined) return
+    const connectionCount = await this.count(principal.tenantId)
     this.options.log.info({ action: 'websocket.connection.established', ...this.identity() }, 'websocket authenticated')
     this.reply(authenticatedFrame({
       userId: principal.userId,
       tenantId: principal.tenantId,
       clientId: client.id,
-      connectionCount: this.options.hub.tenantConnectionCount(principal.tenantId),
+      connectionCount,
       position: { epoch: read.epoch, offset: read.latest }
     }, ref))
     this.attach(TENANT_STREAM, since, read, ref)
   }
 
+  /** The cluster-wide count when it can be had, this instance's otherwise: auth never fails on it. */
+  private async count (tenantId: string): Promise<number> {
+    try {
+      return await this.options.connectionCount(tenantId)
+    } catch {
+      return this.options.hub.tenantConnectionCount(tenantId)
+    }
+  }
+
   /** A fresh token on a live connection: it must name the same tenant and user. */
-  private refresh (principal: Principal, ref: Ref): void {
+  private async refresh (principal: Principal, ref: Ref): Promise<void> {
     const current = this.principal as Principal
     if (principal.tenantId !== current.tenantId || principal.userId !== current.userId) {
       this.reply(errorFrame(ErrorCode.IDENTITY_MISMATCH, 'a refreshed token must name the same tenant and user', ref))
@@ -226,7 +242,7 @@ export class Session {
       userId: principal.userId,
       tenantId: principal.tenantId,
       clientId: this.options.clientId,
-      connectionCount: this.options.hub.tenantConnectionCount(principal.tenantId),
+      connectionCount: await this.count(principal.tenantId),
       position: { epoch: '', offset: this.attachedAt.get(TENANT_STREAM) ?? 0 }
     }, ref))
   }
@@ -281,6 +297,7 @@ export class Session {
     const stream = channelStream(channel)
     client.held.delete(stream)
     this.attachedAt.delete(stream)
+    if (this.watching.delete(stream)) this.options.broker.unwatch(client.tenantId, stream)
     this.reply(membershipFrame(alias ? 'room-left' : 'unsubscribed', channel, {}, ref))
     this.announce('user-left', channel)
   }
@@ -314,11 +331,21 @@ export class Session {
     }
   }
 
-  /** Reads a stream for an attach; on broker failure the socket is closed so the client retries. */
+  /**
+   * Reads a stream for an attach, after making sure the broker delivers it live here: a read
+   * made before that could miss an event published in between. On broker failure the socket
+   * is closed so the client retries.
+   */
   private async read (stream: string, since: Position | undefined): Promise<StreamRead | undefined> {
+    const tenantId = (this.client as Client).tenantId
     let read: StreamRead
     try {
-      read = await this.options.broker.read((this.client as Client).tenantId, stream, since?.offset, this.options.replayLimit)
+      if (!this.watching.has(stream)) {
+        this.watching.add(stream)
+        await this.options.broker.watch(tenantId, stream)
+      }
+      if (this.state !== 'open') return undefined
+      read = await this.options.broker.read(tenantId, stream, since?.offset, this.options.replayLimit)
     } catch (err) {
       this.options.log.error({ action: 'websocket.resume.failed', stream, err, ...this.identity() }, 'history read failed')
       this.close(CloseCode.TRY_AGAIN, 'BROKER_UNAVAILABLE')

@@ -11,6 +11,11 @@ export function channelStream (channel: string): string {
   return `channel:${channel}`
 }
 
+/** The channel a stream belongs to, or undefined for the tenant stream. */
+export function channelOf (stream: string): string | undefined {
+  return stream.startsWith('channel:') ? stream.slice('channel:'.length) : undefined
+}
+
 export function streamOf (target: Target): string {
   return target.kind === 'channel' ? channelStream(target.channel) : TENANT_STREAM
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Broker } from '../domain/broker.js'
 import { MemoryBroker } from '../domain/broker-memory.js'
+import { RedisBroker } from '../domain/broker-redis.js'
 import { systemClock } from '../domain/clock.js'
 
 declare module 'fastify' {
@@ -10,21 +11,30 @@ declare module 'fastify' {
   }
 }
 
+/** The Redis broker when REDIS_URL is set, the embedded memory broker otherwise. */
 async function brokerPlugin (app: FastifyInstance): Promise<void> {
-  const broker = new MemoryBroker({
-    historySize: app.config.HISTORY_SIZE,
-    historyTtlMs: app.config.HISTORY_TTL * 1000,
-    clock: systemClock,
-    onListenerError: (err) => { app.log.error({ action: 'broker.listener.failed', err }, 'broker delivery listener failed') }
-  })
-  // Age-based eviction also runs on quiet streams, so memory stays bounded by HISTORY_TTL.
-  const sweeper = setInterval(() => { broker.sweep() }, Math.min(60_000, app.config.HISTORY_TTL * 1000))
-  sweeper.unref()
+  const config = app.config
+  const onListenerError = (err: unknown): void => { app.log.error({ action: 'broker.listener.failed', err }, 'broker delivery listener failed') }
+  let broker: Broker
+  if (config.REDIS_URL !== undefined) {
+    broker = new RedisBroker({
+      url: config.REDIS_URL,
+      prefix: config.REDIS_PREFIX,
+      historySize: config.HISTORY_SIZE,
+      historyTtlMs: config.HISTORY_TTL * 1000,
+      onListenerError,
+      log: app.log
+    })
+  } else {
+    const memory = new MemoryBroker({ historySize: config.HISTORY_SIZE, historyTtlMs: config.HISTORY_TTL * 1000, clock: systemClock, onListenerError })
+    // Age-based eviction also runs on quiet streams, so memory stays bounded by HISTORY_TTL.
+    const sweeper = setInterval(() => { memory.sweep() }, Math.min(60_000, config.HISTORY_TTL * 1000))
+    sweeper.unref()
+    app.addHook('onClose', async () => { clearInterval(sweeper) })
+    broker = memory
+  }
   app.decorate('broker', broker)
-  app.addHook('onClose', async () => {
-    clearInterval(sweeper)
-    await broker.close()
-  })
+  app.addHook('onClose', async () => { await broker.close() })
 }
 
 export default fp(brokerPlugin, { name: 'tenantcast-broker', fastify: '5.x', dependencies: ['tenantcast-config'] })

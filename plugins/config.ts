@@ -43,7 +43,13 @@ export const ConfigSchema = Type.Object({
   /** Seconds an Idempotency-Key is remembered. */
   IDEMPOTENCY_TTL: Type.Integer({ minimum: 1, default: 86400 }),
   /** On shutdown each socket is told to wait a random 0..this many ms before reconnecting. */
-  RECONNECT_JITTER_MS: Type.Integer({ minimum: 0, default: 5000 })
+  RECONNECT_JITTER_MS: Type.Integer({ minimum: 0, default: 5000 }),
+  /** Selects the Redis broker (scale-out) when set, e.g. redis://127.0.0.1:6379. */
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
+  REDIS_PREFIX: Type.String({ default: 'tenantcast:' }),
+  /** Seconds an instance's presence entries outlive its last heartbeat (a crashed instance's expire after it). */
+  PRESENCE_TTL: Type.Integer({ minimum: 1, default: 30 })
 })
 export type Config = Static<typeof ConfigSchema> & {
   JWT_SECRET: string

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { CloseCode } from '../domain/close-codes.js'
 import type { StoredEvent } from '../domain/events.js'
 
 export interface Fanout {
@@ -38,7 +39,13 @@ async function fanoutPlugin (app: FastifyInstance): Promise<void> {
   })
 
   const unsubscribe = app.broker.onDelivery((event) => { app.hub.deliver(event) })
-  app.addHook('onClose', async () => { unsubscribe() })
+  // Events this instance cannot deliver in order are never skipped silently: the stream's
+  // sockets are closed with 4008 and resume from their own last position.
+  const unsubscribeGaps = app.broker.onGap((tenantId, stream) => { app.hub.closeStream(tenantId, stream, CloseCode.SLOW_CONSUMER, 'STREAM_GAP') })
+  app.addHook('onClose', async () => {
+    unsubscribe()
+    unsubscribeGaps()
+  })
 
   app.decorate('fanout', {
     async receipt (eventId) {

@@ -3,7 +3,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { systemClock } from '../domain/clock.js'
 import { HttpErrors } from '../domain/http-errors.js'
-import { MemoryIdempotencyStore, type IdempotentResult } from '../domain/idempotency.js'
+import { MemoryIdempotencyStore, type IdempotencyStore, type IdempotentResult } from '../domain/idempotency.js'
+import { RedisIdempotencyStore } from '../domain/idempotency-redis.js'
 
 export interface Idempotency {
   /**
@@ -23,14 +24,25 @@ declare module 'fastify' {
 const KEY = /^[\x21-\x7e]{1,255}$/
 
 async function idempotencyPlugin (app: FastifyInstance): Promise<void> {
-  const store = new MemoryIdempotencyStore({ ttlMs: app.config.IDEMPOTENCY_TTL * 1000, maxKeys: 100_000, clock: systemClock })
+  const ttlMs = app.config.IDEMPOTENCY_TTL * 1000
+  // With Redis the keys are shared, so a retry that lands on another instance is deduplicated.
+  const store: IdempotencyStore = app.redis === undefined
+    ? new MemoryIdempotencyStore({ ttlMs, maxKeys: 100_000, clock: systemClock })
+    : new RedisIdempotencyStore(app.redis, { prefix: app.config.REDIS_PREFIX, ttlMs })
   app.decorate('idempotency', {
     async once (request, reply, publish) {
       const key = request.headers['idempotency-key']
       if (key === undefined) return await publish()
       if (typeof key !== 'string' || !KEY.test(key)) throw new HttpErrors.VALIDATION_FAILED('Idempotency-Key must be 1-255 printable ASCII characters')
       const fingerprint = createHash('sha256').update(`${request.routeOptions.url ?? ''}\n${JSON.stringify(request.body)}`).digest('base64url')
-      const outcome = await store.run(request.principal.tenantId, key, fingerprint, publish)
+      let outcome
+      try {
+        outcome = await store.run(request.principal.tenantId, key, fingerprint, publish)
+      } catch (err) {
+        // A store that cannot answer must not let the event through unchecked.
+        if ((err as { statusCode?: number }).statusCode !== undefined) throw err
+        throw new HttpErrors.BROKER_UNAVAILABLE((err as Error).message)
+      }
       if (outcome.kind === 'conflict') throw new HttpErrors.IDEMPOTENCY_CONFLICT()
       if (outcome.kind === 'replayed') void reply.header('idempotent-replayed', 'true')
       return outcome.result
@@ -38,4 +50,4 @@ async function idempotencyPlugin (app: FastifyInstance): Promise<void> {
   } satisfies Idempotency)
 }
 
-export default fp(idempotencyPlugin, { name: 'tenantcast-idempotency', fastify: '5.x', dependencies: ['tenantcast-config'] })
+export default fp(idempotencyPlugin, { name: 'tenantcast-idempotency', fastify: '5.x', dependencies: ['tenantcast-config', 'tenantcast-redis'] })

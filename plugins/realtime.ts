@@ -31,12 +31,15 @@ export interface Realtime {
   sendToUser<K extends string> (tenantId: string, userId: string, event: K, data: EventData<K>): Promise<StoredEvent>
   sendToClient<K extends string> (tenantId: string, clientId: string, event: K, data: EventData<K>): Promise<StoredEvent>
   sendToChannel<K extends string> (tenantId: string, channel: string, event: K, data: EventData<K>): Promise<StoredEvent>
-  /** Open, authenticated sockets on this instance: of the tenant, of one user, in one channel. */
-  connectionCount (tenantId: string): number
-  userConnectionCount (tenantId: string, userId: string): number
-  channelConnectionCount (tenantId: string, channel: string): number
-  isUserConnected (tenantId: string, userId: string): boolean
-  isClientConnected (tenantId: string, clientId: string): boolean
+  /**
+   * Open, authenticated sockets: of the tenant, of one user, in one channel. Cluster-wide with
+   * Redis (a crashed instance's sockets drop out after PRESENCE_TTL), this instance otherwise.
+   */
+  connectionCount (tenantId: string): Promise<number>
+  userConnectionCount (tenantId: string, userId: string): Promise<number>
+  channelConnectionCount (tenantId: string, channel: string): Promise<number>
+  isUserConnected (tenantId: string, userId: string): Promise<boolean>
+  isClientConnected (tenantId: string, clientId: string): Promise<boolean>
 }
 
 declare module 'fastify' {
@@ -46,7 +49,7 @@ declare module 'fastify' {
 }
 
 async function realtimePlugin (app: FastifyInstance): Promise<void> {
-  const hub = app.hub
+  const presence = app.presence
   const realtime: Realtime = {
     async publish (input) {
       const check = checkEventData(input.event, input.data)
@@ -72,13 +75,13 @@ async function realtimePlugin (app: FastifyInstance): Promise<void> {
     sendToUser: async (tenantId, userId, event, data) => await realtime.publish({ tenantId, event, data, target: { kind: 'user', userId } }),
     sendToClient: async (tenantId, clientId, event, data) => await realtime.publish({ tenantId, event, data, target: { kind: 'client', clientId } }),
     sendToChannel: async (tenantId, channel, event, data) => await realtime.publish({ tenantId, event, data, target: { kind: 'channel', channel } }),
-    connectionCount: (tenantId) => hub.tenantConnectionCount(tenantId),
-    userConnectionCount: (tenantId, userId) => hub.userConnectionCount(tenantId, userId),
-    channelConnectionCount: (tenantId, channel) => hub.channelConnectionCount(tenantId, channel),
-    isUserConnected: (tenantId, userId) => hub.userConnectionCount(tenantId, userId) > 0,
-    isClientConnected: (tenantId, clientId) => hub.hasClient(tenantId, clientId)
+    connectionCount: async (tenantId) => await presence.connectionCount(tenantId),
+    userConnectionCount: async (tenantId, userId) => await presence.userConnectionCount(tenantId, userId),
+    channelConnectionCount: async (tenantId, channel) => await presence.channelConnectionCount(tenantId, channel),
+    isUserConnected: async (tenantId, userId) => await presence.userConnectionCount(tenantId, userId) > 0,
+    isClientConnected: async (tenantId, clientId) => await presence.isClientConnected(tenantId, clientId)
   }
   app.decorate('realtime', realtime)
 }
 
-export default fp(realtimePlugin, { name: 'tenantcast-realtime', fastify: '5.x', dependencies: ['tenantcast-fanout', 'tenantcast-hub'] })
+export default fp(realtimePlugin, { name: 'tenantcast-realtime', fastify: '5.x', dependencies: ['tenantcast-fanout', 'tenantcast-presence'] })

@@ -67,6 +67,7 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
       broker: app.broker,
       verify: app.auth.verify,
       publish: async (envelope) => await app.realtime.publish(envelope),
+      connectionCount: async (tenantId) => await app.presence.connectionCount(tenantId),
       authTimeoutMs: app.config.AUTH_TIMEOUT_MS,
       maxChannels: app.config.MAX_CHANNELS,
       clientPublish,

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 
-/** Liveness and readiness. Readiness turns false as soon as shutdown begins. */
+/** Liveness and readiness. Not ready while the broker cannot store events, or once shutdown begins. */
 async function healthRoutes (app: FastifyInstance): Promise<void> {
   let closing = false
   app.addHook('preClose', async () => { closing = true })
@@ -8,6 +8,7 @@ async function healthRoutes (app: FastifyInstance): Promise<void> {
   app.get('/health', async () => ({ status: 'ok' }))
   app.get('/ready', async (_request, reply) => {
     if (closing) return await reply.code(503).send({ ready: false, reason: 'shutting down' })
+    if (!app.broker.ready()) return await reply.code(503).header('retry-after', '1').send({ ready: false, reason: 'broker unavailable' })
     return { ready: true }
   })
 }

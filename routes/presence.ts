@@ -23,7 +23,7 @@ async function presenceRoutes (fastify: FastifyInstance): Promise<void> {
     onRequest: app.auth.requirePrincipal,
     schema: { summary: 'The tenant\'s online users and their connection counts', response: { 200: PresenceReply, 401: ErrorReply } }
   }, async (request) => {
-    const users = app.hub.users(request.principal.tenantId)
+    const users = await app.presence.users(request.principal.tenantId)
     const list = [...users].map(([userId, connections]) => ({ userId, connections }))
     return { users: list, userCount: list.length, connectionCount: list.reduce((sum, u) => sum + u.connections, 0) }
   })
@@ -36,7 +36,7 @@ async function presenceRoutes (fastify: FastifyInstance): Promise<void> {
       response: { 200: ChannelPresenceReply, 400: ErrorReply, 401: ErrorReply }
     }
   }, async (request) => {
-    const members = app.hub.channelMembers(request.principal.tenantId, request.params.channel)
+    const members = await app.presence.channelMembers(request.principal.tenantId, request.params.channel)
     return { channel: request.params.channel, members, connectionCount: members.length }
   })
 }

@@ -64,23 +64,20 @@ async function publishRoute (fastify: FastifyInstance): Promise<void> {
       })
       return { id: stored.id, stream: stored.stream, offset: stored.offset, epoch: stored.epoch }
     })
-    return await reply.code(202).send({ ...result, ...reach(tenantId, target) })
+    return await reply.code(202).send({ ...result, ...await reach(tenantId, target) })
   })
 
-  /** Who the target reaches on this instance right now. */
-  function reach (tenantId: string, target: Target): { delivered: number, online?: boolean } {
-    const realtime = app.realtime
+  /**
+   * Who the target reaches: `delivered` counts this instance's sockets (the broker delivers
+   * on every instance); `online` is cluster-wide with Redis.
+   */
+  async function reach (tenantId: string, target: Target): Promise<{ delivered: number, online?: boolean }> {
+    const hub = app.hub
     switch (target.kind) {
-      case 'tenant': return { delivered: realtime.connectionCount(tenantId) }
-      case 'channel': return { delivered: realtime.channelConnectionCount(tenantId, target.channel) }
-      case 'user': {
-        const delivered = realtime.userConnectionCount(tenantId, target.userId)
-        return { delivered, online: delivered > 0 }
-      }
-      case 'client': {
-        const online = realtime.isClientConnected(tenantId, target.clientId)
-        return { delivered: online ? 1 : 0, online }
-      }
+      case 'tenant': return { delivered: hub.tenantConnectionCount(tenantId) }
+      case 'channel': return { delivered: hub.channelConnectionCount(tenantId, target.channel) }
+      case 'user': return { delivered: hub.userConnectionCount(tenantId, target.userId), online: await app.realtime.isUserConnected(tenantId, target.userId) }
+      case 'client': return { delivered: hub.hasClient(tenantId, target.clientId) ? 1 : 0, online: await app.realtime.isClientConnected(tenantId, target.clientId) }
     }
   }
 }

@@ -14,7 +14,7 @@ t.test('registered inside a host app, a host route can broadcast to a tenant\'s 
     const stored = await host.realtime.broadcast(tenant, 'alarm:created', {
       id: 'incident-1', type: 'alarm', message: 'Incident assigned', camera: 'dispatch', severity: 'medium', timestamp: new Date().toISOString()
     })
-    return { offset: stored.offset, listeners: host.realtime.connectionCount(tenant) }
+    return { offset: stored.offset, listeners: await host.realtime.connectionCount(tenant) }
   })
   await host.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await host.close() })

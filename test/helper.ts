@@ -125,11 +125,11 @@ export async function postAlarm (gateway: Gateway, token: string, body: Record<s
  * Reads a value that the server settles asynchronously (for example after the peer's TCP close),
  * polling until it equals `expected` or about 2 s pass, and returns the last value read.
  */
-export async function settled<T> (read: () => T, expected: T): Promise<T> {
-  for (let i = 0; i < 200 && read() !== expected; i++) {
+export async function settled<T> (read: () => T | Promise<T>, expected: T): Promise<T> {
+  for (let i = 0; i < 200 && await read() !== expected; i++) {
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
-  return read()
+  return await read()
 }
 
 /** POSTs JSON with a Bearer token and returns status, headers and parsed body. */

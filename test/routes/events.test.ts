@@ -61,7 +61,7 @@ t.test('each class of bad token closes the socket with 4401 and its own reason',
       t.notOk(client.frames.some((f) => f.type === 'authenticated'), 'it never authenticated')
     })
   }
-  t.equal(gw.app.realtime.connectionCount('t1'), 0, 'no refused socket stays in the hub')
+  t.equal(await gw.app.realtime.connectionCount('t1'), 0, 'no refused socket stays in the hub')
 })
 
 t.test('a socket that never authenticates is closed with 4401 AUTHENTICATION_REQUIRED after AUTH_TIMEOUT_MS', async (t) => {

@@ -257,14 +257,14 @@ t.test('a paused reader is closed with 4008 while the rest of the tenant keeps r
   const metadata = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, 'x'.repeat(250)]))
   const heapBefore = process.memoryUsage().heapUsed
   let published = 0
-  while (gw.app.realtime.userConnectionCount('t1', 'stalled') > 0 && published < 5000) {
+  while (await gw.app.realtime.userConnectionCount('t1', 'stalled') > 0 && published < 5000) {
     await gw.app.realtime.broadcast('t1', 'alarm:created', {
       id: `b${published}`, type: 'alarm', message: 'flood', camera: 'c', severity: 'low', timestamp: new Date().toISOString(), metadata
     })
     published++
     if (published % 50 === 0) await tick()
   }
-  t.equal(gw.app.realtime.userConnectionCount('t1', 'stalled'), 0, 'the stalled socket was dropped')
+  t.equal(await gw.app.realtime.userConnectionCount('t1', 'stalled'), 0, 'the stalled socket was dropped')
   const afterDrop = published
   for (let i = 0; i < 200; i++) {
     await gw.app.realtime.broadcast('t1', 'alarm:created', {

@@ -1,0 +1,306 @@
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
+import type { Broker, DeliveryListener, GapListener, StreamRead } from './broker.js'
+import type { EventEnvelope, StoredEvent } from './events.js'
+import { streamOf } from './streams.js'
+
+export interface RedisBrokerOptions {
+  url: string
+  /** Prefix of every key and pub/sub channel, so that several deployments share one Redis. */
+  prefix: string
+  /** Most events held per stream. */
+  historySize: number
+  /** Longest an event is held, in ms. */
+  historyTtlMs: number
+  /** How long `watch` waits for Redis to confirm a subscription, in ms. */
+  watchTimeoutMs?: number
+  onListenerError: (err: unknown) => void
+  log: { warn (fields: object, message: string): void }
+}
+
+/**
+ * Drops entries older than the cutoff from the head of a stream log, a bounded number per call.
+ * Entry fields are {'e', envelope, 't', stored-at ms}.
+ */
+const TRIM = `
+local function trim(log, cutoff)
+  for _ = 1, 256 do
+    local head = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
+    if #head == 0 or tonumber(head[1][2][4]) > cutoff then return end
+    redis.call('XDEL', log, head[1][1])
+  end
+end
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- The epoch lives next to the stream. When the metadata is gone (flush, restart without
+-- persistence) a new epoch starts and whatever log is left over is dropped with it.
+local function meta(metaKey, log, candidate)
+  local epoch = redis.call('HGET', metaKey, 'epoch')
+  if not epoch then
+    epoch = candidate
+    redis.call('DEL', log)
+    redis.call('HSET', metaKey, 'epoch', epoch, 'latest', 0)
+  end
+  return epoch
+end
+`
+
+/**
+ * Assign the offset, append to the log (trimmed by size and age) and publish for live
+ * delivery, in one atomic step: offsets never interleave or skip between instances.
+ * KEYS: meta, log. ARGV: envelope JSON, candidate epoch, max length, ttl ms, live channel.
+ */
+const PUBLISH = TRIM + `
+local epoch = meta(KEYS[1], KEYS[2], ARGV[2])
+local offset = redis.call('HINCRBY', KEYS[1], 'latest', 1)
+local t = now()
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-0', 'e', ARGV[1], 't', t)
+trim(KEYS[2], t - tonumber(ARGV[4]))
+redis.call('PUBLISH', ARGV[5], '{"offset":' .. offset .. ',"epoch":"' .. epoch .. '","e":' .. ARGV[1] .. '}')
+return {offset, epoch}
+`
+
+/**
+ * Read what a stream holds. KEYS: meta, log. ARGV: candidate epoch, after ('' for none),
+ * limit, ttl ms.
+ */
+const READ = TRIM + `
+local epoch = meta(KEYS[1], KEYS[2], ARGV[1])
+local latest = tonumber(redis.call('HGET', KEYS[1], 'latest'))
+trim(KEYS[2], now() - tonumber(ARGV[4]))
+local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local oldest = latest + 1
+if #head > 0 then oldest = tonumber(string.match(head[1][1], '^(%d+)')) end
+local entries = {}
+if ARGV[2] ~= '' then entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[3]) end
+return {epoch, latest, oldest, entries}
+`
+
+interface Watch {
+  tenantId: string
+  stream: string
+  count: number
+  subscribed: Promise<void>
+  /** The last position delivered to local listeners. */
+  last: { epoch: string, offset: number } | undefined
+  /** Live messages that arrived while a gap was being filled, in arrival order. */
+  pending: StoredEvent[] | undefined
+}
+
+type RedisWithScripts = Redis & {
+  tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string): Promise<[number, string]>
+  tcRead (meta: string, log: string, epoch: string, after: string, limit: number, ttl: number): Promise<[string, number, number, Array<[string, string[]]>]>
+}
+
+/**
+ * The broker for many instances: Redis Streams hold each stream's history, pub/sub carries
+ * live delivery, and a Lua script makes "assign offset, append, publish" one atomic step.
+ *
+ * Delivery guarantee per instance: for every watched stream, listeners get each event once,
+ * in offset order. When a live message reveals a gap (the subscriber connection dropped and
+ * came back), the missing range is read from the log first; when that range is gone, the gap
+ * listeners are told so the stream's sockets reconnect and resume.
+ */
+export class RedisBroker implements Broker {
+  private readonly command: RedisWithScripts
+  private readonly subscriber: Redis
+  private readonly listeners = new Set<DeliveryListener>()
+  private readonly gapListeners = new Set<GapListener>()
+  private readonly watches = new Map<string, Watch>()
+
+  constructor (private readonly options: RedisBrokerOptions) {
+    // Commands fail fast while Redis is unreachable: a publish must answer 503 at once, never
+    // queue for later (it could then be stored after the client was told it failed).
+    this.command = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: false }) as RedisWithScripts
+    this.command.defineCommand('tcPublish', { numberOfKeys: 2, lua: PUBLISH })
+    this.command.defineCommand('tcRead', { numberOfKeys: 2, lua: READ })
+    // The subscriber queues (re)subscriptions while reconnecting, and ioredis re-subscribes
+    // every channel after a reconnect; what was published in between is caught up below.
+    this.subscriber = new Redis(options.url, { maxRetriesPerRequest: null })
+    this.subscriber.on('message', (channel: string, message: string) => { this.onMessage(channel, message) })
+    let connectedOnce = false
+    this.subscriber.on('ready', () => {
+      if (connectedOnce) void this.catchUp()
+      connectedOnce = true
+    })
+    for (const connection of [this.command, this.subscriber]) {
+      connection.on('error', (err: Error) => { options.log.warn({ action: 'broker.redis.error', err: err.message }, 'redis connection error') })
+    }
+  }
+
+  async publish (envelope: EventEnvelope): Promise<StoredEvent> {
+    const stream = streamOf(envelope.target)
+    const [offset, epoch] = await this.command.tcPublish(
+      this.key(envelope.tenantId, stream, 'meta'), this.key(envelope.tenantId, stream, 'log'),
+      JSON.stringify(envelope), randomUUID(), this.options.historySize, this.options.historyTtlMs,
+      this.channel(envelope.tenantId, stream)
+    )
+    return { ...envelope, stream, offset, epoch }
+  }
+
+  async read (tenantId: string, stream: string, after: number | undefined, limit: number): Promise<StreamRead> {
+    const [epoch, latest, oldest, entries] = await this.command.tcRead(
+      this.key(tenantId, stream, 'meta'), this.key(tenantId, stream, 'log'),
+      randomUUID(), after === undefined ? '' : String(after), limit, this.options.historyTtlMs
+    )
+    const events = entries.map(([id, fields]) => {
+      const envelope = JSON.parse(fields[1] as string) as EventEnvelope
+      return { ...envelope, stream, offset: Number(id.slice(0, id.indexOf('-'))), epoch }
+    })
+    return { epoch, latest: Number(latest), oldest: Number(oldest), events }
+  }
+
+  onDelivery (listener: DeliveryListener): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  onGap (listener: GapListener): () => void {
+    this.gapListeners.add(listener)
+    return () => { this.gapListeners.delete(listener) }
+  }
+
+  async watch (tenantId: string, stream: string): Promise<void> {
+    const channel = this.channel(tenantId, stream)
+    let watch = this.watches.get(channel)
+    if (watch === undefined) {
+      const subscribed = this.subscriber.subscribe(channel).then(() => undefined)
+      watch = { tenantId, stream, count: 0, subscribed, last: undefined, pending: undefined }
+      this.watches.set(channel, watch)
+    }
+    watch.count++
+    const timeoutMs = this.options.watchTimeoutMs ?? 5000
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new Error('redis did not confirm the subscription in time')) }, timeoutMs)
+    })
+    try {
+      await Promise.race([watch.subscribed, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  unwatch (tenantId: string, stream: string): void {
+    const channel = this.channel(tenantId, stream)
+    const watch = this.watches.get(channel)
+    if (watch === undefined || --watch.count > 0) return
+    this.watches.delete(channel)
+    this.subscriber.unsubscribe(channel).catch(() => {})
+  }
+
+  ready (): boolean {
+    return this.command.status === 'ready' && this.subscriber.status === 'ready'
+  }
+
+  /** Redis holds the history; counting it would mean scanning every stream. */
+  heldCount (): undefined {
+    return undefined
+  }
+
+  async close (): Promise<void> {
+    this.listeners.clear()
+    this.gapListeners.clear()
+    this.watches.clear()
+    this.command.disconnect()
+    this.subscriber.disconnect()
+  }
+
+  private onMessage (channel: string, message: string): void {
+    const watch = this.watches.get(channel)
+    if (watch === undefined) return
+    const parsed = JSON.parse(message) as { offset: number, epoch: string, e: EventEnvelope }
+    this.ingest(watch, { ...parsed.e, stream: watch.stream, offset: parsed.offset, epoch: parsed.epoch })
+  }
+
+  /** Delivers a live event, or starts filling the gap it reveals, or queues it behind a fill. */
+  private ingest (watch: Watch, event: StoredEvent): void {
+    if (watch.pending !== undefined) {
+      watch.pending.push(event)
+      return
+    }
+    const last = watch.last
+    if (last !== undefined && last.epoch === event.epoch && event.offset > last.offset + 1) {
+      watch.pending = [event]
+      void this.fill(watch)
+      return
+    }
+    this.accept(watch, event)
+  }
+
+  /** Delivers one event unless it was already delivered; an epoch change is a gap. */
+  private accept (watch: Watch, event: StoredEvent): void {
+    const last = watch.last
+    if (last !== undefined && last.epoch === event.epoch && event.offset <= last.offset) return
+    if (last !== undefined && last.epoch !== event.epoch) this.gap(watch)
+    watch.last = { epoch: event.epoch, offset: event.offset }
+    for (const listener of this.listeners) {
+      try {
+        listener(event)
+      } catch (err) {
+        this.options.onListenerError(err)
+      }
+    }
+  }
+
+  /**
+   * Reads what this instance missed after its last delivered position, delivers it in order,
+   * then the live messages that queued meanwhile. If the log no longer holds the missing
+   * range, the stream's sockets are told to reconnect and resume instead.
+   */
+  private async fill (watch: Watch): Promise<void> {
+    const last = watch.last as { epoch: string, offset: number }
+    try {
+      const read = await this.read(watch.tenantId, watch.stream, last.offset, this.options.historySize)
+      if (read.epoch !== last.epoch || read.oldest > last.offset + 1) {
+        this.gap(watch)
+      } else {
+        for (const event of read.events) this.accept(watch, event)
+      }
+    } catch (err) {
+      this.options.log.warn({ action: 'broker.redis.gap_fill_failed', stream: watch.stream, err: (err as Error).message }, 'could not fill a delivery gap')
+      this.gap(watch)
+    }
+    const pending = watch.pending ?? []
+    watch.pending = undefined
+    for (const [i, event] of pending.entries()) {
+      this.ingest(watch, event)
+      // A queued message revealed another gap: the rest waits behind that fill.
+      if (watch.pending !== undefined) {
+        (watch.pending as StoredEvent[]).push(...pending.slice(i + 1))
+        return
+      }
+    }
+  }
+
+  /** After the subscriber reconnected: anything published while it was away is read back. */
+  private async catchUp (): Promise<void> {
+    for (const watch of this.watches.values()) {
+      if (watch.last === undefined || watch.pending !== undefined) continue
+      watch.pending = []
+      await this.fill(watch)
+    }
+  }
+
+  private gap (watch: Watch): void {
+    watch.last = undefined
+    this.options.log.warn({ action: 'broker.redis.gap', tenantId: watch.tenantId, stream: watch.stream }, 'unrecoverable delivery gap; closing the stream\'s sockets')
+    for (const listener of this.gapListeners) {
+      try {
+        listener(watch.tenantId, watch.stream)
+      } catch (err) {
+        this.options.onListenerError(err)
+      }
+    }
+  }
+
+  private key (tenantId: string, stream: string, part: 'meta' | 'log'): string {
+    return `${this.options.prefix}s:${encodeURIComponent(tenantId)}:${stream}:${part}`
+  }
+
+  private channel (tenantId: string, stream: string): string {
+    return `${this.options.prefix}live:${encodeURIComponent(tenantId)}:${stream}`
+  }
+}

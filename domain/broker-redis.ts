@@ -130,6 +130,14 @@ export class RedisBroker implements Broker {
     }
   }
 
+  /**
+   * Resolves true once both connections are ready, or false after `timeoutMs`. Publishing
+   * before that answers BROKER_UNAVAILABLE rather than queueing.
+   */
+  async connected (timeoutMs: number): Promise<boolean> {
+    return await untilReady([this.command, this.subscriber], timeoutMs)
+  }
+
   async publish (envelope: EventEnvelope): Promise<StoredEvent> {
     const stream = streamOf(envelope.target)
     const [offset, epoch] = await this.command.tcPublish(
@@ -303,4 +311,14 @@ export class RedisBroker implements Broker {
   private channel (tenantId: string, stream: string): string {
     return `${this.options.prefix}live:${encodeURIComponent(tenantId)}:${stream}`
   }
+}
+
+/** Resolves true once every connection reports ready, or false after `timeoutMs`. */
+export async function untilReady (connections: Redis[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (connections.some((c) => c.status !== 'ready')) {
+    if (Date.now() >= deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return true
 }

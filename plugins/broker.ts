@@ -17,7 +17,7 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
   const onListenerError = (err: unknown): void => { app.log.error({ action: 'broker.listener.failed', err }, 'broker delivery listener failed') }
   let broker: Broker
   if (config.REDIS_URL !== undefined) {
-    broker = new RedisBroker({
+    const redis = new RedisBroker({
       url: config.REDIS_URL,
       prefix: config.REDIS_PREFIX,
       historySize: config.HISTORY_SIZE,
@@ -25,6 +25,10 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
       onListenerError,
       log: app.log
     })
+    // Start even when Redis is down: /ready says so, ingestion answers 503, and the gateway
+    // recovers by itself once Redis is reachable.
+    if (!await redis.connected(5000)) app.log.warn({ action: 'broker.redis.unreachable' }, 'Redis is not reachable yet; not ready until it is')
+    broker = redis
   } else {
     const memory = new MemoryBroker({ historySize: config.HISTORY_SIZE, historyTtlMs: config.HISTORY_TTL * 1000, clock: systemClock, onListenerError })
     // Age-based eviction also runs on quiet streams, so memory stays bounded by HISTORY_TTL.

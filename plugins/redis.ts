@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
+import { untilReady } from '../domain/broker-redis.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -21,6 +22,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
   }
   const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
   redis.on('error', (err: Error) => { app.log.warn({ action: 'redis.error', err: err.message }, 'redis connection error') })
+  await untilReady([redis], 5000)
   app.decorate('redis', redis)
   app.addHook('onClose', async () => { redis.disconnect() })
 }

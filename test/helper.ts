@@ -162,3 +162,56 @@ export async function drain (client: Client): Promise<void> {
 export function events (client: Client): Frame[] {
   return client.frames.filter((f) => f.type === 'event')
 }
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/**
+ * Whether the Redis suites run. Without a reachable Redis they are skipped with a printed
+ * reason; with REQUIRE_REDIS=1 (CI) an unreachable Redis fails the run instead.
+ */
+export const redisSkip: string | false = await (async () => {
+  const { Redis } = await import('ioredis')
+  const probe = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  probe.on('error', () => {})
+  try {
+    await probe.connect()
+    await probe.ping()
+    return false
+  } catch (err) {
+    if (process.env.REQUIRE_REDIS === '1') throw new Error(`REQUIRE_REDIS=1 but Redis at ${REDIS_URL} is unreachable: ${(err as Error).message}`)
+    return `Redis at ${REDIS_URL} is unreachable (${(err as Error).message}); set REDIS_URL, or REQUIRE_REDIS=1 to fail instead`
+  } finally {
+    probe.disconnect()
+  }
+})()
+
+/** A key prefix unique to this test, whose keys are all deleted in teardown. */
+export async function redisPrefix (t: Tap): Promise<string> {
+  const prefix = `tctest:${process.pid}:${Math.random().toString(36).slice(2, 10)}:`
+  t.teardown(async () => { await deleteKeys(prefix) })
+  return prefix
+}
+
+/** Deletes every key under a prefix (SCAN, never KEYS). */
+export async function deleteKeys (prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis')
+  const redis = new Redis(REDIS_URL)
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
+    cursor = next
+    if (keys.length > 0) await redis.del(...keys)
+  } while (cursor !== '0')
+  redis.disconnect()
+}
+
+/** The brokers a behaviour suite runs against: memory always, Redis when reachable. */
+export const brokers: Array<{ name: 'memory' | 'redis', skip: string | false }> = [
+  { name: 'memory', skip: false },
+  { name: 'redis', skip: redisSkip }
+]
+
+/** Gateway config for a broker: nothing for memory, REDIS_URL and a fresh prefix for Redis. */
+export async function brokerConfig (t: Tap, broker: 'memory' | 'redis'): Promise<ConfigOptions['config']> {
+  return broker === 'memory' ? {} : { REDIS_URL, REDIS_PREFIX: await redisPrefix(t) }
+}

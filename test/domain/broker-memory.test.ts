@@ -2,6 +2,7 @@ import t from 'tap'
 import { MemoryBroker } from '../../domain/broker-memory.js'
 import type { Clock } from '../../domain/clock.js'
 import type { EventEnvelope, StoredEvent } from '../../domain/events.js'
+import { brokerBehaviour } from './broker-behaviour.js'
 
 function fakeClock (): Clock & { advance: (ms: number) => void } {
   let now = 1_000_000
@@ -79,4 +80,8 @@ t.test('listeners get every event in offset order, and a throwing listener does 
   t.same(seen, [1, 2, 3])
   t.equal(errors.length, 4)
   await b.close()
+})
+
+t.test('the memory broker', async (t) => {
+  brokerBehaviour(t, async (historySize) => broker(fakeClock(), historySize))
 })

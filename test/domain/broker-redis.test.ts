@@ -1,0 +1,78 @@
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { RedisBroker } from '../../domain/broker-redis.js'
+import type { StoredEvent } from '../../domain/events.js'
+import { REDIS_URL, redisPrefix, redisSkip } from '../helper.js'
+import { brokerBehaviour } from './broker-behaviour.js'
+
+const quiet = { warn: () => {} }
+
+/** A Redis broker that is connected before the test uses it. */
+async function connected (options: { prefix: string, historySize?: number, historyTtlMs?: number }): Promise<RedisBroker> {
+  const broker = new RedisBroker({ url: REDIS_URL, historySize: 100, historyTtlMs: 600_000, onListenerError: () => {}, log: quiet, ...options })
+  if (!await broker.connected(5000)) throw new Error('the Redis broker did not connect')
+  return broker
+}
+
+t.test('the Redis broker', { skip: redisSkip }, async (t) => {
+  brokerBehaviour(t, async (historySize) => await connected({ prefix: await redisPrefix(t), historySize }))
+
+  t.test('two brokers on one Redis share offsets and each delivers every event once', async (t) => {
+    const prefix = await redisPrefix(t)
+    const a = await connected({ prefix })
+    const b = await connected({ prefix })
+    t.teardown(async () => { await a.close(); await b.close() })
+    const seenA: number[] = []
+    const seenB: number[] = []
+    a.onDelivery((e) => { seenA.push(e.offset) })
+    b.onDelivery((e) => { seenB.push(e.offset) })
+    await a.watch('acme', 'tenant')
+    await b.watch('acme', 'tenant')
+    const stored = await Promise.all(Array.from({ length: 30 }, async (_, i) => await (i % 2 === 0 ? a : b).publish({
+      id: `e${i}`, tenantId: 'acme', event: 'tick', data: { i }, target: { kind: 'tenant' }, timestamp: 'now'
+    })))
+    t.same(stored.map((e) => e.offset).sort((x, y) => x - y), Array.from({ length: 30 }, (_, i) => i + 1), 'no offset skipped or repeated across instances')
+    for (let i = 0; i < 300 && (seenA.length < 30 || seenB.length < 30); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    t.same(seenA, Array.from({ length: 30 }, (_, i) => i + 1))
+    t.same(seenB, seenA)
+  })
+
+  t.test('an unwatched stream is not delivered to this instance', async (t) => {
+    const broker = await connected({ prefix: await redisPrefix(t), historySize: 10 })
+    t.teardown(async () => { await broker.close() })
+    const seen: StoredEvent[] = []
+    broker.onDelivery((e) => { seen.push(e) })
+    await broker.watch('acme', 'tenant')
+    await broker.publish({ id: 'x', tenantId: 'globex', event: 'tick', data: {}, target: { kind: 'tenant' }, timestamp: 'now' })
+    await broker.publish({ id: 'y', tenantId: 'acme', event: 'tick', data: {}, target: { kind: 'tenant' }, timestamp: 'now' })
+    for (let i = 0; i < 200 && seen.length < 1; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    t.same(seen.map((e) => e.tenantId), ['acme'], 'traffic follows local interest')
+  })
+
+  t.test('losing the stream metadata starts a new epoch', async (t) => {
+    const prefix = await redisPrefix(t)
+    const broker = await connected({ prefix, historySize: 10 })
+    t.teardown(async () => { await broker.close() })
+    const before = await broker.publish({ id: 'a', tenantId: 'acme', event: 'tick', data: {}, target: { kind: 'tenant' }, timestamp: 'now' })
+    const redis = new Redis(REDIS_URL)
+    const keys = await redis.keys(`${prefix}*`)
+    await redis.del(...keys.filter((k) => k.endsWith(':meta')))
+    redis.disconnect()
+    const after = await broker.publish({ id: 'b', tenantId: 'acme', event: 'tick', data: {}, target: { kind: 'tenant' }, timestamp: 'now' })
+    t.not(after.epoch, before.epoch)
+    t.equal(after.offset, 1)
+    t.same((await broker.read('acme', 'tenant', 0, 10)).events.map((e) => e.id), ['b'], 'the old epoch\'s log went with it')
+  })
+
+  t.test('history also drops events older than the TTL', async (t) => {
+    const broker = await connected({ prefix: await redisPrefix(t), historyTtlMs: 200 })
+    t.teardown(async () => { await broker.close() })
+    await broker.publish({ id: 'old', tenantId: 'acme', event: 'tick', data: {}, target: { kind: 'tenant' }, timestamp: 'now' })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await broker.publish({ id: 'new', tenantId: 'acme', event: 'tick', data: {}, target: { kind: 'tenant' }, timestamp: 'now' })
+    const read = await broker.read('acme', 'tenant', 0, 10)
+    t.same(read.events.map((e) => e.id), ['new'])
+    t.equal(read.oldest, 2)
+  })
+})

@@ -25,6 +25,11 @@ export interface Client {
    * session sends them once the replay is out, so that nothing is duplicated or skipped.
    */
   readonly held: Map<string, StoredEvent[]>
+  /**
+   * Per stream, the offset a replay already sent through. With Redis a live message can trail
+   * the history read that included it; the first live event above the floor clears it.
+   */
+  readonly floors: Map<string, number>
 }
 
 export interface HubOptions {
@@ -164,15 +169,23 @@ export class Hub {
     let delivered = 0
     // Copy first: closing a slow consumer removes it from the set we would be iterating.
     for (const client of [...recipients]) {
-      const held = client.held.get(event.stream)
-      if (held !== undefined) {
-        if (held.length >= this.options.maxHeldEvents) {
-          this.dropSlow(client)
+      // The common case, a socket with no replay in progress, costs two size checks.
+      if (client.held.size !== 0 || client.floors.size !== 0) {
+        const held = client.held.get(event.stream)
+        if (held !== undefined) {
+          if (held.length >= this.options.maxHeldEvents) {
+            this.dropSlow(client)
+            continue
+          }
+          held.push(event)
+          delivered++
           continue
         }
-        held.push(event)
-        delivered++
-        continue
+        const floor = client.floors.get(event.stream)
+        if (floor !== undefined) {
+          if (event.offset <= floor) continue
+          client.floors.delete(event.stream)
+        }
       }
       frame ??= eventFrame(event)
       if (this.send(client, frame)) delivered++

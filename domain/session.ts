@@ -200,7 +200,8 @@ export class Session {
       userId: principal.userId,
       connection: this.options.connection,
       channels: new Set(),
-      held: new Map([[TENANT_STREAM, []]])
+      held: new Map([[TENANT_STREAM, []]]),
+      floors: new Map()
     }
     this.client = client
     this.options.hub.add(client)
@@ -296,6 +297,7 @@ export class Session {
     }
     const stream = channelStream(channel)
     client.held.delete(stream)
+    client.floors.delete(stream)
     this.attachedAt.delete(stream)
     if (this.watching.delete(stream)) this.options.broker.unwatch(client.tenantId, stream)
     this.reply(membershipFrame(alias ? 'room-left' : 'unsubscribed', channel, {}, ref))
@@ -365,6 +367,7 @@ export class Session {
     // Events above `attachedAt` already went out live; a replay stops there.
     const ceiling = this.attachedAt.get(stream) ?? read.latest
     let floor = ceiling
+    let sentThrough = ceiling
     if (since !== undefined) {
       const recoverable = since.epoch === read.epoch && since.offset <= read.latest && since.offset + 1 >= read.oldest
       if (recoverable) {
@@ -393,8 +396,11 @@ export class Session {
     const held = client.held.get(stream) ?? []
     client.held.delete(stream)
     for (const event of held) {
-      if (event.offset > ceiling && !hub.send(client, eventFrame(event))) return
+      if (event.offset <= ceiling) continue
+      if (!hub.send(client, eventFrame(event))) return
+      sentThrough = event.offset
     }
+    client.floors.set(stream, sentThrough)
   }
 
   /** Whether this connection may see a replayed event: the hub's live filter, for history. */

@@ -11,7 +11,7 @@ class FakeConnection implements Connection {
 }
 
 function client (id: string, tenantId: string, userId: string): Client & { connection: FakeConnection } {
-  return { id, tenantId, userId, connection: new FakeConnection(), channels: new Set(), held: new Map() }
+  return { id, tenantId, userId, connection: new FakeConnection(), channels: new Set(), held: new Map(), floors: new Map() }
 }
 
 function event (tenantId: string, target: StoredEvent['target'] = { kind: 'tenant' }): StoredEvent {

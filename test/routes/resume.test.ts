@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, Client, connect, drain, events, get, post, postAlarm, sign, type Frame, type Gateway } from '../helper.js'
+import { brokerConfig, brokers, build, Client, connect, drain, events, get, post, postAlarm, sign, type Frame, type Gateway } from '../helper.js'
 
 /** A small seeded PRNG (mulberry32), so a failing interleaving can be replayed from its seed. */
 function prng (seed: number): () => number {
@@ -24,262 +24,266 @@ async function broadcast (gw: Gateway, tenantId: string, n: number, channel?: st
   else await gw.app.realtime.sendToChannel(tenantId, channel, 'alarm:created', data)
 }
 
-t.test('a reconnect with the last position gets exactly the missed events in order, then live ones', async (t) => {
-  const gw = await build(t)
-  const first = await connect(gw)
-  for (let n = 1; n <= 3; n++) await postAlarm(gw, sign(), { message: `#${n}` })
-  const seen = await first.collect('event', 3)
-  const last = seen.at(-1) as Frame
-  first.close()
-  await first.closed
-  for (let n = 4; n <= 6; n++) await postAlarm(gw, sign(), { message: `#${n}` })
-  const again = new Client(`${gw.ws}?token=${sign()}&since=${positionOf(last)}`)
-  const authenticated = await again.next('authenticated')
-  t.match(authenticated.position, { epoch: last.epoch, offset: 6 })
-  const replayed = [await again.next('event'), await again.next('event'), await again.next('event')]
-  t.same(replayed.map((e) => e.data.message), ['#4', '#5', '#6'])
-  t.match(await again.next(), { type: 'recovered', recovered: true, stream: 'tenant', from: 4, to: 6, count: 3 })
-  await postAlarm(gw, sign(), { message: '#7' })
-  t.match(await again.next(), { type: 'event', offset: 7, data: { message: '#7' } }, 'live continues with no gap')
-  again.close()
-})
-
-t.test('since in authenticate and resume on a live connection both replay what was missed', async (t) => {
-  const gw = await build(t)
-  for (let n = 1; n <= 4; n++) await postAlarm(gw, sign(), { message: `#${n}` })
-  const epoch = (await postAlarm(gw, sign(), { message: '#5' })).body.epoch as string
-  const byMessage = new Client(gw.ws)
-  await byMessage.next('connected')
-  byMessage.send({ type: 'authenticate', token: sign(), since: `${epoch}:3` })
-  await byMessage.next('authenticated')
-  t.same((await byMessage.collect('event', 2)).map((e) => e.offset), [4, 5])
-  t.match(await byMessage.next('recovered'), { recovered: true, count: 2 })
-  byMessage.close()
-
-  const live = await connect(gw)
-  await postAlarm(gw, sign(), { message: '#6' })
-  t.match(await live.next('event'), { offset: 6 })
-  live.send({ type: 'resume', since: `${epoch}:2`, id: 'r' })
-  const recovered = await live.next('recovered')
-  t.match(recovered, { recovered: true, from: 3, to: 5, count: 3, ref: 'r' })
-  t.same(events(live).map((e) => e.offset), [6, 3, 4, 5], 'only what it had not seen, and #6 not again')
-  live.send({ type: 'resume', since: `${epoch}:2`, id: 'again' })
-  t.match(await live.next('recovered'), { recovered: true, count: 0, ref: 'again' }, 'a repeated resume sends nothing twice')
-  await postAlarm(gw, sign(), { message: '#7' })
-  t.match(await live.next('event'), { offset: 7 })
-  live.send({ type: 'resume', since: 'garbage', id: 'bad' })
-  t.match(await live.next('error'), { code: 'INVALID_POSITION', ref: 'bad' })
-  live.close()
-})
-
-t.test('a channel subscribe with since replays the channel\'s missed events', async (t) => {
-  const gw = await build(t)
-  const first = await connect(gw)
-  first.send({ type: 'subscribe', channel: 'ops' })
-  await first.next('subscribed')
-  await broadcast(gw, 't1', 1, 'ops')
-  await broadcast(gw, 't1', 2, 'ops')
-  const last = (await first.collect('event', 2)).at(-1) as Frame
-  t.equal(last.stream, 'channel:ops')
-  first.close()
-  await first.closed
-  await broadcast(gw, 't1', 3, 'ops')
-  await broadcast(gw, 't1', 99)
-  const again = await connect(gw)
-  again.send({ type: 'subscribe', channel: 'ops', since: positionOf(last), id: 's' })
-  t.match(await again.next(), { type: 'subscribed', channel: 'ops', ref: 's' })
-  t.match(await again.next(), { type: 'event', stream: 'channel:ops', offset: 3, data: { message: '#3' } })
-  t.match(await again.next(), { type: 'recovered', stream: 'channel:ops', recovered: true, count: 1, ref: 's' })
-  again.close()
-})
-
-t.test('resume is exactly-once and in order while events are published during the replay', async (t) => {
-  const gw = await build(t, { HISTORY_SIZE: 500 })
-  const seed = Number(process.env.RESUME_SEED ?? 20261122)
-  const random = prng(seed)
-  const rounds = 20
-  for (let round = 0; round < rounds; round++) {
-    const tenantId = `p${round}`
-    const channel = random() < 0.5 ? 'live' : undefined
-    const before = 1 + Math.floor(random() * 5)
-    const away = Math.floor(random() * 8)
-    const during = 1 + Math.floor(random() * 15)
-    const first = await connect(gw, { tenantId })
-    if (channel !== undefined) {
-      first.send({ type: 'subscribe', channel })
-      await first.next('subscribed')
-    }
-    let n = 0
-    for (let i = 0; i < before; i++) await broadcast(gw, tenantId, ++n, channel)
-    const last = (await first.collect('event', before)).at(-1) as Frame
+for (const { name: broker, skip } of brokers) {
+t.test(`with the ${broker} broker`, { skip }, async (t) => {
+  t.test('a reconnect with the last position gets exactly the missed events in order, then live ones', async (t) => {
+    const gw = await build(t, await brokerConfig(t, broker))
+    const first = await connect(gw)
+    for (let n = 1; n <= 3; n++) await postAlarm(gw, sign(), { message: `#${n}` })
+    const seen = await first.collect('event', 3)
+    const last = seen.at(-1) as Frame
     first.close()
     await first.closed
-    for (let i = 0; i < away; i++) await broadcast(gw, tenantId, ++n, channel)
-
-    const since = positionOf(last)
-    const url = channel === undefined ? `${gw.ws}?token=${sign({ tenantId })}&since=${since}` : `${gw.ws}?token=${sign({ tenantId })}`
-    const again = new Client(url)
-    if (channel !== undefined) {
-      await again.next('authenticated')
-      again.send({ type: 'subscribe', channel, since })
-    }
-    // Publish concurrently with the reconnect and the replay, at random points.
-    const publishing = (async () => {
-      for (let i = 0; i < during; i++) {
-        const waits = Math.floor(random() * 3)
-        for (let w = 0; w < waits; w++) await tick()
-        await broadcast(gw, tenantId, ++n, channel)
-      }
-    })()
-    await publishing
-    const expected = away + during
-    const got = await again.collect('event', expected)
-    await drain(again)
-    const offsets = events(again).map((e) => e.offset as number)
-    const want = Array.from({ length: expected }, (_, i) => (last.offset as number) + 1 + i)
-    if (!t.same(offsets, want, `round ${round}: ${away} missed + ${during} concurrent, each once, in order`)) {
-      t.comment(`replay with RESUME_SEED=${seed} (round ${round})`)
-    }
-    t.equal(got.length, expected)
-    t.match(again.frames.find((f) => f.type === 'recovered'), { recovered: true }, `round ${round}: recovered`)
+    for (let n = 4; n <= 6; n++) await postAlarm(gw, sign(), { message: `#${n}` })
+    const again = new Client(`${gw.ws}?token=${sign()}&since=${positionOf(last)}`)
+    const authenticated = await again.next('authenticated')
+    t.match(authenticated.position, { epoch: last.epoch, offset: 6 })
+    const replayed = [await again.next('event'), await again.next('event'), await again.next('event')]
+    t.same(replayed.map((e) => e.data.message), ['#4', '#5', '#6'])
+    t.match(await again.next(), { type: 'recovered', recovered: true, stream: 'tenant', from: 4, to: 6, count: 3 })
+    await postAlarm(gw, sign(), { message: '#7' })
+    t.match(await again.next(), { type: 'event', offset: 7, data: { message: '#7' } }, 'live continues with no gap')
     again.close()
-    await again.closed
-  }
+  })
+
+  t.test('since in authenticate and resume on a live connection both replay what was missed', async (t) => {
+    const gw = await build(t, await brokerConfig(t, broker))
+    for (let n = 1; n <= 4; n++) await postAlarm(gw, sign(), { message: `#${n}` })
+    const epoch = (await postAlarm(gw, sign(), { message: '#5' })).body.epoch as string
+    const byMessage = new Client(gw.ws)
+    await byMessage.next('connected')
+    byMessage.send({ type: 'authenticate', token: sign(), since: `${epoch}:3` })
+    await byMessage.next('authenticated')
+    t.same((await byMessage.collect('event', 2)).map((e) => e.offset), [4, 5])
+    t.match(await byMessage.next('recovered'), { recovered: true, count: 2 })
+    byMessage.close()
+
+    const live = await connect(gw)
+    await postAlarm(gw, sign(), { message: '#6' })
+    t.match(await live.next('event'), { offset: 6 })
+    live.send({ type: 'resume', since: `${epoch}:2`, id: 'r' })
+    const recovered = await live.next('recovered')
+    t.match(recovered, { recovered: true, from: 3, to: 5, count: 3, ref: 'r' })
+    t.same(events(live).map((e) => e.offset), [6, 3, 4, 5], 'only what it had not seen, and #6 not again')
+    live.send({ type: 'resume', since: `${epoch}:2`, id: 'again' })
+    t.match(await live.next('recovered'), { recovered: true, count: 0, ref: 'again' }, 'a repeated resume sends nothing twice')
+    await postAlarm(gw, sign(), { message: '#7' })
+    t.match(await live.next('event'), { offset: 7 })
+    live.send({ type: 'resume', since: 'garbage', id: 'bad' })
+    t.match(await live.next('error'), { code: 'INVALID_POSITION', ref: 'bad' })
+    live.close()
+  })
+
+  t.test('a channel subscribe with since replays the channel\'s missed events', async (t) => {
+    const gw = await build(t, await brokerConfig(t, broker))
+    const first = await connect(gw)
+    first.send({ type: 'subscribe', channel: 'ops' })
+    await first.next('subscribed')
+    await broadcast(gw, 't1', 1, 'ops')
+    await broadcast(gw, 't1', 2, 'ops')
+    const last = (await first.collect('event', 2)).at(-1) as Frame
+    t.equal(last.stream, 'channel:ops')
+    first.close()
+    await first.closed
+    await broadcast(gw, 't1', 3, 'ops')
+    await broadcast(gw, 't1', 99)
+    const again = await connect(gw)
+    again.send({ type: 'subscribe', channel: 'ops', since: positionOf(last), id: 's' })
+    t.match(await again.next(), { type: 'subscribed', channel: 'ops', ref: 's' })
+    t.match(await again.next(), { type: 'event', stream: 'channel:ops', offset: 3, data: { message: '#3' } })
+    t.match(await again.next(), { type: 'recovered', stream: 'channel:ops', recovered: true, count: 1, ref: 's' })
+    again.close()
+  })
+
+  t.test('resume is exactly-once and in order while events are published during the replay', async (t) => {
+    const gw = await build(t, { ...await brokerConfig(t, broker), HISTORY_SIZE: 500 })
+    const seed = Number(process.env.RESUME_SEED ?? 20261122)
+    const random = prng(seed)
+    const rounds = 20
+    for (let round = 0; round < rounds; round++) {
+      const tenantId = `p${round}`
+      const channel = random() < 0.5 ? 'live' : undefined
+      const before = 1 + Math.floor(random() * 5)
+      const away = Math.floor(random() * 8)
+      const during = 1 + Math.floor(random() * 15)
+      const first = await connect(gw, { tenantId })
+      if (channel !== undefined) {
+        first.send({ type: 'subscribe', channel })
+        await first.next('subscribed')
+      }
+      let n = 0
+      for (let i = 0; i < before; i++) await broadcast(gw, tenantId, ++n, channel)
+      const last = (await first.collect('event', before)).at(-1) as Frame
+      first.close()
+      await first.closed
+      for (let i = 0; i < away; i++) await broadcast(gw, tenantId, ++n, channel)
+
+      const since = positionOf(last)
+      const url = channel === undefined ? `${gw.ws}?token=${sign({ tenantId })}&since=${since}` : `${gw.ws}?token=${sign({ tenantId })}`
+      const again = new Client(url)
+      if (channel !== undefined) {
+        await again.next('authenticated')
+        again.send({ type: 'subscribe', channel, since })
+      }
+      // Publish concurrently with the reconnect and the replay, at random points.
+      const publishing = (async () => {
+        for (let i = 0; i < during; i++) {
+          const waits = Math.floor(random() * 3)
+          for (let w = 0; w < waits; w++) await tick()
+          await broadcast(gw, tenantId, ++n, channel)
+        }
+      })()
+      await publishing
+      const expected = away + during
+      const got = await again.collect('event', expected)
+      await drain(again)
+      const offsets = events(again).map((e) => e.offset as number)
+      const want = Array.from({ length: expected }, (_, i) => (last.offset as number) + 1 + i)
+      if (!t.same(offsets, want, `round ${round}: ${away} missed + ${during} concurrent, each once, in order`)) {
+        t.comment(`replay with RESUME_SEED=${seed} (round ${round})`)
+      }
+      t.equal(got.length, expected)
+      t.match(again.frames.find((f) => f.type === 'recovered'), { recovered: true }, `round ${round}: recovered`)
+      again.close()
+      await again.closed
+    }
+  })
+
+  t.test('outside the window or after an epoch change, recovered is false with the oldest position held', async (t) => {
+    const gw = await build(t, { ...await brokerConfig(t, broker), HISTORY_SIZE: 3 })
+    const first = await connect(gw)
+    await postAlarm(gw, sign())
+    const last = await first.next('event')
+    first.close()
+    await first.closed
+    for (let n = 0; n < 6; n++) await postAlarm(gw, sign())
+    const late = new Client(`${gw.ws}?token=${sign()}&since=${positionOf(last)}`)
+    const recovered = await late.next('recovered')
+    t.match(recovered, { recovered: false, stream: 'tenant', oldest: { epoch: last.epoch, offset: 5 }, latest: { offset: 7 } })
+    t.equal(events(late).length, 0, 'nothing is replayed out of window')
+    await postAlarm(gw, sign())
+    t.match(await late.next('event'), { offset: 8 }, 'and live delivery goes on')
+    late.close()
+
+    const stale = new Client(`${gw.ws}?token=${sign()}&since=an-old-epoch:2`)
+    t.match(await stale.next('recovered'), { recovered: false, epoch: last.epoch })
+    stale.close()
+
+    const ahead = new Client(`${gw.ws}?token=${sign()}&since=${last.epoch as string}:999`)
+    t.match(await ahead.next('recovered'), { recovered: false }, 'a position from the future is not trusted')
+    ahead.close()
+  })
+
+  t.test('a replay never includes events the connection was not entitled to', async (t) => {
+    const gw = await build(t, await brokerConfig(t, broker))
+    const publisher = sign({ sub: 'backend', roles: ['publisher'] })
+    const alice = await connect(gw, { sub: 'alice', channels: ['public-*'] })
+    await post(gw, '/api/v1/publish', publisher, { event: 'hello', data: {} })
+    const last = await alice.next('event')
+    alice.close()
+    await alice.closed
+    await post(gw, '/api/v1/publish', publisher, { event: 'for-bob', data: {}, userId: 'bob' })
+    await post(gw, '/api/v1/publish', publisher, { event: 'for-alice', data: {}, userId: 'alice' })
+    await post(gw, '/api/v1/publish', publisher, { event: 'secret', data: {}, channel: 'secret' })
+    await post(gw, '/api/v1/publish', publisher, { event: 'to-a-client', data: {}, clientId: 'someone-else' })
+    await post(gw, '/api/v1/publish', publisher, { event: 'for-all', data: {} })
+    const back = new Client(`${gw.ws}?token=${sign({ sub: 'alice', channels: ['public-*'] })}&since=${positionOf(last)}`)
+    const recovered = await back.next('recovered')
+    t.same(events(back).map((e) => e.event), ['for-alice', 'for-all'])
+    t.match(recovered, { recovered: true, count: 2 })
+    back.send({ type: 'subscribe', channel: 'secret', since: `${last.epoch as string}:0`, id: 's' })
+    t.match(await back.next(), { type: 'error', code: 'CHANNEL_FORBIDDEN', ref: 's' })
+    await drain(back)
+    t.notOk(events(back).some((e) => e.event === 'secret'), 'no channel event without the right to join')
+    back.close()
+  })
+
+  t.test('REST history returns the tenant stream for the token\'s user, filtered and paged', async (t) => {
+    const gw = await build(t, await brokerConfig(t, broker))
+    const publisher = sign({ sub: 'backend', roles: ['publisher'] })
+    const epoch = (await post(gw, '/api/v1/publish', publisher, { event: 'one', data: {} })).body.epoch as string
+    await post(gw, '/api/v1/publish', publisher, { event: 'for-bob', data: {}, userId: 'bob' })
+    await post(gw, '/api/v1/publish', publisher, { event: 'for-alice', data: {}, userId: 'alice' })
+    await post(gw, '/api/v1/publish', publisher, { event: 'in-channel', data: {}, channel: 'x' })
+    await post(gw, '/api/v1/publish', publisher, { event: 'two', data: {} })
+    const all = await get(gw, '/api/v1/events/history', sign({ sub: 'alice' }))
+    t.equal(all.status, 200)
+    t.match(all.body, { recovered: true, epoch, oldest: 1, latest: 4 })
+    t.same(all.body.events.map((e: any) => e.event), ['one', 'for-alice', 'two'])
+    const page = await get(gw, `/api/v1/events/history?since=${epoch}:1&limit=1`, sign({ sub: 'alice' }))
+    t.same(page.body.events, [], 'bob\'s event is filtered out of the page')
+    t.equal(page.body.next, `${epoch}:2`)
+    const rest = await get(gw, `/api/v1/events/history?since=${page.body.next as string}`, sign({ sub: 'alice' }))
+    t.same(rest.body.events.map((e: any) => e.offset), [3, 4])
+    t.equal(rest.body.next, undefined)
+    const stale = await get(gw, '/api/v1/events/history?since=old:2', sign({ sub: 'alice' }))
+    t.match(stale.body, { recovered: false })
+    t.same(stale.body.events.map((e: any) => e.event), ['one', 'for-alice', 'two'], 'a stale position gets everything retained')
+    t.equal((await get(gw, '/api/v1/events/history?since=nonsense', sign())).status, 400)
+    t.equal((await get(gw, '/api/v1/events/history', sign({ tenantId: 'other' }))).body.events.length, 0, 'another tenant sees none of it')
+  })
+
+  t.test('an Idempotency-Key retry returns the original id and offset and delivers nothing new', async (t) => {
+    const gw = await build(t, await brokerConfig(t, broker))
+    const client = await connect(gw)
+    const headers = { 'idempotency-key': 'cam-7-evt-1' }
+    const first = await post(gw, '/api/v1/alarms', sign(), { message: 'm', camera: 'c', severity: 'high' }, headers)
+    const retry = await post(gw, '/api/v1/alarms', sign(), { message: 'm', camera: 'c', severity: 'high' }, headers)
+    t.equal(first.status, 202)
+    t.equal(retry.status, 202)
+    t.same(retry.body, first.body)
+    t.equal(retry.headers.get('idempotent-replayed'), 'true')
+    const concurrent = await Promise.all([1, 2, 3].map(async () => await post(gw, '/api/v1/alarms', sign(), { message: 'n', camera: 'c', severity: 'low' }, { 'idempotency-key': 'burst' })))
+    t.equal(new Set(concurrent.map((r) => r.body.id)).size, 1, 'concurrent retries share one event')
+    const conflict = await post(gw, '/api/v1/alarms', sign(), { message: 'different', camera: 'c', severity: 'high' }, headers)
+    t.equal(conflict.status, 409)
+    t.match(conflict.body, { code: 'IDEMPOTENCY_CONFLICT' })
+    const otherTenant = await post(gw, '/api/v1/alarms', sign({ tenantId: 't2' }), { message: 'm', camera: 'c', severity: 'high' }, headers)
+    t.not(otherTenant.body.id, first.body.id, 'keys are per tenant')
+    const publish = sign({ roles: ['publisher'] })
+    const p1 = await post(gw, '/api/v1/publish', publish, { event: 'x', data: { a: 1 } }, { 'idempotency-key': 'p' })
+    const p2 = await post(gw, '/api/v1/publish', publish, { event: 'x', data: { a: 1 } }, { 'idempotency-key': 'p' })
+    t.same([p2.body.id, p2.body.offset], [p1.body.id, p1.body.offset])
+    t.equal((await post(gw, '/api/v1/publish', publish, { event: 'x', data: { a: 2 } }, { 'idempotency-key': 'p' })).status, 409)
+    await drain(client)
+    t.same(events(client).map((e) => e.offset), [1, 2, 3], 'one delivery per key: the alarm, the burst and the publish')
+    t.equal((await post(gw, '/api/v1/alarms', sign(), { message: 'm', camera: 'c', severity: 'high' }, { 'idempotency-key': 'bad key with spaces' })).status, 400)
+    client.close()
+  })
+
+  t.test('a paused reader is closed with 4008 while the rest of the tenant keeps receiving, and memory stays bounded', async (t) => {
+    const gw = await build(t, { ...await brokerConfig(t, broker), MAX_BUFFERED_BYTES: 65536, HISTORY_SIZE: 100 })
+    const stalled = await connect(gw, { sub: 'stalled' })
+    const reader = await connect(gw, { sub: 'reader' })
+    stalled.socket.pause()
+    const metadata = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, 'x'.repeat(250)]))
+    const heapBefore = process.memoryUsage().heapUsed
+    let published = 0
+    while (await gw.app.realtime.userConnectionCount('t1', 'stalled') > 0 && published < 5000) {
+      await gw.app.realtime.broadcast('t1', 'alarm:created', {
+        id: `b${published}`, type: 'alarm', message: 'flood', camera: 'c', severity: 'low', timestamp: new Date().toISOString(), metadata
+      })
+      published++
+      if (published % 50 === 0) await tick()
+    }
+    t.equal(await gw.app.realtime.userConnectionCount('t1', 'stalled'), 0, 'the stalled socket was dropped')
+    const afterDrop = published
+    for (let i = 0; i < 200; i++) {
+      await gw.app.realtime.broadcast('t1', 'alarm:created', {
+        id: `c${i}`, type: 'alarm', message: 'after', camera: 'c', severity: 'low', timestamp: new Date().toISOString(), metadata
+      })
+      published++
+    }
+    const heapGrowth = process.memoryUsage().heapUsed - heapBefore
+    const got = await reader.collect('event', published)
+    t.equal(got.length, published, 'the reading socket got every event')
+    t.same(got.map((e) => e.offset), Array.from({ length: published }, (_, i) => i + 1), 'in order')
+    stalled.socket.resume()
+    t.equal((await stalled.closed).code, 4008)
+    t.ok(afterDrop < 5000, `dropped after ${afterDrop} events`)
+    t.ok(heapGrowth < 64 * 1024 * 1024, `heap grew ${Math.round(heapGrowth / 1024)} KiB while ${published} events of ~5.5 KB went out`)
+    t.match(gw.logs.join(''), /websocket\.slow_consumer/)
+    reader.close()
+  })
 })
-
-t.test('outside the window or after an epoch change, recovered is false with the oldest position held', async (t) => {
-  const gw = await build(t, { HISTORY_SIZE: 3 })
-  const first = await connect(gw)
-  await postAlarm(gw, sign())
-  const last = await first.next('event')
-  first.close()
-  await first.closed
-  for (let n = 0; n < 6; n++) await postAlarm(gw, sign())
-  const late = new Client(`${gw.ws}?token=${sign()}&since=${positionOf(last)}`)
-  const recovered = await late.next('recovered')
-  t.match(recovered, { recovered: false, stream: 'tenant', oldest: { epoch: last.epoch, offset: 5 }, latest: { offset: 7 } })
-  t.equal(events(late).length, 0, 'nothing is replayed out of window')
-  await postAlarm(gw, sign())
-  t.match(await late.next('event'), { offset: 8 }, 'and live delivery goes on')
-  late.close()
-
-  const stale = new Client(`${gw.ws}?token=${sign()}&since=an-old-epoch:2`)
-  t.match(await stale.next('recovered'), { recovered: false, epoch: last.epoch })
-  stale.close()
-
-  const ahead = new Client(`${gw.ws}?token=${sign()}&since=${last.epoch as string}:999`)
-  t.match(await ahead.next('recovered'), { recovered: false }, 'a position from the future is not trusted')
-  ahead.close()
-})
-
-t.test('a replay never includes events the connection was not entitled to', async (t) => {
-  const gw = await build(t)
-  const publisher = sign({ sub: 'backend', roles: ['publisher'] })
-  const alice = await connect(gw, { sub: 'alice', channels: ['public-*'] })
-  await post(gw, '/api/v1/publish', publisher, { event: 'hello', data: {} })
-  const last = await alice.next('event')
-  alice.close()
-  await alice.closed
-  await post(gw, '/api/v1/publish', publisher, { event: 'for-bob', data: {}, userId: 'bob' })
-  await post(gw, '/api/v1/publish', publisher, { event: 'for-alice', data: {}, userId: 'alice' })
-  await post(gw, '/api/v1/publish', publisher, { event: 'secret', data: {}, channel: 'secret' })
-  await post(gw, '/api/v1/publish', publisher, { event: 'to-a-client', data: {}, clientId: 'someone-else' })
-  await post(gw, '/api/v1/publish', publisher, { event: 'for-all', data: {} })
-  const back = new Client(`${gw.ws}?token=${sign({ sub: 'alice', channels: ['public-*'] })}&since=${positionOf(last)}`)
-  const recovered = await back.next('recovered')
-  t.same(events(back).map((e) => e.event), ['for-alice', 'for-all'])
-  t.match(recovered, { recovered: true, count: 2 })
-  back.send({ type: 'subscribe', channel: 'secret', since: `${last.epoch as string}:0`, id: 's' })
-  t.match(await back.next(), { type: 'error', code: 'CHANNEL_FORBIDDEN', ref: 's' })
-  await drain(back)
-  t.notOk(events(back).some((e) => e.event === 'secret'), 'no channel event without the right to join')
-  back.close()
-})
-
-t.test('REST history returns the tenant stream for the token\'s user, filtered and paged', async (t) => {
-  const gw = await build(t)
-  const publisher = sign({ sub: 'backend', roles: ['publisher'] })
-  const epoch = (await post(gw, '/api/v1/publish', publisher, { event: 'one', data: {} })).body.epoch as string
-  await post(gw, '/api/v1/publish', publisher, { event: 'for-bob', data: {}, userId: 'bob' })
-  await post(gw, '/api/v1/publish', publisher, { event: 'for-alice', data: {}, userId: 'alice' })
-  await post(gw, '/api/v1/publish', publisher, { event: 'in-channel', data: {}, channel: 'x' })
-  await post(gw, '/api/v1/publish', publisher, { event: 'two', data: {} })
-  const all = await get(gw, '/api/v1/events/history', sign({ sub: 'alice' }))
-  t.equal(all.status, 200)
-  t.match(all.body, { recovered: true, epoch, oldest: 1, latest: 4 })
-  t.same(all.body.events.map((e: any) => e.event), ['one', 'for-alice', 'two'])
-  const page = await get(gw, `/api/v1/events/history?since=${epoch}:1&limit=1`, sign({ sub: 'alice' }))
-  t.same(page.body.events, [], 'bob\'s event is filtered out of the page')
-  t.equal(page.body.next, `${epoch}:2`)
-  const rest = await get(gw, `/api/v1/events/history?since=${page.body.next as string}`, sign({ sub: 'alice' }))
-  t.same(rest.body.events.map((e: any) => e.offset), [3, 4])
-  t.equal(rest.body.next, undefined)
-  const stale = await get(gw, '/api/v1/events/history?since=old:2', sign({ sub: 'alice' }))
-  t.match(stale.body, { recovered: false })
-  t.same(stale.body.events.map((e: any) => e.event), ['one', 'for-alice', 'two'], 'a stale position gets everything retained')
-  t.equal((await get(gw, '/api/v1/events/history?since=nonsense', sign())).status, 400)
-  t.equal((await get(gw, '/api/v1/events/history', sign({ tenantId: 'other' }))).body.events.length, 0, 'another tenant sees none of it')
-})
-
-t.test('an Idempotency-Key retry returns the original id and offset and delivers nothing new', async (t) => {
-  const gw = await build(t)
-  const client = await connect(gw)
-  const headers = { 'idempotency-key': 'cam-7-evt-1' }
-  const first = await post(gw, '/api/v1/alarms', sign(), { message: 'm', camera: 'c', severity: 'high' }, headers)
-  const retry = await post(gw, '/api/v1/alarms', sign(), { message: 'm', camera: 'c', severity: 'high' }, headers)
-  t.equal(first.status, 202)
-  t.equal(retry.status, 202)
-  t.same(retry.body, first.body)
-  t.equal(retry.headers.get('idempotent-replayed'), 'true')
-  const concurrent = await Promise.all([1, 2, 3].map(async () => await post(gw, '/api/v1/alarms', sign(), { message: 'n', camera: 'c', severity: 'low' }, { 'idempotency-key': 'burst' })))
-  t.equal(new Set(concurrent.map((r) => r.body.id)).size, 1, 'concurrent retries share one event')
-  const conflict = await post(gw, '/api/v1/alarms', sign(), { message: 'different', camera: 'c', severity: 'high' }, headers)
-  t.equal(conflict.status, 409)
-  t.match(conflict.body, { code: 'IDEMPOTENCY_CONFLICT' })
-  const otherTenant = await post(gw, '/api/v1/alarms', sign({ tenantId: 't2' }), { message: 'm', camera: 'c', severity: 'high' }, headers)
-  t.not(otherTenant.body.id, first.body.id, 'keys are per tenant')
-  const publish = sign({ roles: ['publisher'] })
-  const p1 = await post(gw, '/api/v1/publish', publish, { event: 'x', data: { a: 1 } }, { 'idempotency-key': 'p' })
-  const p2 = await post(gw, '/api/v1/publish', publish, { event: 'x', data: { a: 1 } }, { 'idempotency-key': 'p' })
-  t.same([p2.body.id, p2.body.offset], [p1.body.id, p1.body.offset])
-  t.equal((await post(gw, '/api/v1/publish', publish, { event: 'x', data: { a: 2 } }, { 'idempotency-key': 'p' })).status, 409)
-  await drain(client)
-  t.same(events(client).map((e) => e.offset), [1, 2, 3], 'one delivery per key: the alarm, the burst and the publish')
-  t.equal((await post(gw, '/api/v1/alarms', sign(), { message: 'm', camera: 'c', severity: 'high' }, { 'idempotency-key': 'bad key with spaces' })).status, 400)
-  client.close()
-})
-
-t.test('a paused reader is closed with 4008 while the rest of the tenant keeps receiving, and memory stays bounded', async (t) => {
-  const gw = await build(t, { MAX_BUFFERED_BYTES: 65536, HISTORY_SIZE: 100 })
-  const stalled = await connect(gw, { sub: 'stalled' })
-  const reader = await connect(gw, { sub: 'reader' })
-  stalled.socket.pause()
-  const metadata = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, 'x'.repeat(250)]))
-  const heapBefore = process.memoryUsage().heapUsed
-  let published = 0
-  while (await gw.app.realtime.userConnectionCount('t1', 'stalled') > 0 && published < 5000) {
-    await gw.app.realtime.broadcast('t1', 'alarm:created', {
-      id: `b${published}`, type: 'alarm', message: 'flood', camera: 'c', severity: 'low', timestamp: new Date().toISOString(), metadata
-    })
-    published++
-    if (published % 50 === 0) await tick()
-  }
-  t.equal(await gw.app.realtime.userConnectionCount('t1', 'stalled'), 0, 'the stalled socket was dropped')
-  const afterDrop = published
-  for (let i = 0; i < 200; i++) {
-    await gw.app.realtime.broadcast('t1', 'alarm:created', {
-      id: `c${i}`, type: 'alarm', message: 'after', camera: 'c', severity: 'low', timestamp: new Date().toISOString(), metadata
-    })
-    published++
-  }
-  const heapGrowth = process.memoryUsage().heapUsed - heapBefore
-  const got = await reader.collect('event', published)
-  t.equal(got.length, published, 'the reading socket got every event')
-  t.same(got.map((e) => e.offset), Array.from({ length: published }, (_, i) => i + 1), 'in order')
-  stalled.socket.resume()
-  t.equal((await stalled.closed).code, 4008)
-  t.ok(afterDrop < 5000, `dropped after ${afterDrop} events`)
-  t.ok(heapGrowth < 64 * 1024 * 1024, `heap grew ${Math.round(heapGrowth / 1024)} KiB while ${published} events of ~5.5 KB went out`)
-  t.match(gw.logs.join(''), /websocket\.slow_consumer/)
-  reader.close()
-})
+}

@@ -285,11 +285,12 @@ export class RedisBroker implements Broker {
 
   /** After the subscriber reconnected: anything published while it was away is read back. */
   private async catchUp (): Promise<void> {
-    for (const watch of this.watches.values()) {
-      if (watch.last === undefined || watch.pending !== undefined) continue
-      watch.pending = []
-      await this.fill(watch)
-    }
+    // Live messages queue behind the catch-up from now on, so nothing overtakes it.
+    const behind = [...this.watches.values()].filter((w) => w.last !== undefined && w.pending === undefined)
+    for (const watch of behind) watch.pending = []
+    // Both connections come back on their own schedules; the reads below need the command one.
+    await untilReady([this.command], this.options.watchTimeoutMs ?? 5000)
+    for (const watch of behind) await this.fill(watch)
   }
 
   private gap (watch: Watch): void {

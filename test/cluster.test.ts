@@ -1,0 +1,276 @@
+import { spawn } from 'node:child_process'
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
+import t, { type Test } from 'tap'
+import {
+  build, Client, connect, drain, events, get, post, postAlarm, redisPrefix, redisSkip, REDIS_URL, SECRET, sign,
+  type Frame, type Gateway
+} from './helper.js'
+
+/** Two gateways sharing one Redis under one fresh prefix. */
+async function pair (t: Test, config: Record<string, unknown> = {}): Promise<[Gateway, Gateway]> {
+  const prefix = await redisPrefix(t)
+  const shared = { REDIS_URL, REDIS_PREFIX: prefix, PRESENCE_TTL: 2, ...config }
+  return [await build(t, shared), await build(t, shared)]
+}
+
+const publisher = sign({ sub: 'backend', roles: ['publisher'] })
+
+t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) => {
+  t.test('a socket on A receives an alarm posted to B, with the same position on both', async (t) => {
+    const [a, b] = await pair(t)
+    const onA = await connect(a)
+    const onB = await connect(b)
+    const reply = await postAlarm(b, sign(), { message: 'via B' })
+    t.equal(reply.status, 202)
+    const [fromA, fromB] = [await onA.next('event'), await onB.next('event')]
+    t.match(fromA, { data: { message: 'via B' }, offset: reply.body.offset, epoch: reply.body.epoch })
+    t.same([fromB.offset, fromB.epoch, fromB.id], [fromA.offset, fromA.epoch, fromA.id])
+    onA.close()
+    onB.close()
+  })
+
+  t.test('tenant isolation and user, channel and client targeting hold across instances', async (t) => {
+    const [a, b] = await pair(t)
+    const alice = await connect(a, { sub: 'alice' })
+    const bob = await connect(b, { sub: 'bob' })
+    const stranger = await connect(b, { sub: 'alice', tenantId: 'other' })
+    alice.send({ type: 'subscribe', channel: 'ops' })
+    await alice.next('subscribed')
+    const aliceId = alice.frames.find((f) => f.type === 'connected')?.clientId as string
+    const toUser = await post(b, '/api/v1/publish', publisher, { event: 'for-alice', data: {}, userId: 'alice' })
+    t.match(toUser.body, { online: true, delivered: 0 }, 'online cluster-wide, delivered by the other instance')
+    await post(b, '/api/v1/publish', publisher, { event: 'for-ops', data: {}, channel: 'ops' })
+    const toClient = await post(b, '/api/v1/publish', publisher, { event: 'for-client', data: {}, clientId: aliceId })
+    t.match(toClient.body, { online: true })
+    await postAlarm(b, sign({ tenantId: 'other' }), { message: 'other tenant' })
+    t.same((await alice.collect('event', 3)).map((e) => e.event), ['for-alice', 'for-ops', 'for-client'])
+    for (const c of [alice, bob]) await drain(c)
+    t.equal(events(bob).length, 0, 'bob got nothing addressed to alice')
+    t.same(events(alice).map((e) => e.event), ['for-alice', 'for-ops', 'for-client'], 'alice got nothing of the other tenant')
+    t.same((await stranger.collect('event', 1)).map((e) => e.data.message), ['other tenant'])
+    for (const c of [alice, bob, stranger]) c.close()
+  })
+
+  t.test('connection counts and presence are cluster-wide', async (t) => {
+    const [a, b] = await pair(t)
+    const first = await connect(a, { sub: 'alice' })
+    const second = await connect(b, { sub: 'alice' })
+    const third = await connect(b, { sub: 'bob' })
+    t.equal(third.frames.find((f) => f.type === 'authenticated')?.connectionCount, 3, 'authenticated counts sockets on both instances')
+    for (const c of [first, third]) {
+      c.send({ type: 'subscribe', channel: 'room' })
+      await c.next('subscribed')
+    }
+    const presence = await get(a, '/api/v1/presence', sign())
+    t.same(presence.body.users.sort((x: any, y: any) => x.userId.localeCompare(y.userId)), [{ userId: 'alice', connections: 2 }, { userId: 'bob', connections: 1 }])
+    t.equal(presence.body.connectionCount, 3)
+    const room = await get(b, '/api/v1/presence/channels/room', sign())
+    t.same(room.body.members.map((m: any) => m.userId).sort(), ['alice', 'bob'])
+    t.equal(await a.app.realtime.isUserConnected('t1', 'bob'), true)
+    t.equal(await a.app.realtime.connectionCount('other'), 0)
+    third.close()
+    await third.closed
+    t.equal(await a.app.realtime.isUserConnected('t1', 'bob'), false, 'a closed socket leaves the cluster view')
+    first.close()
+    second.close()
+  })
+
+  t.test('an Idempotency-Key retry on another instance is still deduplicated', async (t) => {
+    const [a, b] = await pair(t)
+    const client = await connect(a)
+    const body = { message: 'once', camera: 'c', severity: 'high' }
+    const headers = { 'idempotency-key': 'retry-elsewhere' }
+    const first = await post(a, '/api/v1/alarms', sign(), body, headers)
+    const retry = await post(b, '/api/v1/alarms', sign(), body, headers)
+    t.same(retry.body, first.body)
+    t.equal((await post(b, '/api/v1/alarms', sign(), { ...body, message: 'changed' }, headers)).status, 409)
+    await drain(client)
+    t.equal(events(client).length, 1)
+    client.close()
+  })
+
+  t.test('a crashed instance\'s presence expires, and its clients resume on another instance losing nothing', async (t) => {
+    const prefix = await redisPrefix(t)
+    const shared = { REDIS_URL, REDIS_PREFIX: prefix, PRESENCE_TTL: 1 }
+    const b = await build(t, shared)
+    const port = await freePort()
+    // `env -u` keeps tap's coverage hooks out of the child, which runs through tsx.
+    const child = spawn('env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, '--import', 'tsx', 'server.ts'], {
+      env: { ...process.env, NODE_ENV: 'production', JWT_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', REDIS_URL, REDIS_PREFIX: prefix, PRESENCE_TTL: '1', HISTORY_SIZE: '10000' },
+      stdio: ['ignore', 'ignore', 'pipe']
+    })
+    t.teardown(() => { child.kill('SIGKILL') })
+    const a = { http: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/api/v1/events` }
+    await waitFor(async () => (await fetch(`${a.http}/ready`).catch(() => undefined))?.status === 200)
+
+    // Each client follows its socket and, when it dies, reconnects to B from its last position.
+    const clients = Array.from({ length: 4 }, (_, i) => new Follower(`${a.ws}?token=${sign({ sub: `u${i}`, tenantId: 'crash' })}`, `${b.ws}?token=${sign({ sub: `u${i}`, tenantId: 'crash' })}`))
+    await Promise.all(clients.map(async (c) => await c.ready))
+
+    const acknowledged: number[] = []
+    let stop = false
+    const token = sign({ tenantId: 'crash' })
+    const publishing = (async () => {
+      for (let n = 0; !stop; n++) {
+        const target = n % 2 === 0 ? a.http : b.http
+        const reply = await fetch(`${target}/api/v1/alarms`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ message: `#${n}`, camera: 'c', severity: 'low' })
+        }).catch(() => undefined)
+        if (reply?.status === 202) acknowledged.push(((await reply.json()) as { offset: number }).offset)
+        await new Promise((resolve) => setTimeout(resolve, 2))
+      }
+    })()
+    await waitFor(async () => acknowledged.length >= 40)
+    child.kill('SIGKILL')
+    await waitFor(async () => clients.every((c) => c.reconnected))
+    const afterCrash = acknowledged.length
+    await waitFor(async () => acknowledged.length >= afterCrash + 40)
+    stop = true
+    await publishing
+
+    const last = Math.max(...acknowledged)
+    await waitFor(async () => clients.every((c) => (c.offsets.at(-1) ?? 0) >= last))
+    for (const [i, c] of clients.entries()) {
+      const seen = new Set(c.offsets)
+      t.equal(seen.size, c.offsets.length, `client ${i}: no event twice`)
+      t.same(c.offsets, [...c.offsets].sort((x, y) => x - y), `client ${i}: in order`)
+      t.same(acknowledged.filter((o) => !seen.has(o)), [], `client ${i}: every acknowledged event arrived`)
+      c.close()
+    }
+    t.ok(acknowledged.length > afterCrash, `${afterCrash} acknowledged before the crash, ${acknowledged.length - afterCrash} after`)
+    await waitFor(async () => (await b.app.realtime.connectionCount('crash')) === 0)
+    t.equal(await b.app.realtime.connectionCount('crash'), 0, 'the crashed instance\'s sockets left the cluster view')
+  })
+
+  t.test('while Redis is unreachable ingestion answers 503, sockets stay open, and delivery resumes without a gap', async (t) => {
+    const proxy = await RedisProxy.start()
+    t.teardown(async () => { await proxy.close() })
+    const prefix = await redisPrefix(t)
+    const viaProxy = await build(t, { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_PREFIX: prefix })
+    const direct = await build(t, { REDIS_URL, REDIS_PREFIX: prefix })
+    const client = await connect(viaProxy)
+    t.equal((await postAlarm(viaProxy, sign(), { message: 'before' })).status, 202)
+    t.match(await client.next('event'), { offset: 1 })
+
+    proxy.cut()
+    const refused = await fetch(`${viaProxy.http}/api/v1/alarms`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${sign()}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ message: 'during', camera: 'c', severity: 'high' })
+    })
+    t.equal(refused.status, 503)
+    t.match(await refused.json(), { code: 'BROKER_UNAVAILABLE' })
+    t.equal(refused.headers.get('retry-after'), '1')
+    t.equal((await fetch(`${viaProxy.http}/ready`)).status, 503, 'not ready')
+    // Meanwhile another instance, still connected, stores two events.
+    t.equal((await postAlarm(direct, sign(), { message: 'elsewhere 1' })).status, 202)
+    t.equal((await postAlarm(direct, sign(), { message: 'elsewhere 2' })).status, 202)
+    client.send({ type: 'ping', id: 'alive' })
+    t.match(await client.next('pong'), { ref: 'alive' }, 'the socket stayed open')
+
+    proxy.restore()
+    await waitFor(async () => (await fetch(`${viaProxy.http}/ready`)).status === 200)
+    t.equal((await postAlarm(viaProxy, sign(), { message: 'after' })).status, 202)
+    const got = await client.collect('event', 4)
+    t.same(got.map((e) => [e.offset, e.data.message]), [[1, 'before'], [2, 'elsewhere 1'], [3, 'elsewhere 2'], [4, 'after']], 'no gap, no duplicate')
+    client.close()
+  })
+})
+
+/** A WebSocket client that reconnects to a fallback URL from its last position when its socket dies. */
+class Follower {
+  readonly offsets: number[] = []
+  readonly ready: Promise<void>
+  reconnected = false
+  private client: Client
+  private last: Frame | undefined
+  private closing = false
+
+  constructor (url: string, private readonly fallback: string) {
+    this.client = this.open(url)
+    this.ready = this.client.next('authenticated').then(() => undefined)
+  }
+
+  close (): void {
+    this.closing = true
+    this.client.close()
+  }
+
+  private open (url: string): Client {
+    const client = new Client(url)
+    client.socket.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as Frame
+      if (frame.type !== 'event') return
+      this.offsets.push(frame.offset as number)
+      this.last = frame
+    })
+    void client.closed.then(() => {
+      if (this.closing || this.reconnected) return
+      this.reconnected = true
+      const since = this.last === undefined ? '' : `&since=${this.last.epoch as string}:${this.last.offset as number}`
+      this.client = this.open(`${this.fallback}${since}`)
+    })
+    return client
+  }
+}
+
+/** A TCP proxy to Redis that a test can cut and restore. */
+class RedisProxy {
+  private readonly sockets = new Set<Socket>()
+  private open = true
+
+  private constructor (private readonly server: Server, readonly port: number) {}
+
+  static async start (): Promise<RedisProxy> {
+    const target = new URL(REDIS_URL)
+    let proxy: RedisProxy | undefined
+    const server = createServer((socket) => {
+      if (proxy === undefined || !proxy.open) {
+        socket.destroy()
+        return
+      }
+      const upstream = tcpConnect(Number(target.port || 6379), target.hostname)
+      for (const s of [socket, upstream]) {
+        proxy.sockets.add(s)
+        s.on('error', () => {})
+        s.on('close', () => { proxy?.sockets.delete(s); socket.destroy(); upstream.destroy() })
+      }
+      socket.pipe(upstream).pipe(socket)
+    })
+    await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+    proxy = new RedisProxy(server, (server.address() as { port: number }).port)
+    return proxy
+  }
+
+  cut (): void {
+    this.open = false
+    for (const s of this.sockets) s.destroy()
+  }
+
+  restore (): void {
+    this.open = true
+  }
+
+  async close (): Promise<void> {
+    this.cut()
+    await new Promise((resolve) => { this.server.close(resolve) })
+  }
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  const port = (server.address() as { port: number }).port
+  await new Promise((resolve) => { server.close(resolve) })
+  return port
+}
+
+/** Polls an asynchronous condition, at most ~15 s; the assertions that follow say what was expected. */
+async function waitFor (condition: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await condition()) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}

@@ -25,7 +25,7 @@ try {
   process.exit(1)
 }
 
-if (config.NODE_ENV !== 'production') printDevBanner()
+if (config.NODE_ENV !== 'production' && config.JWT_SECRET !== undefined) printDevBanner()
 
 let stopping = false
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -23,6 +23,9 @@ export const AuthReason = {
   TOKEN_ALGORITHM: 'TOKEN_ALGORITHM',
   TOKEN_EXPIRED: 'TOKEN_EXPIRED',
   TOKEN_NOT_YET_VALID: 'TOKEN_NOT_YET_VALID',
+  TOKEN_ISSUER: 'TOKEN_ISSUER',
+  TOKEN_AUDIENCE: 'TOKEN_AUDIENCE',
+  TOKEN_KEY_UNKNOWN: 'TOKEN_KEY_UNKNOWN',
   TENANT_MISSING: 'TENANT_MISSING',
   USER_MISSING: 'USER_MISSING'
 } as const
@@ -35,8 +38,21 @@ export class AuthFailure extends Error {
   }
 }
 
-/** Verifies a raw token and returns its principal, or throws an AuthFailure. */
-export type VerifyToken = (token: string) => Principal
+/** Verifies a raw token and resolves to its principal, or rejects with an AuthFailure. */
+export type VerifyToken = (token: string) => Promise<Principal>
+
+/** Optional issuer and audience checks: each list, when set, must contain the token's value. */
+export function checkIssuerAndAudience (claims: Record<string, unknown>, issuers: readonly string[], audiences: readonly string[]): void {
+  if (issuers.length > 0 && (typeof claims.iss !== 'string' || !issuers.includes(claims.iss))) {
+    throw new AuthFailure(AuthReason.TOKEN_ISSUER, 'the token\'s issuer is not accepted')
+  }
+  if (audiences.length > 0) {
+    const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud]
+    if (!aud.some((a) => typeof a === 'string' && audiences.includes(a))) {
+      throw new AuthFailure(AuthReason.TOKEN_AUDIENCE, 'the token is not meant for this audience')
+    }
+  }
+}
 
 /**
  * Builds the principal from verified claims. The tenant comes only from here: never from a

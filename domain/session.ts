@@ -174,7 +174,7 @@ export class Session {
   private async authenticate (token: string, sinceText: string | undefined, ref: Ref): Promise<void> {
     let principal: Principal
     try {
-      principal = this.options.verify(token)
+      principal = await this.options.verify(token)
     } catch (err) {
       const failure = err instanceof AuthFailure ? err : new AuthFailure(AuthReason.TOKEN_INVALID, 'the token could not be verified')
       // A failed refresh leaves the live connection on its current, still valid token.

@@ -1,16 +1,20 @@
-import fastifyJwt, { type JWT } from '@fastify/jwt'
+import fastifyJwt from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { createVerifier, type Algorithm, type DecodedJwt } from 'fast-jwt'
 import { Unauthorized } from '../domain/http-errors.js'
-import { AuthFailure, AuthReason, principalFromClaims, type Principal, type VerifyToken } from '../domain/principal.js'
+import { JwksKeys } from '../domain/jwks.js'
+import { AuthFailure, AuthReason, checkIssuerAndAudience, principalFromClaims, type Principal, type VerifyToken } from '../domain/principal.js'
 
 export interface Auth {
-  /** Verifies a raw token; throws AuthFailure with a stable reason. */
+  /** Verifies a raw token; rejects with an AuthFailure carrying a stable reason. */
   verify: VerifyToken
-  /** Signs a token with the configured secret and first algorithm (dev token, CLI, tests). */
+  /** Signs a token with JWT_SECRET (dev token, CLI, tests); throws when keys are public-only. */
   sign (claims: Record<string, unknown>, options?: { expiresIn?: number | string }): string
   /** onRequest hook: requires `Authorization: Bearer`, sets `request.principal`, or replies 401. */
   requirePrincipal (request: FastifyRequest): Promise<void>
+  /** Called with the reason of every rejected credential (metrics). */
+  onFailure?: (reason: AuthReason) => void
 }
 
 declare module 'fastify' {
@@ -34,47 +38,91 @@ const reasons: Record<string, AuthReason> = {
   FAST_JWT_MISSING_SIGNATURE: AuthReason.TOKEN_INVALID
 }
 
-async function authPlugin (app: FastifyInstance): Promise<void> {
-  const algorithms = app.config.JWT_ALGORITHMS.split(',') as Array<'HS256' | 'HS384' | 'HS512'>
-  // A namespace and our own decorator names, so that a host app's @fastify/jwt and ours coexist.
-  await app.register(fastifyJwt, {
-    secret: app.config.JWT_SECRET,
-    sign: { algorithm: algorithms[0] },
-    verify: { algorithms },
-    namespace: 'tenantcast',
-    decoratorName: 'tenantcastUser'
-  })
-  const jwt = (app.jwt as unknown as Record<string, JWT>).tenantcast as JWT
-  const claim = app.config.TENANT_CLAIM
-
-  const verify: VerifyToken = (token) => {
-    let claims: Record<string, unknown>
-    try {
-      claims = jwt.verify<Record<string, unknown>>(token)
-    } catch (err) {
-      const code = (err as { code?: unknown }).code
-      const reason = typeof code === 'string' ? reasons[code] ?? AuthReason.TOKEN_INVALID : AuthReason.TOKEN_INVALID
-      throw new AuthFailure(reason, (err as Error).message)
-    }
-    return principalFromClaims(claims, claim)
+/** The algorithm a token claims, read before any verification; undefined when unreadable. */
+function headerAlgorithm (token: string): unknown {
+  const dot = token.indexOf('.')
+  if (dot <= 0) return undefined
+  try {
+    return (JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8')) as { alg?: unknown }).alg
+  } catch {
+    return undefined
   }
+}
 
-  app.decorateRequest('principal', null as unknown as Principal)
-  app.decorate('auth', {
-    verify,
-    sign: (claims, options) => jwt.sign(claims, options?.expiresIn === undefined ? {} : { expiresIn: options.expiresIn }),
+const list = (value: string | undefined): string[] => value === undefined ? [] : value.split(',').map((v) => v.trim()).filter((v) => v !== '')
+
+async function authPlugin (app: FastifyInstance): Promise<void> {
+  const config = app.config
+  const algorithms = config.JWT_ALGORITHM_LIST as Algorithm[]
+  const secret = config.JWT_SECRET
+  // @fastify/jwt signs the dev and CLI tokens (HMAC only). A namespace and our own decorator
+  // names let a host app's @fastify/jwt and ours coexist.
+  if (secret !== undefined) {
+    await app.register(fastifyJwt, {
+      secret,
+      sign: { algorithm: algorithms[0] },
+      verify: { algorithms },
+      namespace: 'tenantcast',
+      decoratorName: 'tenantcastUser'
+    })
+  }
+  const jwks = config.JWT_JWKS_URL === undefined ? undefined : new JwksKeys(config.JWT_JWKS_URL, { cooldownMs: config.JWT_JWKS_COOLDOWN_MS })
+  const publicKey = config.JWT_PUBLIC_KEY?.replace(/\\n/g, '\n')
+  const key = jwks !== undefined
+    ? async (decoded: DecodedJwt) => await jwks.key(typeof decoded.header.kid === 'string' ? decoded.header.kid : undefined)
+    : async () => (publicKey ?? secret) as string
+  // One verifier for every kind of key: algorithms pinned, `none` impossible, results cached
+  // (reconnect storms re-verify the same tokens).
+  const verifier = createVerifier({ key, algorithms, clockTolerance: config.JWT_CLOCK_SKEW * 1000, cache: 10_000 })
+  const issuers = list(config.JWT_ISSUER)
+  const audiences = list(config.JWT_AUDIENCE)
+  const claim = config.TENANT_CLAIM
+
+  const auth: Auth = {
+    async verify (token) {
+      try {
+        const alg = headerAlgorithm(token)
+        if (alg === undefined) throw new AuthFailure(AuthReason.TOKEN_MALFORMED, 'the token is malformed')
+        if (typeof alg !== 'string' || !algorithms.includes(alg as Algorithm)) {
+          throw new AuthFailure(AuthReason.TOKEN_ALGORITHM, `tokens signed with ${String(alg)} are not accepted`)
+        }
+        let claims: Record<string, unknown>
+        try {
+          claims = await verifier(token) as Record<string, unknown>
+        } catch (err) {
+          if (err instanceof AuthFailure) throw err
+          const code = (err as { code?: unknown }).code
+          throw new AuthFailure(typeof code === 'string' ? reasons[code] ?? AuthReason.TOKEN_INVALID : AuthReason.TOKEN_INVALID, (err as Error).message)
+        }
+        checkIssuerAndAudience(claims, issuers, audiences)
+        return principalFromClaims(claims, claim)
+      } catch (err) {
+        if (err instanceof AuthFailure) auth.onFailure?.(err.reason)
+        throw err
+      }
+    },
+    sign (claims, options) {
+      if (secret === undefined) throw new Error('tokens can only be signed with JWT_SECRET')
+      const jwt = (app.jwt as unknown as Record<string, { sign: (payload: object, options: object) => string }>).tenantcast
+      return (jwt as { sign: (payload: object, options: object) => string }).sign(claims, options?.expiresIn === undefined ? {} : { expiresIn: options.expiresIn })
+    },
     async requirePrincipal (request) {
       const header = request.headers.authorization
       const match = header === undefined ? null : /^Bearer\s+(\S+)$/i.exec(header)
-      if (match === null) throw new Unauthorized.AUTHENTICATION_REQUIRED('an Authorization: Bearer token is required')
+      if (match === null) {
+        auth.onFailure?.(AuthReason.AUTHENTICATION_REQUIRED)
+        throw new Unauthorized.AUTHENTICATION_REQUIRED('an Authorization: Bearer token is required')
+      }
       try {
-        request.principal = verify(match[1] as string)
+        request.principal = await auth.verify(match[1] as string)
       } catch (err) {
         const failure = err as AuthFailure
         throw new Unauthorized[failure.reason](failure.message)
       }
     }
-  } satisfies Auth)
+  }
+  app.decorateRequest('principal', null as unknown as Principal)
+  app.decorate('auth', auth)
 }
 
 export default fp(authPlugin, { name: 'tenantcast-auth', fastify: '5.x', dependencies: ['tenantcast-config'] })

@@ -7,15 +7,32 @@ import { Type, type Static } from 'typebox'
  * Every setting, its type, unit and default. Values come from the environment, overridden by
  * the `config` option when tenantcast is registered as a plugin.
  */
+const ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512']
+
 export const ConfigSchema = Type.Object({
   NODE_ENV: Type.String({ default: 'development' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ default: '0.0.0.0' }),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' }),
-  /** HMAC secret for HS256 tokens. Required in production; generated in development. */
+  /** HMAC secret for HS* tokens. In production one of it, JWT_PUBLIC_KEY or JWT_JWKS_URL is required; generated in development. */
   JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
-  /** The only algorithms a token may use. Pinned so that no other algorithm is ever accepted. */
-  JWT_ALGORITHMS: Type.String({ pattern: '^(HS256|HS384|HS512)(,(HS256|HS384|HS512))*$', default: 'HS256' }),
+  /** PEM public key (SPKI) for RS*, PS* or ES* tokens. `\n` escapes are accepted. */
+  JWT_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  /** A JWKS URL for RS*, PS* or ES* tokens; keys are cached and refetched on an unknown kid. */
+  JWT_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  /** Minimum ms between two JWKS refetches triggered by unknown kids. */
+  JWT_JWKS_COOLDOWN_MS: Type.Integer({ minimum: 0, default: 30000 }),
+  /**
+   * The only algorithms a token may use, comma-separated. Default HS256 with a secret, RS256
+   * and ES256 with a public key or JWKS. HMAC and public-key algorithms never mix.
+   */
+  JWT_ALGORITHMS: Type.Optional(Type.String({ pattern: `^(${ALGORITHMS.join('|')})(,(${ALGORITHMS.join('|')}))*$` })),
+  /** Accepted `iss` values, comma-separated; unset means not checked. */
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  /** Accepted `aud` values, comma-separated; unset means not checked. */
+  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  /** Seconds of clock skew tolerated on exp and nbf. */
+  JWT_CLOCK_SKEW: Type.Integer({ minimum: 0, maximum: 300, default: 0 }),
   /** The claim that carries the tenant id. */
   TENANT_CLAIM: Type.String({ minLength: 1, default: 'tenantId' }),
   WS_PATH: Type.String({ pattern: '^/', default: '/api/v1/events' }),
@@ -52,9 +69,10 @@ export const ConfigSchema = Type.Object({
   PRESENCE_TTL: Type.Integer({ minimum: 1, default: 30 })
 })
 export type Config = Static<typeof ConfigSchema> & {
-  JWT_SECRET: string
   /** True when JWT_SECRET was generated at start-up because none was configured. */
   DEV_SECRET: boolean
+  /** The resolved algorithm list. */
+  JWT_ALGORITHM_LIST: string[]
 }
 
 export interface ConfigOptions {
@@ -81,15 +99,25 @@ async function configPlugin (app: import('fastify').FastifyInstance, opts: Confi
     throw new ConfigError(`invalid configuration: ${(err as Error).message.replace(/env\//g, '')}`)
   }
   const config = app.config as Config
-  if (config.JWT_SECRET === undefined) {
+  const asymmetric = config.JWT_PUBLIC_KEY !== undefined || config.JWT_JWKS_URL !== undefined
+  config.DEV_SECRET = false
+  if (config.JWT_SECRET === undefined && !asymmetric) {
     if (config.NODE_ENV === 'production') {
-      throw new ConfigError('JWT_SECRET is not set: set JWT_SECRET to a random secret of at least 32 characters (required when NODE_ENV=production)')
+      throw new ConfigError('JWT_SECRET is not set: set JWT_SECRET to a random secret of at least 32 characters, or JWT_PUBLIC_KEY or JWT_JWKS_URL (required when NODE_ENV=production)')
     }
     config.JWT_SECRET = randomBytes(32).toString('base64url')
     config.DEV_SECRET = true
-  } else {
-    config.DEV_SECRET = false
   }
+  if (config.JWT_PUBLIC_KEY !== undefined && config.JWT_JWKS_URL !== undefined) {
+    throw new ConfigError('set JWT_PUBLIC_KEY or JWT_JWKS_URL, not both')
+  }
+  const algorithms = (config.JWT_ALGORITHMS ?? (asymmetric ? 'RS256,ES256' : 'HS256')).split(',')
+  // Algorithm confusion is impossible by construction: one kind of key, one kind of algorithm.
+  const hmac = algorithms.filter((a) => a.startsWith('HS'))
+  if (asymmetric && hmac.length > 0) throw new ConfigError(`JWT_ALGORITHMS has ${hmac.join(',')} but the key is public (JWT_PUBLIC_KEY/JWT_JWKS_URL): use RS*, PS* or ES*`)
+  if (!asymmetric && hmac.length !== algorithms.length) throw new ConfigError('JWT_ALGORITHMS has public-key algorithms but only JWT_SECRET is set: set JWT_PUBLIC_KEY or JWT_JWKS_URL, or use HS*')
+  if (asymmetric && config.JWT_SECRET !== undefined) throw new ConfigError('JWT_SECRET and a public key are both set: choose one kind of key')
+  config.JWT_ALGORITHM_LIST = algorithms
 }
 
 export default fp(configPlugin, { name: 'tenantcast-config', fastify: '5.x' })

@@ -90,12 +90,17 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
         try {
           claims = await verifier(token) as Record<string, unknown>
         } catch (err) {
-          if (err instanceof AuthFailure) throw err
+          // fast-jwt wraps what the key lookup threw (an unknown kid) in its own error.
+          const original = (err as { originalError?: unknown }).originalError
+          if (original instanceof AuthFailure) throw original
           const code = (err as { code?: unknown }).code
           throw new AuthFailure(typeof code === 'string' ? reasons[code] ?? AuthReason.TOKEN_INVALID : AuthReason.TOKEN_INVALID, (err as Error).message)
         }
         checkIssuerAndAudience(claims, issuers, audiences)
-        return principalFromClaims(claims, claim)
+        const principal = principalFromClaims(claims, claim)
+        // A live socket stays open as long as its token would still be accepted.
+        if (principal.exp !== undefined) principal.exp += config.JWT_CLOCK_SKEW
+        return principal
       } catch (err) {
         if (err instanceof AuthFailure) auth.onFailure?.(err.reason)
         throw err

@@ -1,3 +1,5 @@
+import fastifySwagger from '@fastify/swagger'
+import fastifySwaggerUi from '@fastify/swagger-ui'
 import fastifyWebsocket from '@fastify/websocket'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify'
@@ -13,6 +15,8 @@ export type { Config }
 import fanoutPlugin from './plugins/fanout.js'
 import hubPlugin from './plugins/hub.js'
 import idempotencyPlugin from './plugins/idempotency.js'
+import limitsPlugin from './plugins/limits.js'
+import metricsPlugin from './plugins/metrics.js'
 import presencePlugin from './plugins/presence.js'
 import realtimePlugin from './plugins/realtime.js'
 import redisPlugin from './plugins/redis.js'
@@ -22,6 +26,7 @@ import presenceRoutes from './routes/presence.js'
 import publishRoute from './routes/publish.js'
 import eventsRoute, { SUBPROTOCOL } from './routes/events.js'
 import healthRoutes from './routes/health.js'
+import metricsRoute from './routes/metrics.js'
 
 export type { Realtime } from './plugins/realtime.js'
 export { CloseCode } from './domain/close-codes.js'
@@ -45,6 +50,7 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
 
   await app.register(configPlugin, opts)
   await app.register(authPlugin)
+  await app.register(metricsPlugin)
   await app.register(busPlugin)
   await app.register(redisPlugin)
   await app.register(brokerPlugin)
@@ -53,6 +59,15 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   await app.register(fanoutPlugin)
   await app.register(realtimePlugin)
   await app.register(idempotencyPlugin)
+  await app.register(limitsPlugin)
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'tenantcast', description: 'Multi-tenant realtime event gateway: REST in, WebSocket out. The socket protocol is in docs/PROTOCOL.md.', version: '0.1.0' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }]
+    }
+  })
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' })
 
   const config = app.config
   await app.register(fastifyWebsocket, {
@@ -89,6 +104,7 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   await app.register(presenceRoutes)
   await app.register(historyRoute)
   await app.register(eventsRoute)
+  await app.register(metricsRoute)
 }
 
 /** `SERVER_SHUTDOWN retry=<ms>`: the close reason of 1001, with this socket's reconnect delay. */

@@ -9,6 +9,9 @@ export const HttpErrors = {
   VALIDATION_FAILED: createError('VALIDATION_FAILED', '%s', 400),
   NOT_FOUND: createError('NOT_FOUND', 'Route %s not found', 404),
   FORBIDDEN: createError('FORBIDDEN', '%s', 403),
+  PAYLOAD_TOO_LARGE: createError('PAYLOAD_TOO_LARGE', '%s', 413),
+  RATE_LIMITED: createError('RATE_LIMITED', '%s', 429),
+  ORIGIN_FORBIDDEN: createError('ORIGIN_FORBIDDEN', 'origin %s is not allowed to open a socket', 403),
   IDEMPOTENCY_CONFLICT: createError('IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was used with a different request body', 409),
   BROKER_UNAVAILABLE: createError('BROKER_UNAVAILABLE', 'the event could not be stored: %s', 503),
   INTERNAL_ERROR: createError('INTERNAL_ERROR', 'internal server error', 500)

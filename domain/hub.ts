@@ -1,6 +1,7 @@
 import { CloseCode } from './close-codes.js'
 import type { StoredEvent } from './events.js'
 import { eventFrame } from './frames.js'
+import { noopObserver, type Observer } from './observer.js'
 import { channelOf } from './streams.js'
 
 /** The little the hub needs of a socket. Adapters wrap ws (or anything else) behind it. */
@@ -38,6 +39,7 @@ export interface HubOptions {
   /** Most live events held for one stream while it replays; past it the socket is a slow consumer. */
   maxHeldEvents: number
   onSlowConsumer?: (client: Client) => void
+  observer?: Observer
 }
 
 export interface Member {
@@ -61,7 +63,11 @@ export class Hub {
   private readonly byId = new Map<string, Client>()
   private readonly observers = new Set<(change: MembershipChange) => void>()
 
-  constructor (private readonly options: HubOptions) {}
+  private readonly observer: Observer
+
+  constructor (private readonly options: HubOptions) {
+    this.observer = options.observer ?? noopObserver
+  }
 
   /** Adds an observer of membership changes; returns its removal. */
   observe (observer: (change: MembershipChange) => void): () => void {
@@ -104,6 +110,11 @@ export class Hub {
     removeFrom(this.byChannel, key(client.tenantId, channel), client)
     this.notify({ kind: 'leave', client, channel })
     return true
+  }
+
+  /** Authenticated sockets on this instance. */
+  size (): number {
+    return this.byId.size
   }
 
   tenantConnectionCount (tenantId: string): number {
@@ -167,6 +178,7 @@ export class Hub {
     if (recipients === undefined || recipients.size === 0) return 0
     let frame: string | undefined
     let delivered = 0
+    let sent = 0
     // Copy first: closing a slow consumer removes it from the set we would be iterating.
     for (const client of [...recipients]) {
       // The common case, a socket with no replay in progress, costs two size checks.
@@ -188,8 +200,12 @@ export class Hub {
         }
       }
       frame ??= eventFrame(event)
-      if (this.send(client, frame)) delivered++
+      if (this.write(client, frame)) {
+        delivered++
+        sent++
+      }
     }
+    if (frame !== undefined) this.observer.delivered(event, sent, Buffer.byteLength(frame))
     return delivered
   }
 
@@ -205,6 +221,12 @@ export class Hub {
    * queued; it is closed with 4008 so that it reconnects and resumes from its last position.
    */
   send (client: Client, frame: string): boolean {
+    if (!this.write(client, frame)) return false
+    this.observer.sent(Buffer.byteLength(frame))
+    return true
+  }
+
+  private write (client: Client, frame: string): boolean {
     if (client.connection.bufferedAmount > this.options.maxBufferedBytes) {
       this.dropSlow(client)
       return false
@@ -217,6 +239,7 @@ export class Hub {
     this.remove(client)
     client.held.clear()
     client.connection.close(CloseCode.SLOW_CONSUMER, 'SLOW_CONSUMER')
+    this.observer.slowConsumer(client.tenantId)
     this.options.onSlowConsumer?.(client)
   }
 

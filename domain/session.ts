@@ -10,7 +10,10 @@ import {
 } from './frames.js'
 import type { Client, Connection, Hub } from './hub.js'
 import { AuthFailure, AuthReason, type Principal, type VerifyToken } from './principal.js'
+import type { Observer } from './observer.js'
+import type { Presence } from './presence.js'
 import { parseFrame, type ClientMessage } from './protocol.js'
+import { TokenBucket } from './token-bucket.js'
 import { TENANT_STREAM, channelStream, parsePosition, type Position } from './streams.js'
 
 /** The pino-compatible subset the session logs through. */
@@ -30,8 +33,10 @@ export interface SessionOptions {
   broker: Pick<Broker, 'read' | 'watch' | 'unwatch'>
   verify: VerifyToken
   publish: ClientPublish
-  /** The tenant's open connections, cluster-wide where the deployment can tell. */
-  connectionCount: (tenantId: string) => Promise<number>
+  /** Open connections, cluster-wide where the deployment can tell. */
+  presence: Pick<Presence, 'connectionCount' | 'userConnectionCount'>
+  limits: SessionLimits
+  observer: Observer
   /** How long an unauthenticated socket may wait for `authenticate`, in ms. */
   authTimeoutMs: number
   /** Most channels one connection may join. */
@@ -42,6 +47,17 @@ export interface SessionOptions {
   replayLimit: number
   clock: Clock
   log: SessionLog
+}
+
+export interface SessionLimits {
+  /** Client frames per second, and the burst allowed above it (a token bucket). */
+  frameRate: number
+  frameBurst: number
+  /** Refused frames in a row after which the socket is closed with 4029. */
+  frameStrikes: number
+  /** Open connections per user and per tenant; 0 means no limit. */
+  connectionsPerUser: number
+  connectionsPerTenant: number
 }
 
 type State = 'awaiting-auth' | 'open' | 'closed'
@@ -69,9 +85,12 @@ export class Session {
   private readonly watching = new Set<string>()
   private readonly canPublish: (channel: string) => boolean
   private canJoin: (channel: string) => boolean = () => true
+  private readonly bucket: TokenBucket
+  private strikes = 0
 
   constructor (private readonly options: SessionOptions) {
     this.canPublish = options.clientPublish === undefined ? () => false : globMatcher(options.clientPublish)
+    this.bucket = new TokenBucket(options.limits.frameRate, options.limits.frameBurst, options.clock)
   }
 
   get clientId (): string { return this.options.clientId }
@@ -93,6 +112,7 @@ export class Session {
 
   /** Handles one text frame from the client. Never throws. */
   receive (text: string): void {
+    if (!this.admit()) return
     this.enqueue(async () => {
       const parsed = parseFrame(text)
       if (!parsed.ok) {
@@ -105,6 +125,7 @@ export class Session {
 
   /** The client sent something that is not a text frame. */
   receiveBinary (): void {
+    if (!this.admit()) return
     this.enqueue(async () => { this.reply(errorFrame(ErrorCode.INVALID_FRAME, 'frames must be JSON text, not binary')) })
   }
 
@@ -132,6 +153,27 @@ export class Session {
     if (wasOpen) {
       this.options.log.info({ action: 'websocket.connection.disconnected', ...this.identity() }, 'websocket disconnected')
     }
+  }
+
+  /**
+   * The per-connection frame rate limit. A refused frame is dropped unread; the first refusal
+   * in a row is answered with RATE_LIMITED, and a client that keeps flooding is closed with 4029.
+   */
+  private admit (): boolean {
+    if (this.state === 'closed') return false
+    this.options.observer.frameIn()
+    if (this.bucket.take()) {
+      this.strikes = 0
+      return true
+    }
+    this.strikes++
+    this.options.observer.rateLimited('frames', this.principal?.tenantId ?? '')
+    if (this.strikes === 1) this.reply(errorFrame(ErrorCode.RATE_LIMITED, `more than ${this.options.limits.frameRate} frames per second; frames are being dropped`))
+    if (this.strikes >= this.options.limits.frameStrikes) {
+      this.options.log.warn({ action: 'websocket.rate_limited', ...this.identity() }, 'client kept flooding; closing with 4029')
+      this.close(CloseCode.RATE_LIMITED, 'RATE_LIMITED')
+    }
+    return false
   }
 
   private enqueue (task: () => Promise<void>): void {
@@ -183,13 +225,14 @@ export class Session {
         this.reply(errorFrame(failure.reason, failure.message, ref))
         return
       }
-      this.fail(failure)
+      this.fail(failure, true)
       return
     }
     if (this.state === 'open') {
       await this.refresh(principal, ref)
       return
     }
+    if (await this.overCapacity(principal)) return
     const since = this.position(sinceText, ref)
     this.state = 'open'
     this.principal = principal
@@ -220,10 +263,27 @@ export class Session {
     this.attach(TENANT_STREAM, since, read, ref)
   }
 
+  /** Enforces the per-user and per-tenant connection caps; a socket over either gets 4029. */
+  private async overCapacity (principal: Principal): Promise<boolean> {
+    const { connectionsPerUser, connectionsPerTenant } = this.options.limits
+    const [user, tenant] = await Promise.all([
+      connectionsPerUser === 0 ? 0 : this.options.presence.userConnectionCount(principal.tenantId, principal.userId).catch(() => this.options.hub.userConnectionCount(principal.tenantId, principal.userId)),
+      connectionsPerTenant === 0 ? 0 : this.options.presence.connectionCount(principal.tenantId).catch(() => this.options.hub.tenantConnectionCount(principal.tenantId))
+    ])
+    const reason = connectionsPerUser > 0 && user >= connectionsPerUser
+      ? 'USER_CONNECTION_LIMIT'
+      : connectionsPerTenant > 0 && tenant >= connectionsPerTenant ? 'TENANT_CONNECTION_LIMIT' : undefined
+    if (reason === undefined) return false
+    this.options.observer.rateLimited('connections', principal.tenantId)
+    this.options.log.warn({ action: 'websocket.connection.limited', reason, clientId: this.options.clientId, tenantId: principal.tenantId, userId: principal.userId }, 'connection cap reached')
+    this.close(CloseCode.RATE_LIMITED, reason)
+    return true
+  }
+
   /** The cluster-wide count when it can be had, this instance's otherwise: auth never fails on it. */
   private async count (tenantId: string): Promise<number> {
     try {
-      return await this.options.connectionCount(tenantId)
+      return await this.options.presence.connectionCount(tenantId)
     } catch {
       return this.options.hub.tenantConnectionCount(tenantId)
     }
@@ -328,7 +388,11 @@ export class Session {
         from: { clientId: client.id, userId: client.userId }
       })
       this.reply(publishedFrame({ id: stored.id, stream: stored.stream, offset: stored.offset, epoch: stored.epoch }, ref))
-    } catch {
+    } catch (err) {
+      if ((err as { code?: unknown }).code === ErrorCode.PAYLOAD_TOO_LARGE) {
+        this.reply(errorFrame(ErrorCode.PAYLOAD_TOO_LARGE, (err as Error).message, ref))
+        return
+      }
       this.reply(errorFrame(ErrorCode.BROKER_UNAVAILABLE, 'the event could not be stored; retry', ref))
     }
   }
@@ -449,7 +513,9 @@ export class Session {
     this.timer = this.options.clock.setTimeout(fn, ms)
   }
 
-  private fail (failure: AuthFailure): void {
+  /** Closes with 4401. `verified` failures were already reported by the verifier itself. */
+  private fail (failure: AuthFailure, verified = false): void {
+    if (!verified) this.options.observer.authFailed(failure.reason)
     this.options.log.warn({ action: 'websocket.auth.failed', reason: failure.reason, clientId: this.options.clientId }, 'websocket auth failed')
     this.close(CloseCode.UNAUTHORIZED, failure.reason)
   }

@@ -66,7 +66,30 @@ export const ConfigSchema = Type.Object({
   /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
   REDIS_PREFIX: Type.String({ default: 'tenantcast:' }),
   /** Seconds an instance's presence entries outlive its last heartbeat (a crashed instance's expire after it). */
-  PRESENCE_TTL: Type.Integer({ minimum: 1, default: 30 })
+  PRESENCE_TTL: Type.Integer({ minimum: 1, default: 30 }),
+  /**
+   * Browser origins allowed to open sockets, comma-separated (`https://app.example.com`), or
+   * `*` for any. Unset: same origin only. Clients that send no Origin are always allowed.
+   */
+  ALLOWED_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
+  /** Client frames per second per connection (token bucket refill rate). */
+  CLIENT_FRAME_RATE: Type.Integer({ minimum: 1, default: 50 }),
+  /** Client frames a connection may send in a burst (token bucket size). */
+  CLIENT_FRAME_BURST: Type.Integer({ minimum: 1, default: 100 }),
+  /** Refused frames in a row after which the connection is closed with 4029. */
+  CLIENT_FRAME_STRIKES: Type.Integer({ minimum: 1, default: 20 }),
+  /** Open connections per user (cluster-wide with Redis); 0 for no limit. */
+  MAX_CONNECTIONS_PER_USER: Type.Integer({ minimum: 0, default: 50 }),
+  /** Open connections per tenant (cluster-wide with Redis); 0 for no limit. */
+  MAX_CONNECTIONS_PER_TENANT: Type.Integer({ minimum: 0, default: 10000 }),
+  /** Largest event payload (`data`, as JSON) that may be published, in bytes. */
+  MAX_PUBLISH_BYTES: Type.Integer({ minimum: 64, default: 16384 }),
+  /** REST ingestion and publish requests per tenant per minute (cluster-wide with Redis). */
+  REST_RATE_LIMIT: Type.Integer({ minimum: 1, default: 1200 }),
+  /** Label per-tenant metrics with the tenant id. Off by default: tenants are unbounded cardinality. */
+  METRICS_TENANT_LABELS: Type.Boolean({ default: false }),
+  /** Event-loop delay, in ms, past which /ready fails and requests are shed with 503. */
+  MAX_EVENT_LOOP_DELAY: Type.Integer({ minimum: 10, default: 1000 })
 })
 export type Config = Static<typeof ConfigSchema> & {
   /** True when JWT_SECRET was generated at start-up because none was configured. */

@@ -25,12 +25,16 @@ async function fanoutPlugin (app: FastifyInstance): Promise<void> {
   const receipts = new Map<string, Promise<StoredEvent>>()
 
   app.bus.onAny((envelope) => {
+    const started = performance.now()
     const stored = app.broker.publish(envelope)
     receipts.set(envelope.id, stored)
     // An emitter that never takes its receipt (fire-and-forget) must not leak the entry nor
     // leave a rejection unhandled.
     stored.then(
-      () => { receipts.delete(envelope.id) },
+      () => {
+        receipts.delete(envelope.id)
+        app.metrics.brokerPublished((performance.now() - started) / 1000)
+      },
       (err: unknown) => {
         receipts.delete(envelope.id)
         app.log.error({ action: 'broker.publish.failed', eventId: envelope.id, tenantId: envelope.tenantId, err }, 'broker rejected an event')
@@ -60,5 +64,5 @@ async function fanoutPlugin (app: FastifyInstance): Promise<void> {
 export default fp(fanoutPlugin, {
   name: 'tenantcast-fanout',
   fastify: '5.x',
-  dependencies: ['tenantcast-bus', 'tenantcast-broker', 'tenantcast-hub']
+  dependencies: ['tenantcast-bus', 'tenantcast-broker', 'tenantcast-hub', 'tenantcast-metrics']
 })

@@ -13,10 +13,11 @@ async function hubPlugin (app: FastifyInstance): Promise<void> {
     maxBufferedBytes: app.config.MAX_BUFFERED_BYTES,
     // A replay holds live events at most as long as the history that could be replayed.
     maxHeldEvents: app.config.HISTORY_SIZE,
+    observer: app.metrics.observer,
     onSlowConsumer: (client) => {
       app.log.warn({ action: 'websocket.slow_consumer', clientId: client.id, tenantId: client.tenantId, userId: client.userId }, 'slow consumer closed with 4008')
     }
   }))
 }
 
-export default fp(hubPlugin, { name: 'tenantcast-hub', fastify: '5.x', dependencies: ['tenantcast-config'] })
+export default fp(hubPlugin, { name: 'tenantcast-hub', fastify: '5.x', dependencies: ['tenantcast-config', 'tenantcast-metrics'] })

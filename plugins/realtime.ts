@@ -23,7 +23,8 @@ export interface PublishInput<K extends string = string> {
  * The in-process API of the gateway, for host apps and for tenantcast's own routes. Every
  * call stays inside the tenant it names. Each publish resolves once the broker stored the
  * event; it rejects with 400 VALIDATION_FAILED for a payload that does not match the
- * catalogue and with 503 BROKER_UNAVAILABLE when the event could not be stored.
+ * catalogue, 413 PAYLOAD_TOO_LARGE past MAX_PUBLISH_BYTES, and 503 BROKER_UNAVAILABLE when the
+ * event could not be stored.
  */
 export interface Realtime {
   publish<K extends string> (input: PublishInput<K>): Promise<StoredEvent>
@@ -50,10 +51,13 @@ declare module 'fastify' {
 
 async function realtimePlugin (app: FastifyInstance): Promise<void> {
   const presence = app.presence
+  const maxBytes = app.config.MAX_PUBLISH_BYTES
   const realtime: Realtime = {
     async publish (input) {
       const check = checkEventData(input.event, input.data)
       if (!check.ok) throw new HttpErrors.VALIDATION_FAILED(check.message)
+      const size = Buffer.byteLength(JSON.stringify(input.data) ?? '')
+      if (size > maxBytes) throw new HttpErrors.PAYLOAD_TOO_LARGE(`the event data is ${size} bytes; the limit is ${maxBytes} (MAX_PUBLISH_BYTES)`)
       const envelope: EventEnvelope = {
         id: input.id ?? randomUUID(),
         tenantId: input.tenantId,

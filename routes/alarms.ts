@@ -16,11 +16,12 @@ async function alarmsRoute (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   app.post('/api/v1/alarms', {
     onRequest: app.auth.requirePrincipal,
+    config: { rateLimit: app.tenantRateLimit },
     schema: {
       summary: 'Ingest an alarm for the token\'s tenant',
       headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }),
       body: AlarmInput,
-      response: { 202: IngestReply, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply, 503: ErrorReply }
+      response: { 202: IngestReply, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply, 429: ErrorReply, 503: ErrorReply }
     }
   }, async (request, reply) => {
     const { tenantId, userId } = request.principal

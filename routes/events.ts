@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { HttpErrors } from '../domain/http-errors.js'
 import type { WebSocket } from 'ws'
 import { systemClock } from '../domain/clock.js'
 import type { Connection } from '../domain/hub.js'
@@ -29,6 +30,25 @@ export function upgradeToken (request: FastifyRequest): string | undefined {
   return typeof query.token === 'string' && query.token !== '' ? query.token : undefined
 }
 
+/**
+ * Which Origins may open a socket: a list, `*` (only when set explicitly), or by default the
+ * gateway's own origin (so the console page served at `/` works).
+ */
+export function originPolicy (allowed: string | undefined): (origin: string, host: string | undefined) => boolean {
+  if (allowed === undefined) {
+    return (origin, host) => {
+      try {
+        return new URL(origin).host === host
+      } catch {
+        return false
+      }
+    }
+  }
+  const list = allowed.split(',').map((o) => o.trim().replace(/\/$/, '')).filter((o) => o !== '')
+  if (list.includes('*')) return () => true
+  return (origin) => list.includes(origin)
+}
+
 /** Adapts a ws socket to the hub's Connection. */
 function connectionOf (socket: WebSocket): Connection {
   return {
@@ -42,6 +62,14 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
   const alive = new WeakSet<WebSocket>()
   const patterns = app.config.CLIENT_PUBLISH.split(',').map((p) => p.trim()).filter((p) => p !== '')
   const clientPublish = patterns.length === 0 ? undefined : patterns
+  const config = app.config
+  const limits = {
+    frameRate: config.CLIENT_FRAME_RATE,
+    frameBurst: config.CLIENT_FRAME_BURST,
+    frameStrikes: config.CLIENT_FRAME_STRIKES,
+    connectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
+    connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT
+  }
 
   // One timer for all sockets: a socket that has not answered the previous ping by the next
   // tick is dead (a vanished laptop, a NAT that dropped the mapping) and is terminated.
@@ -58,7 +86,19 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
   heartbeat.unref()
   app.addHook('onClose', async () => { clearInterval(heartbeat) })
 
-  app.get(app.config.WS_PATH, { websocket: true }, (socket, request) => {
+  const originAllowed = originPolicy(config.ALLOWED_ORIGINS)
+  // Cross-site WebSocket hijacking: a page on another site can open a socket to us with the
+  // victim's cookies or a token it found. Browsers always send Origin on an upgrade, so a
+  // foreign one is refused with 403 here, before the upgrade. Non-browser clients send none.
+  const checkOrigin = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const origin = request.headers.origin
+    if (origin === undefined || originAllowed(origin, request.headers.host)) return
+    request.log.warn({ action: 'websocket.origin.refused', origin }, 'foreign origin refused')
+    const error = new HttpErrors.ORIGIN_FORBIDDEN(origin)
+    await reply.code(403).send({ statusCode: 403, code: error.code, error: 'Forbidden', message: error.message })
+  }
+
+  app.get(app.config.WS_PATH, { websocket: true, onRequest: checkOrigin }, (socket, request) => {
     // Listeners go on synchronously, before anything awaits, or early frames are lost.
     const session = new Session({
       clientId: randomUUID(),
@@ -67,7 +107,9 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
       broker: app.broker,
       verify: app.auth.verify,
       publish: async (envelope) => await app.realtime.publish(envelope),
-      connectionCount: async (tenantId) => await app.presence.connectionCount(tenantId),
+      presence: app.presence,
+      limits,
+      observer: app.metrics.observer,
       authTimeoutMs: app.config.AUTH_TIMEOUT_MS,
       maxChannels: app.config.MAX_CHANNELS,
       clientPublish,
@@ -75,13 +117,17 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
       clock: systemClock,
       log: request.log
     })
+    app.metrics.connectionOpened()
     alive.add(socket)
     socket.on('pong', () => { alive.add(socket) })
     socket.on('message', (data, isBinary) => {
       if (isBinary) session.receiveBinary()
       else session.receive(data.toString())
     })
-    socket.on('close', () => { session.ended() })
+    socket.on('close', (code) => {
+      app.metrics.connectionClosed(code)
+      session.ended()
+    })
     const since = (request.query as Record<string, unknown>).since
     session.start(upgradeToken(request), typeof since === 'string' ? since : undefined)
   })

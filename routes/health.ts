@@ -8,6 +8,7 @@ async function healthRoutes (app: FastifyInstance): Promise<void> {
   app.get('/health', async () => ({ status: 'ok' }))
   app.get('/ready', async (_request, reply) => {
     if (closing) return await reply.code(503).send({ ready: false, reason: 'shutting down' })
+    if (app.isUnderPressure()) return await reply.code(503).header('retry-after', '1').send({ ready: false, reason: 'under pressure' })
     if (!app.broker.ready()) return await reply.code(503).header('retry-after', '1').send({ ready: false, reason: 'broker unavailable' })
     return { ready: true }
   })

@@ -33,11 +33,12 @@ async function publishRoute (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   app.post('/api/v1/publish', {
     onRequest: app.auth.requirePrincipal,
+    config: { rateLimit: app.tenantRateLimit },
     schema: {
       summary: 'Publish an event inside the token\'s tenant (role publisher or admin)',
       headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }),
       body: PublishBody,
-      response: { 202: PublishReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 409: ErrorReply, 503: ErrorReply }
+      response: { 202: PublishReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 409: ErrorReply, 413: ErrorReply, 429: ErrorReply, 503: ErrorReply }
     },
     preHandler: async (request) => {
       if (!request.principal.roles.some((role) => PUBLISHER_ROLES.has(role))) {

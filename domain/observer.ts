@@ -1,0 +1,26 @@
+import type { StoredEvent } from './events.js'
+
+/**
+ * What the gateway reports as it works, for metrics. Domain code calls it; a plugin turns it
+ * into Prometheus series. Every method is cheap and called at most once per event or frame,
+ * never once per socket of a broadcast.
+ */
+export interface Observer {
+  /** An event went out to `sockets` local sockets as one frame of `bytes` bytes. */
+  delivered (event: StoredEvent, sockets: number, bytes: number): void
+  /** A non-event frame (reply, presence, replayed event) went to one socket. */
+  sent (bytes: number): void
+  frameIn (): void
+  slowConsumer (tenantId: string): void
+  rateLimited (kind: 'frames' | 'connections' | 'rest', tenantId: string): void
+  authFailed (reason: string): void
+}
+
+export const noopObserver: Observer = {
+  delivered () {},
+  sent () {},
+  frameIn () {},
+  slowConsumer () {},
+  rateLimited () {},
+  authFailed () {}
+}

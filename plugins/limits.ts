@@ -1,0 +1,45 @@
+import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
+import underPressure from '@fastify/under-pressure'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { HttpErrors } from '../domain/http-errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Route-level rate limit for REST ingestion: keyed by the token's tenant, not by IP. */
+    tenantRateLimit: RateLimitOptions
+  }
+}
+
+/**
+ * Load protection: REST ingestion per tenant (cluster-wide through Redis when it is set), and
+ * @fastify/under-pressure, which sheds requests with 503 and fails /ready before the event
+ * loop drowns.
+ */
+async function limitsPlugin (app: FastifyInstance): Promise<void> {
+  await app.register(rateLimit, {
+    global: false,
+    // With Redis down the limiter steps aside; publishing then answers 503 on its own.
+    ...(app.redis === undefined ? {} : { redis: app.redis, nameSpace: `${app.config.REDIS_PREFIX}rl:`, skipOnError: true })
+  })
+  app.decorate('tenantRateLimit', {
+    max: app.config.REST_RATE_LIMIT,
+    timeWindow: 60_000,
+    // After auth (onRequest), so the key is the verified tenant.
+    hook: 'preHandler',
+    keyGenerator: (request: FastifyRequest) => `tenant:${request.principal.tenantId}`,
+    errorResponseBuilder: (request: FastifyRequest, context: { max: number, after: string }) => {
+      app.metrics.observer.rateLimited('rest', request.principal.tenantId)
+      request.log.warn({ action: 'rest.rate_limited', tenantId: request.principal.tenantId }, 'tenant ingestion rate limit hit')
+      const error = new HttpErrors.RATE_LIMITED(`more than ${context.max} requests per minute for this tenant; retry in ${context.after}`)
+      return { statusCode: 429, code: error.code, error: 'Too Many Requests', message: error.message }
+    }
+  } satisfies RateLimitOptions)
+  await app.register(underPressure, {
+    maxEventLoopDelay: app.config.MAX_EVENT_LOOP_DELAY,
+    retryAfter: 1,
+    exposeStatusRoute: false
+  })
+}
+
+export default fp(limitsPlugin, { name: 'tenantcast-limits', fastify: '5.x', dependencies: ['tenantcast-config', 'tenantcast-redis', 'tenantcast-metrics'] })

@@ -4,6 +4,12 @@ import type { Position } from './streams.js'
 /** Server-to-client frames. Each builder returns the serialized text, ready to send. */
 export type Ref = string | number | undefined
 
+/** Every `type` a server frame can have; docs/PROTOCOL.md documents each one (a test checks). */
+export const SERVER_FRAME_TYPES = [
+  'connected', 'authenticated', 'pong', 'error', 'event', 'subscribed', 'unsubscribed', 'room-joined', 'room-left',
+  'user-joined', 'user-left', 'recovered', 'published'
+] as const
+
 function withRef (frame: Record<string, unknown>, ref: Ref): string {
   if (ref !== undefined) frame.ref = ref
   return JSON.stringify(frame)

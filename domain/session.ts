@@ -100,7 +100,7 @@ export class Session {
    * request if it carried them.
    */
   start (token: string | undefined, since?: string): void {
-    this.options.connection.send(connectedFrame(this.options.clientId))
+    this.reply(connectedFrame(this.options.clientId))
     if (token !== undefined) {
       this.enqueue(async () => { await this.authenticate(token, since, undefined) })
       return
@@ -522,8 +522,12 @@ export class Session {
 
   private reply (frame: string): void {
     if (this.state === 'closed') return
-    if (this.client === undefined) this.options.connection.send(frame)
-    else this.options.hub.send(this.client, frame)
+    if (this.client !== undefined) {
+      this.options.hub.send(this.client, frame)
+      return
+    }
+    this.options.connection.send(frame)
+    this.options.observer.sent(Buffer.byteLength(frame))
   }
 
   private identity (): Record<string, string | undefined> {

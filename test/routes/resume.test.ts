@@ -283,6 +283,7 @@ t.test(`with the ${broker} broker`, { skip }, async (t) => {
     t.ok(afterDrop < 5000, `dropped after ${afterDrop} events`)
     t.ok(heapGrowth < 64 * 1024 * 1024, `heap grew ${Math.round(heapGrowth / 1024)} KiB while ${published} events of ~5.5 KB went out`)
     t.match(gw.logs.join(''), /websocket\.slow_consumer/)
+    t.match(await (await fetch(`${gw.http}/metrics`)).text(), /^tenantcast_slow_consumer_disconnects_total 1$/m, 'and counted')
     reader.close()
   })
 })

@@ -1,0 +1,99 @@
+import t from 'tap'
+import WebSocket from 'ws'
+import { build, Client, connect, drain, post, postAlarm, sign } from './helper.js'
+
+/** Opens a socket with an Origin header; resolves to the HTTP status of a refused upgrade, or 101. */
+async function upgradeStatus (url: string, origin: string | undefined): Promise<number> {
+  return await new Promise((resolve) => {
+    const socket = new WebSocket(url, origin === undefined ? {} : { origin })
+    socket.on('open', () => { socket.close(); resolve(101) })
+    socket.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); socket.terminate() })
+    socket.on('error', () => {})
+  })
+}
+
+t.test('a foreign Origin is refused with 403 before the upgrade; an allowed one and none are accepted', async (t) => {
+  const gw = await build(t, { ALLOWED_ORIGINS: 'https://app.example.com, https://ops.example.com' })
+  const url = `${gw.ws}?token=${sign()}`
+  t.equal(await upgradeStatus(url, 'https://evil.example'), 403)
+  t.equal(await upgradeStatus(url, 'https://app.example.com'), 101)
+  t.equal(await upgradeStatus(url, 'https://ops.example.com'), 101)
+  t.equal(await upgradeStatus(url, undefined), 101, 'a non-browser client sends no Origin')
+  t.match(gw.logs.join(''), /websocket\.origin\.refused/)
+})
+
+t.test('without ALLOWED_ORIGINS only the gateway\'s own origin is accepted, and * accepts any', async (t) => {
+  const gw = await build(t)
+  const url = `${gw.ws}?token=${sign()}`
+  t.equal(await upgradeStatus(url, gw.http), 101, 'same origin')
+  t.equal(await upgradeStatus(url, 'http://localhost:1'), 403)
+  const open = await build(t, { ALLOWED_ORIGINS: '*' })
+  t.equal(await upgradeStatus(`${open.ws}?token=${sign()}`, 'https://anywhere.example'), 101)
+})
+
+t.test('a flooding connection gets RATE_LIMITED, then 4029, while another tenant is unaffected', async (t) => {
+  const gw = await build(t, { CLIENT_FRAME_RATE: 5, CLIENT_FRAME_BURST: 5, CLIENT_FRAME_STRIKES: 10 })
+  const flooder = await connect(gw, { tenantId: 'noisy' })
+  const calm = await connect(gw, { tenantId: 'calm' })
+  for (let i = 0; i < 40; i++) flooder.send({ type: 'ping', id: i })
+  t.same(await flooder.closed, { code: 4029, reason: 'RATE_LIMITED' })
+  const errors = flooder.frames.filter((f) => f.type === 'error')
+  t.same(errors.map((f) => f.code), ['RATE_LIMITED'], 'one RATE_LIMITED error, not one per dropped frame')
+  t.equal(flooder.frames.filter((f) => f.type === 'pong').length, 5, 'the burst was served')
+  await postAlarm(gw, sign({ tenantId: 'calm' }))
+  t.match(await calm.next('event'), { event: 'alarm:created' })
+  await drain(calm)
+  calm.close()
+})
+
+t.test('connections per user and per tenant are capped with 4029 and a reason', async (t) => {
+  const gw = await build(t, { MAX_CONNECTIONS_PER_USER: 2, MAX_CONNECTIONS_PER_TENANT: 3 })
+  const tabs = [await connect(gw, { sub: 'alice' }), await connect(gw, { sub: 'alice' })]
+  const third = new Client(`${gw.ws}?token=${sign({ sub: 'alice' })}`)
+  t.same(await third.closed, { code: 4029, reason: 'USER_CONNECTION_LIMIT' })
+  const bob = await connect(gw, { sub: 'bob' })
+  const carol = new Client(`${gw.ws}?token=${sign({ sub: 'carol' })}`)
+  t.same(await carol.closed, { code: 4029, reason: 'TENANT_CONNECTION_LIMIT' })
+  const elsewhere = await connect(gw, { sub: 'alice', tenantId: 'other' })
+  t.match(elsewhere.frames.find((f) => f.type === 'authenticated'), { tenantId: 'other' }, 'another tenant is unaffected')
+  for (const c of [...tabs, bob, elsewhere]) c.close()
+})
+
+t.test('a publish larger than MAX_PUBLISH_BYTES is refused over REST and over the socket', async (t) => {
+  const gw = await build(t, { MAX_PUBLISH_BYTES: 100, CLIENT_PUBLISH: '*' })
+  const big = { text: 'x'.repeat(200) }
+  const rest = await post(gw, '/api/v1/publish', sign({ roles: ['publisher'] }), { event: 'note', data: big })
+  t.equal(rest.status, 413)
+  t.match(rest.body, { code: 'PAYLOAD_TOO_LARGE' })
+  const client = await connect(gw)
+  client.send({ type: 'subscribe', channel: 'c' })
+  await client.next('subscribed')
+  client.send({ type: 'publish', channel: 'c', event: 'note', data: big, id: 'p' })
+  t.match(await client.next('error'), { code: 'PAYLOAD_TOO_LARGE', ref: 'p' })
+  client.send({ type: 'publish', channel: 'c', event: 'note', data: { text: 'small' }, id: 'q' })
+  t.match(await client.next('published'), { ref: 'q' })
+  client.close()
+})
+
+t.test('REST ingestion is rate-limited per tenant, not per IP', async (t) => {
+  const gw = await build(t, { REST_RATE_LIMIT: 3 })
+  const statuses = []
+  for (let i = 0; i < 4; i++) statuses.push((await postAlarm(gw, sign({ tenantId: 'busy', sub: `camera-${i}` }))).status)
+  t.same(statuses, [202, 202, 202, 429], 'the fourth request of the tenant is refused, whatever the user')
+  const limited = await postAlarm(gw, sign({ tenantId: 'busy' }))
+  t.match(limited.body, { statusCode: 429, code: 'RATE_LIMITED' })
+  t.equal((await postAlarm(gw, sign({ tenantId: 'quiet' }))).status, 202, 'another tenant from the same IP is unaffected')
+  t.match(gw.logs.join(''), /rest\.rate_limited/)
+})
+
+t.test('/docs serves the OpenAPI description generated from the route schemas', async (t) => {
+  const gw = await build(t)
+  const response = await fetch(`${gw.http}/docs/json`)
+  t.equal(response.status, 200)
+  const spec = await response.json() as { openapi: string, paths: Record<string, Record<string, { requestBody?: unknown }>> }
+  t.match(spec.openapi, /^3\./)
+  t.ok(spec.paths['/api/v1/alarms']?.post?.requestBody, 'the alarm body schema is described')
+  t.ok(spec.paths['/api/v1/publish']?.post, 'publish is described')
+  t.notOk('/api/v1/events' in spec.paths, 'the socket route is not an HTTP operation')
+  t.equal((await fetch(`${gw.http}/docs`)).status, 200, 'the UI page is served')
+})

@@ -109,11 +109,27 @@ const validators = Object.fromEntries(
 
 export type DataCheck = { ok: true } | { ok: false, path: string, message: string }
 
+/** Payloads nest at most this deep: deeper JSON would overflow the stack when serialized. */
+export const MAX_DATA_DEPTH = 32
+
+/** Whether a JSON value nests deeper than `limit`. Iterative, and stops at the first excess. */
+function deeperThan (value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]]
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number]
+    if (typeof node !== 'object' || node === null) continue
+    if (depth >= limit) return true
+    for (const child of Object.values(node)) stack.push([child, depth + 1])
+  }
+  return false
+}
+
 /**
  * Checks an event's payload: a catalogued name against its schema, any other name against
  * EVENT_NAME only. The failure names the path of the first failing field.
  */
 export function checkEventData (event: string, data: unknown): DataCheck {
+  if (deeperThan(data, MAX_DATA_DEPTH)) return { ok: false, path: '/data', message: `/data nests deeper than ${MAX_DATA_DEPTH} levels` }
   const validator = Object.hasOwn(validators, event) ? validators[event] : undefined
   if (validator === undefined) {
     return eventNamePattern.test(event)

@@ -123,6 +123,11 @@ export class Session {
     })
   }
 
+  /** Resolves once every frame received so far has been handled. */
+  async idle (): Promise<void> {
+    await this.queue
+  }
+
   /** The client sent something that is not a text frame. */
   receiveBinary (): void {
     if (!this.admit()) return

@@ -75,6 +75,15 @@ t.test('a publish larger than MAX_PUBLISH_BYTES is refused over REST and over th
   client.close()
 })
 
+t.test('a payload nested deeper than 32 levels is refused, not serialized', async (t) => {
+  const gw = await build(t)
+  let data: unknown = 1
+  for (let i = 0; i < 40; i++) data = { a: data }
+  const reply = await post(gw, '/api/v1/publish', sign({ roles: ['publisher'] }), { event: 'deep', data })
+  t.equal(reply.status, 400)
+  t.match(reply.body, { code: 'VALIDATION_FAILED', message: /deeper than 32/ })
+})
+
 t.test('REST ingestion is rate-limited per tenant, not per IP', async (t) => {
   const gw = await build(t, { REST_RATE_LIMIT: 3 })
   const statuses = []

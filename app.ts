@@ -20,6 +20,7 @@ import metricsPlugin from './plugins/metrics.js'
 import presencePlugin from './plugins/presence.js'
 import realtimePlugin from './plugins/realtime.js'
 import redisPlugin from './plugins/redis.js'
+import socketIoPlugin from './plugins/socketio.js'
 import alarmsRoute from './routes/alarms.js'
 import historyRoute from './routes/history.js'
 import presenceRoutes from './routes/presence.js'
@@ -105,6 +106,7 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   await app.register(historyRoute)
   await app.register(eventsRoute)
   await app.register(metricsRoute)
+  await app.register(socketIoPlugin)
 }
 
 /** `SERVER_SHUTDOWN retry=<ms>`: the close reason of 1001, with this socket's reconnect delay. */

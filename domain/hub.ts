@@ -11,6 +11,11 @@ export interface Connection {
   close (code: number, reason: string): void
   /** Bytes queued for this socket and not yet handed to the kernel. */
   readonly bufferedAmount: number
+  /**
+   * Sends a live event, for transports that do not speak our frames (Socket.IO emits it under
+   * its own name). Without it the shared serialized frame goes to `send`.
+   */
+  sendEvent?: (event: StoredEvent, frame: string) => void
 }
 
 /** An authenticated connection, as the hub indexes it. The session owns it. */
@@ -200,7 +205,7 @@ export class Hub {
         }
       }
       frame ??= eventFrame(event)
-      if (this.write(client, frame)) {
+      if (this.write(client, frame, event)) {
         delivered++
         sent++
       }
@@ -226,12 +231,14 @@ export class Hub {
     return true
   }
 
-  private write (client: Client, frame: string): boolean {
-    if (client.connection.bufferedAmount > this.options.maxBufferedBytes) {
+  private write (client: Client, frame: string, event?: StoredEvent): boolean {
+    const connection = client.connection
+    if (connection.bufferedAmount > this.options.maxBufferedBytes) {
       this.dropSlow(client)
       return false
     }
-    client.connection.send(frame)
+    if (event !== undefined && connection.sendEvent !== undefined) connection.sendEvent(event, frame)
+    else connection.send(frame)
     return true
   }
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import fastifyEnv from '@fastify/env'
 import fp from 'fastify-plugin'
 import { Type, type Static } from 'typebox'
+import type { SessionLimits } from '../domain/session.js'
 
 /**
  * Every setting, its type, unit and default. Values come from the environment, overridden by
@@ -89,7 +90,9 @@ export const ConfigSchema = Type.Object({
   /** Label per-tenant metrics with the tenant id. Off by default: tenants are unbounded cardinality. */
   METRICS_TENANT_LABELS: Type.Boolean({ default: false }),
   /** Event-loop delay, in ms, past which /ready fails and requests are shed with 503. */
-  MAX_EVENT_LOOP_DELAY: Type.Integer({ minimum: 10, default: 1000 })
+  MAX_EVENT_LOOP_DELAY: Type.Integer({ minimum: 10, default: 1000 }),
+  /** Attach a Socket.IO 4 endpoint at /socket.io/ for existing Socket.IO frontends. */
+  SOCKETIO_ENABLED: Type.Boolean({ default: false })
 })
 export type Config = Static<typeof ConfigSchema> & {
   /** True when JWT_SECRET was generated at start-up because none was configured. */
@@ -144,3 +147,20 @@ async function configPlugin (app: import('fastify').FastifyInstance, opts: Confi
 }
 
 export default fp(configPlugin, { name: 'tenantcast-config', fastify: '5.x' })
+
+/** The per-connection limits every session enforces, whatever its transport. */
+export function sessionLimits (config: Config): SessionLimits {
+  return {
+    frameRate: config.CLIENT_FRAME_RATE,
+    frameBurst: config.CLIENT_FRAME_BURST,
+    frameStrikes: config.CLIENT_FRAME_STRIKES,
+    connectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
+    connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT
+  }
+}
+
+/** CLIENT_PUBLISH as glob patterns; undefined when client publishing is off. */
+export function clientPublishPatterns (config: Config): string[] | undefined {
+  const patterns = config.CLIENT_PUBLISH.split(',').map((p) => p.trim()).filter((p) => p !== '')
+  return patterns.length === 0 ? undefined : patterns
+}

@@ -5,6 +5,7 @@ import type { WebSocket } from 'ws'
 import { systemClock } from '../domain/clock.js'
 import type { Connection } from '../domain/hub.js'
 import { Session } from '../domain/session.js'
+import { clientPublishPatterns, sessionLimits } from '../plugins/config.js'
 
 /** The subprotocol the server selects. A client offers it next to `bearer.<jwt>`. */
 export const SUBPROTOCOL = 'tenantcast.v1'
@@ -60,16 +61,9 @@ function connectionOf (socket: WebSocket): Connection {
 
 async function eventsRoute (app: FastifyInstance): Promise<void> {
   const alive = new WeakSet<WebSocket>()
-  const patterns = app.config.CLIENT_PUBLISH.split(',').map((p) => p.trim()).filter((p) => p !== '')
-  const clientPublish = patterns.length === 0 ? undefined : patterns
   const config = app.config
-  const limits = {
-    frameRate: config.CLIENT_FRAME_RATE,
-    frameBurst: config.CLIENT_FRAME_BURST,
-    frameStrikes: config.CLIENT_FRAME_STRIKES,
-    connectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
-    connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT
-  }
+  const clientPublish = clientPublishPatterns(config)
+  const limits = sessionLimits(config)
 
   // One timer for all sockets: a socket that has not answered the previous ping by the next
   // tick is dead (a vanished laptop, a NAT that dropped the mapping) and is terminated.

@@ -1,0 +1,170 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Server as SocketIoServer, Socket } from 'socket.io'
+import { systemClock } from '../domain/clock.js'
+import type { StoredEvent } from '../domain/events.js'
+import type { Connection } from '../domain/hub.js'
+import { AuthFailure, AuthReason } from '../domain/principal.js'
+import { ClientMessages } from '../domain/protocol.js'
+import { Session } from '../domain/session.js'
+import { clientPublishPatterns, sessionLimits } from './config.js'
+
+export const SOCKET_IO_PATH = '/socket.io/'
+
+/**
+ * The `connect_error` message for a refused credential, as Socket.IO frontends written against
+ * reference 004 expect: AUTHENTICATION_REQUIRED, INVALID_USER, or a message containing "jwt".
+ */
+export function connectErrorMessage (reason: AuthReason): string {
+  if (reason === AuthReason.AUTHENTICATION_REQUIRED) return 'AUTHENTICATION_REQUIRED'
+  if (reason === AuthReason.TENANT_MISSING || reason === AuthReason.USER_MISSING) return 'INVALID_USER'
+  const words: Partial<Record<AuthReason, string>> = {
+    [AuthReason.TOKEN_EXPIRED]: 'jwt expired',
+    [AuthReason.TOKEN_MALFORMED]: 'jwt malformed',
+    [AuthReason.TOKEN_INVALID]: 'invalid signature: jwt rejected',
+    [AuthReason.TOKEN_NOT_YET_VALID]: 'jwt not active'
+  }
+  return `${words[reason] ?? 'jwt rejected'} (${reason})`
+}
+
+function tokenOf (socket: Socket): string | undefined {
+  const auth = socket.handshake.auth as { token?: unknown }
+  if (typeof auth.token === 'string' && auth.token !== '') return auth.token.replace(/^Bearer\s+/i, '')
+  const header = socket.handshake.headers.authorization
+  const match = header === undefined ? null : /^Bearer\s+(\S+)$/i.exec(header)
+  return match?.[1]
+}
+
+/**
+ * A Socket.IO socket behind the hub's Connection interface. Protocol frames become Socket.IO
+ * events: an `event` frame is emitted under its catalogue name with the payload as data and
+ * its position as a second argument; `authenticated` becomes reference 004's `join:company`.
+ */
+function connectionOf (socket: Socket): Connection {
+  return {
+    send (frame) {
+      const message = JSON.parse(frame) as { type: string, [key: string]: unknown }
+      switch (message.type) {
+        case 'connected': return
+        case 'authenticated':
+          socket.emit('join:company', { success: true, companyId: message.tenantId, connectionCount: message.connectionCount, userId: message.userId, position: message.position })
+          return
+        case 'event':
+          socket.emit(message.event as string, message.data, { id: message.id, stream: message.stream, offset: message.offset, epoch: message.epoch, timestamp: message.timestamp, correlationId: message.correlationId, from: message.from })
+          return
+        case 'error':
+          socket.emit('tenantcast:error', { code: message.code, message: message.message, ref: message.ref })
+          return
+        default: {
+          const { type, ...rest } = message
+          socket.emit(type, rest)
+        }
+      }
+    },
+    sendEvent (event: StoredEvent) {
+      socket.emit(event.event, event.data, { id: event.id, stream: event.stream, offset: event.offset, epoch: event.epoch, timestamp: event.timestamp, correlationId: event.correlationId, from: event.from })
+    },
+    close (code, reason) {
+      socket.emit('tenantcast:close', { code, reason })
+      socket.disconnect(true)
+    },
+    get bufferedAmount () {
+      // The websocket transport's unsent bytes; polling buffers in engine.io's write queue.
+      const transport = socket.conn.transport as unknown as { socket?: { bufferedAmount?: number } }
+      return transport.socket?.bufferedAmount ?? 0
+    }
+  }
+}
+
+/**
+ * Socket.IO 4 on the same HTTP server (opt-in with SOCKETIO_ENABLED): existing Socket.IO
+ * frontends connect unchanged, as connections in the same hub, with the same tenant isolation,
+ * limits and metrics. socket.io is imported only when enabled.
+ */
+async function socketIoPlugin (app: FastifyInstance): Promise<void> {
+  if (!app.config.SOCKETIO_ENABLED) return
+  const { Server } = await import('socket.io')
+  const server = app.server
+  // @fastify/websocket routes every upgrade through Fastify; Socket.IO's upgrades must reach
+  // engine.io alone, or both would answer the same socket.
+  const others = server.listeners('upgrade') as Array<(req: IncomingMessage, ...rest: unknown[]) => void>
+  server.removeAllListeners('upgrade')
+  server.on('upgrade', (req: IncomingMessage, ...rest: unknown[]) => {
+    if ((req.url ?? '').startsWith(SOCKET_IO_PATH)) return
+    for (const listener of others) listener.call(server, req, ...rest)
+  })
+  const io: SocketIoServer = new Server(server, {
+    path: SOCKET_IO_PATH,
+    perMessageDeflate: false,
+    httpCompression: false,
+    serveClient: false,
+    destroyUpgrade: false,
+    maxHttpBufferSize: app.config.MAX_PAYLOAD
+  })
+
+  io.use((socket, next) => {
+    const token = tokenOf(socket)
+    if (token === undefined) {
+      app.metrics.observer.authFailed(AuthReason.AUTHENTICATION_REQUIRED)
+      next(new Error(connectErrorMessage(AuthReason.AUTHENTICATION_REQUIRED)))
+      return
+    }
+    app.auth.verify(token).then(() => { next() }, (err: unknown) => {
+      const reason = err instanceof AuthFailure ? err.reason : AuthReason.TOKEN_INVALID
+      const error = new Error(connectErrorMessage(reason)) as Error & { data?: unknown }
+      error.data = { code: reason }
+      next(error)
+    })
+  })
+
+  const inbound = new Set(Object.keys(ClientMessages))
+  io.on('connection', (socket) => {
+    const log = app.log.child({ transport: 'socket.io' })
+    const session = new Session({
+      clientId: randomUUID(),
+      connection: connectionOf(socket),
+      hub: app.hub,
+      broker: app.broker,
+      verify: app.auth.verify,
+      publish: async (envelope) => await app.realtime.publish(envelope),
+      presence: app.presence,
+      limits: sessionLimits(app.config),
+      observer: app.metrics.observer,
+      authTimeoutMs: app.config.AUTH_TIMEOUT_MS,
+      maxChannels: app.config.MAX_CHANNELS,
+      clientPublish: clientPublishPatterns(app.config),
+      replayLimit: app.config.HISTORY_SIZE,
+      clock: systemClock,
+      log
+    })
+    app.metrics.connectionOpened()
+    // Protocol requests arrive as events named after their type; any other event is a client
+    // publish `{channel, data}`, refused unless client publishing allows it.
+    socket.onAny((name: string, body: unknown) => {
+      const fields = typeof body === 'object' && body !== null && !Array.isArray(body) ? body as Record<string, unknown> : {}
+      const frame = inbound.has(name)
+        ? { ...fields, type: name }
+        : { type: 'publish', channel: fields.channel, event: name, data: fields.data, id: fields.id }
+      session.receive(JSON.stringify(frame))
+    })
+    socket.on('disconnect', () => {
+      app.metrics.connectionClosed(1000)
+      session.ended()
+    })
+    const since = (socket.handshake.auth as { since?: unknown }).since
+    session.start(tokenOf(socket), typeof since === 'string' ? since : undefined)
+  })
+
+  app.addHook('preClose', async () => {
+    io.disconnectSockets(true)
+    await new Promise<void>((resolve) => { io.close(() => { resolve() }) })
+  })
+}
+
+export default fp(socketIoPlugin, {
+  name: 'tenantcast-socketio',
+  fastify: '5.x',
+  dependencies: ['tenantcast-hub', 'tenantcast-auth', 'tenantcast-realtime', 'tenantcast-presence', 'tenantcast-metrics']
+})

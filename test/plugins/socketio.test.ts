@@ -1,0 +1,125 @@
+import { io, type Socket } from 'socket.io-client'
+import t from 'tap'
+import { build, connect, drain, events, post, postAlarm, sign, type Gateway } from '../helper.js'
+
+/** A real socket.io-client, websocket transport first as production frontends configure it. */
+function ioClient (gw: Gateway, options: { token?: string, bearer?: string, since?: string } = {}): Socket {
+  const socket = io(gw.http, {
+    path: '/socket.io/',
+    transports: ['websocket'],
+    reconnection: false,
+    auth: { ...(options.token === undefined ? {} : { token: options.token }), ...(options.since === undefined ? {} : { since: options.since }) },
+    ...(options.bearer === undefined ? {} : { extraHeaders: { authorization: `Bearer ${options.bearer}` } })
+  })
+  return socket
+}
+
+async function once<T = unknown> (socket: Socket, event: string): Promise<T> {
+  return await new Promise((resolve) => { socket.once(event, (data: T) => { resolve(data) }) })
+}
+
+t.test('the reference-004 client flow: join:company, then alarms and event:created arrive', async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true })
+  const ws = await connect(gw, { tenantId: 'company-1', sub: 'operator-ws' })
+  const socket = ioClient(gw, { token: sign({ tenantId: 'company-1', sub: 'operator-1' }) })
+  t.teardown(() => { socket.close() })
+  const joined = await once<Record<string, unknown>>(socket, 'join:company')
+  t.match(joined, { success: true, companyId: 'company-1', connectionCount: 2 }, 'the Socket.IO socket counts with the WebSocket one')
+  const alarm = once<Record<string, unknown>>(socket, 'alarm:created')
+  const created = new Promise<[Record<string, unknown>, Record<string, unknown>]>((resolve) => { socket.once('event:created', (data, meta) => { resolve([data, meta]) }) })
+  await postAlarm(gw, sign({ tenantId: 'company-1' }), { message: 'Motion detected' })
+  await post(gw, '/api/v1/publish', sign({ tenantId: 'company-1', roles: ['publisher'] }), {
+    event: 'event:created', data: { _id: '507f1f77bcf86cd799439011', title: 'Suspicious Activity Reported', correlationId: 'c-1' }, correlationId: 'c-1'
+  })
+  t.match(await alarm, { type: 'alarm', message: 'Motion detected', severity: 'high' })
+  const [data, meta] = await created
+  t.match(data, { _id: '507f1f77bcf86cd799439011', title: 'Suspicious Activity Reported', correlationId: 'c-1' })
+  t.match(meta, { stream: 'tenant', offset: 2, correlationId: 'c-1' }, 'the position rides along as a second argument')
+  ws.close()
+})
+
+t.test('a Bearer header works as well as auth.token', async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true })
+  const socket = ioClient(gw, { bearer: sign({ tenantId: 'acme' }) })
+  t.teardown(() => { socket.close() })
+  t.match(await once(socket, 'join:company'), { success: true, companyId: 'acme' })
+})
+
+t.test('Socket.IO and WebSocket clients of one tenant see each other\'s events, and never another tenant\'s', async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true, CLIENT_PUBLISH: 'room-*' })
+  const socket = ioClient(gw, { token: sign({ tenantId: 'acme', sub: 'sio' }) })
+  t.teardown(() => { socket.close() })
+  await once(socket, 'join:company')
+  const sameTenant = await connect(gw, { tenantId: 'acme', sub: 'ws' })
+  const otherTenant = await connect(gw, { tenantId: 'globex', sub: 'ws' })
+  const leaked: unknown[] = []
+  socket.onAny((name: string, data: unknown) => { if (name === 'alarm:created' && (data as { message: string }).message === 'globex only') leaked.push(data) })
+  for (const c of [sameTenant, otherTenant]) {
+    c.send({ type: 'subscribe', channel: 'room-1' })
+    await c.next('subscribed')
+  }
+  socket.emit('subscribe', { channel: 'room-1' })
+  await once(socket, 'subscribed')
+  t.match(await sameTenant.next('user-joined'), { userId: 'sio' }, 'presence crosses transports')
+  socket.emit('say', { channel: 'room-1', data: { text: 'from socket.io' } })
+  t.match(await sameTenant.next('event'), { event: 'say', data: { text: 'from socket.io' }, from: { userId: 'sio' } })
+  const fromWs = new Promise((resolve) => { socket.on('say', (data: { text: string }) => { if (data.text === 'from ws') resolve(data) }) })
+  sameTenant.send({ type: 'publish', channel: 'room-1', event: 'say', data: { text: 'from ws' } })
+  t.match(await fromWs, { text: 'from ws' })
+  await postAlarm(gw, sign({ tenantId: 'globex' }), { message: 'globex only' })
+  await otherTenant.next('event')
+  await drain(otherTenant)
+  const acmeAlarm = once(socket, 'alarm:created')
+  await postAlarm(gw, sign({ tenantId: 'acme' }), { message: 'acme only' })
+  t.match(await acmeAlarm, { message: 'acme only' })
+  t.same(leaked, [], 'the globex alarm never reached the acme Socket.IO socket')
+  t.notOk(events(otherTenant).some((e) => e.event === 'say'), 'nor did acme\'s room reach globex\'s room of the same name')
+  sameTenant.close()
+  otherTenant.close()
+})
+
+t.test('custom events are refused unless client publishing allows them', async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true })
+  const socket = ioClient(gw, { token: sign() })
+  t.teardown(() => { socket.close() })
+  await once(socket, 'join:company')
+  socket.emit('subscribe', { channel: 'room-1' })
+  await once(socket, 'subscribed')
+  socket.emit('say', { channel: 'room-1', data: {}, id: 'x' })
+  t.match(await once(socket, 'tenantcast:error'), { code: 'PUBLISH_DISABLED', ref: 'x' })
+})
+
+t.test('each refused handshake surfaces as the connect_error reference 004 documents', async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true })
+  const cases: Array<[string, string | undefined, RegExp]> = [
+    ['no token', undefined, /^AUTHENTICATION_REQUIRED$/],
+    ['no tenant in the token', sign({ tenantId: undefined }), /^INVALID_USER$/],
+    ['no user in the token', sign({ sub: undefined }), /^INVALID_USER$/],
+    ['a malformed token', 'not-a-token', /jwt/],
+    ['an expired token', sign({ exp: Math.floor(Date.now() / 1000) - 60 }), /jwt/],
+    ['a badly signed token', sign({}, { key: 'some-other-secret-some-other-secret-some-other' }), /jwt/]
+  ]
+  for (const [name, token, message] of cases) {
+    const socket = ioClient(gw, token === undefined ? {} : { token })
+    const error = await once<Error>(socket, 'connect_error')
+    t.match(error.message, message, `${name}: ${error.message}`)
+    socket.close()
+  }
+})
+
+t.test('a Socket.IO client that passes its last position in auth.since gets what it missed', async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true })
+  const first = await postAlarm(gw, sign(), { message: 'seen' })
+  await postAlarm(gw, sign(), { message: 'missed' })
+  const socket = ioClient(gw, { token: sign(), since: `${first.body.epoch as string}:${first.body.offset as number}` })
+  t.teardown(() => { socket.close() })
+  const [missed, recovered] = [once(socket, 'alarm:created'), once(socket, 'recovered')]
+  t.match(await missed, { message: 'missed' })
+  t.match(await recovered, { recovered: true, count: 1 })
+})
+
+t.test('with SOCKETIO_ENABLED off there is no Socket.IO endpoint', async (t) => {
+  const gw = await build(t)
+  const response = await fetch(`${gw.http}/socket.io/?EIO=4&transport=polling`)
+  t.equal(response.status, 404)
+})

@@ -3,9 +3,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { HttpErrors } from '../domain/http-errors.js'
 import type { WebSocket } from 'ws'
 import { systemClock } from '../domain/clock.js'
-import type { Connection } from '../domain/hub.js'
 import { Session } from '../domain/session.js'
 import { clientPublishPatterns, sessionLimits } from '../plugins/config.js'
+import { CoalescingConnection } from './ws-connection.js'
 
 /** The subprotocol the server selects. A client offers it next to `bearer.<jwt>`. */
 export const SUBPROTOCOL = 'tenantcast.v1'
@@ -50,15 +50,6 @@ export function originPolicy (allowed: string | undefined): (origin: string, hos
   return (origin) => list.includes(origin)
 }
 
-/** Adapts a ws socket to the hub's Connection. */
-function connectionOf (socket: WebSocket): Connection {
-  return {
-    send: (data) => { socket.send(data) },
-    close: (code, reason) => { socket.close(code, reason) },
-    get bufferedAmount () { return socket.bufferedAmount }
-  }
-}
-
 async function eventsRoute (app: FastifyInstance): Promise<void> {
   const alive = new WeakSet<WebSocket>()
   const config = app.config
@@ -96,7 +87,7 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
     // Listeners go on synchronously, before anything awaits, or early frames are lost.
     const session = new Session({
       clientId: randomUUID(),
-      connection: connectionOf(socket),
+      connection: new CoalescingConnection(socket),
       hub: app.hub,
       broker: app.broker,
       verify: app.auth.verify,

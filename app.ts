@@ -89,6 +89,7 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   await app.register(presenceRoutes)
   await app.register(historyRoute)
   await app.register(eventsRoute)
+  await app.register(import('./routes/console.js'), opts)
 }
 
 /** `SERVER_SHUTDOWN retry=<ms>`: the close reason of 1001, with this socket's reconnect delay. */

@@ -71,8 +71,11 @@ function setState (state) {
   ui.disconnect.disabled = state === 'closed' || state === 'idle'
 }
 
+/** The tenant stream's last offset; the full `<epoch>:<offset>` is in the tooltip. */
 function showPosition () {
-  ui.position.textContent = client?.position() ?? '–'
+  const position = client?.position()
+  ui.position.textContent = position === undefined ? '–' : `tenant #${position.slice(position.lastIndexOf(':') + 1)}`
+  ui.position.title = position ?? ''
 }
 
 // ---------------------------------------------------------------- feed
@@ -190,7 +193,6 @@ function start (options) {
     else if (client === current) addSystem(`Disconnected (${why})`, info.code === 1000 ? 'info' : 'error')
   })
   current.on('error', (error) => { addSystem(`${error.code}: ${error.message}`, 'error') })
-  ui.connect.textContent = 'Reconnect'
   clearInterval(presenceTimer)
   presenceTimer = setInterval(() => { void refreshPresence() }, PRESENCE_POLL_MS)
 }

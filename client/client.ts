@@ -280,6 +280,7 @@ export class TenantcastClient {
   // ---------------------------------------------------------------- connection life
 
   private async open (): Promise<void> {
+    if (this.currentState === 'closed') return
     const link: Link = { authenticated: false, sawFrame: false, done: false }
     this.link = link
     let token: string
@@ -428,12 +429,13 @@ export class TenantcastClient {
     }
     const delay = hint ?? (code === 4029 ? rateLimitedDelay(policy, this.random) : backoffDelay(policy, this.attempt, this.random))
     this.attempt++
-    this.setState('reconnecting')
-    this.emit('close', { code, reason, willReconnect: true, delay, attempt: this.attempt })
+    // Armed before any handler runs, so that a handler calling close() cancels it.
     this.reconnectTimer = this.timers.setTimeout(() => {
       this.reconnectTimer = undefined
       void this.open()
     }, delay)
+    this.setState('reconnecting')
+    this.emit('close', { code, reason, willReconnect: true, delay, attempt: this.attempt })
   }
 
   /** The terminal state: nothing reconnects, every waiter is told. */

@@ -236,6 +236,7 @@ var TenantcastClient = class {
   }
   // ---------------------------------------------------------------- connection life
   async open() {
+    if (this.currentState === "closed") return;
     const link = { authenticated: false, sawFrame: false, done: false };
     this.link = link;
     let token;
@@ -378,12 +379,12 @@ var TenantcastClient = class {
     }
     const delay = hint ?? (code === 4029 ? rateLimitedDelay(policy, this.random) : backoffDelay(policy, this.attempt, this.random));
     this.attempt++;
-    this.setState("reconnecting");
-    this.emit("close", { code, reason, willReconnect: true, delay, attempt: this.attempt });
     this.reconnectTimer = this.timers.setTimeout(() => {
       this.reconnectTimer = void 0;
       void this.open();
     }, delay);
+    this.setState("reconnecting");
+    this.emit("close", { code, reason, willReconnect: true, delay, attempt: this.attempt });
   }
   /** The terminal state: nothing reconnects, every waiter is told. */
   stop(info) {

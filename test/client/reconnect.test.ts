@@ -267,6 +267,21 @@ t.test('after maxAttempts failed reconnects the client gives up', async (t) => {
   t.same(clock.pending(), [])
 })
 
+t.test('close() called from a close handler cancels the reconnect', async (t) => {
+  const port = await deadPort()
+  const clock = new FakeClock()
+  const client = open(t, { url: `ws://127.0.0.1:${port}/api/v1/events`, token: sign(), timers: clock })
+  const closes: CloseInfo[] = []
+  client.on('close', (info) => {
+    closes.push(info)
+    if (info.willReconnect) client.close()
+  })
+  await next(client, 'close', (info) => !info.willReconnect)
+  t.match(closes, [{ code: 1006, willReconnect: true }, { code: 1000, willReconnect: false }])
+  t.equal(client.state, 'closed')
+  t.same(clock.pending(), [], 'nothing is left to fire')
+})
+
 t.test('reconnect: false never reconnects', async (t) => {
   const port = await deadPort()
   const clock = new FakeClock()

@@ -179,6 +179,8 @@ async function tail (args: string[], io: Io): Promise<number> {
   }
   const url = socketUrl(baseUrl(values.url, io))
   const tokenValue = tokenFrom(values.token, io)
+  // The token travels as a WebSocket subprotocol, which allows only these characters (a JWT fits).
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(tokenValue)) throw new UsageError('the token has characters no token can have (spaces, quotes, …)')
   if (values.since !== undefined) {
     try {
       parsePosition(values.since)

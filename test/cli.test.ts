@@ -94,6 +94,7 @@ t.test('usage errors exit 2 and say what is wrong; --help exits 0 on every comma
     [['tail', '--bogus'], {}, 2, /Unknown option '--bogus'/],
     [['tail', '--url', 'http://127.0.0.1:1'], {}, 2, /a token is required/],
     [['tail', '--token', 'x', '--since', 'yesterday'], {}, 2, /--since: a position is <epoch>:<offset>/],
+    [['tail', '--token', 'Bearer eyJ'], {}, 2, /the token has characters no token can have/],
     [['alarm', '--token', 'x', '--message', 'm', '--camera', 'c', '--severity', 'apocalyptic'], {}, 2, /--severity must be one of/],
     [['alarm', '--token', 'x', '--camera', 'c', '--severity', 'low'], {}, 2, /--message is required/],
     [['launch'], {}, 2, /unknown command "launch"/],

@@ -15,3 +15,9 @@ t.test('the browser bundle is built from the SDK alone and imports nothing', asy
   t.match(code, /export \{[^}]*\bconnect\b/, 'connect is exported')
   t.equal(await readFile(BUNDLE_PATH, 'utf8'), code)
 })
+
+t.test('the SDK is the package subpath tenantcast/client', async (t) => {
+  const byName = await import('tenantcast/client')
+  const byPath = await import('../../client/index.js')
+  t.equal(byName.connect, byPath.connect)
+})

@@ -284,7 +284,6 @@ export class TenantcastClient {
     const link: Link = { authenticated: false, sawFrame: false, done: false }
     this.link = link
     let token: string
-    let WebSocketClass: WebSocketConstructor
     try {
       token = await this.obtainToken()
     } catch (err) {
@@ -293,7 +292,7 @@ export class TenantcastClient {
       this.lost(link, 1006, 'TOKEN_UNAVAILABLE')
       return
     }
-    WebSocketClass = this.options.WebSocket ?? await webSocketClass()
+    const WebSocketClass = this.options.WebSocket ?? await webSocketClass()
     if (this.link !== link) return
     let socket: WebSocketLike
     try {
@@ -368,13 +367,14 @@ export class TenantcastClient {
     if (socket === undefined) return
     socket.onmessage = null
     socket.onclose = null
+    const terminate = (socket as { terminate?: () => void }).terminate
     try {
-      const terminate = (socket as { terminate?: () => void }).terminate
       if (how !== 'terminate') socket.close(how.code, how.reason)
       else if (typeof terminate === 'function') terminate.call(socket)
       else socket.close(4000, 'HEARTBEAT_TIMEOUT')
     } catch {
-      // Closing a socket that never opened may throw; it is gone either way.
+      // A code or reason the WebSocket refuses: close it plainly instead.
+      socket.close()
     }
   }
 
@@ -482,7 +482,9 @@ export class TenantcastClient {
     this.emit('frame', frame)
     switch (frame.type) {
       case 'authenticated':
+        // A second one on the same socket answers a token refresh.
         if (!link.authenticated) this.authenticated(link, frame)
+        else if (this.sessionInfo !== undefined) this.sessionInfo.connectionCount = frame.connectionCount
         break
       case 'event':
         this.event(frame)
@@ -527,7 +529,9 @@ export class TenantcastClient {
     const current = this.positions.get(frame.stream)
     // Offsets grow by stream: anything at or below the last one seen in this epoch is a repeat.
     if (current !== undefined && current.epoch === frame.epoch && frame.offset <= current.offset) return
-    this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.offset })
+    // A channel event still in flight after unsubscribe is delivered but not remembered.
+    const channel = frame.stream.startsWith('channel:') ? frame.stream.slice('channel:'.length) : undefined
+    if (channel === undefined || this.channelEntries.has(channel)) this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.offset })
     this.emit('event', frame)
     const handlers = this.eventHandlers.get(frame.event)
     if (handlers !== undefined) this.call(frame.event, handlers, [frame.data, frame])

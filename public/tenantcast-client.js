@@ -240,7 +240,6 @@ var TenantcastClient = class {
     const link = { authenticated: false, sawFrame: false, done: false };
     this.link = link;
     let token;
-    let WebSocketClass;
     try {
       token = await this.obtainToken();
     } catch (err) {
@@ -249,7 +248,7 @@ var TenantcastClient = class {
       this.lost(link, 1006, "TOKEN_UNAVAILABLE");
       return;
     }
-    WebSocketClass = this.options.WebSocket ?? await webSocketClass();
+    const WebSocketClass = this.options.WebSocket ?? await webSocketClass();
     if (this.link !== link) return;
     let socket;
     try {
@@ -322,12 +321,13 @@ var TenantcastClient = class {
     if (socket === void 0) return;
     socket.onmessage = null;
     socket.onclose = null;
+    const terminate = socket.terminate;
     try {
-      const terminate = socket.terminate;
       if (how !== "terminate") socket.close(how.code, how.reason);
       else if (typeof terminate === "function") terminate.call(socket);
       else socket.close(4e3, "HEARTBEAT_TIMEOUT");
     } catch {
+      socket.close();
     }
   }
   /** A socket ended (closed, failed, timed out): decide whether and when to come back. */
@@ -427,6 +427,7 @@ var TenantcastClient = class {
     switch (frame.type) {
       case "authenticated":
         if (!link.authenticated) this.authenticated(link, frame);
+        else if (this.sessionInfo !== void 0) this.sessionInfo.connectionCount = frame.connectionCount;
         break;
       case "event":
         this.event(frame);
@@ -467,7 +468,8 @@ var TenantcastClient = class {
   event(frame) {
     const current = this.positions.get(frame.stream);
     if (current !== void 0 && current.epoch === frame.epoch && frame.offset <= current.offset) return;
-    this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.offset });
+    const channel = frame.stream.startsWith("channel:") ? frame.stream.slice("channel:".length) : void 0;
+    if (channel === void 0 || this.channelEntries.has(channel)) this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.offset });
     this.emit("event", frame);
     const handlers = this.eventHandlers.get(frame.event);
     if (handlers !== void 0) this.call(frame.event, handlers, [frame.data, frame]);

@@ -1,7 +1,7 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import { connect, TenantcastError, type EventFrame, type TenantcastClient } from '../../client/index.js'
-import { build, postAlarm, sign, type Gateway } from '../helper.js'
+import { build, postAlarm, settled, sign, type Gateway } from '../helper.js'
 import { authenticatedFrame, eventually, next, reach, scriptedServer, TcpProxy } from './helpers.js'
 
 /** An SDK client that is closed in teardown. */
@@ -144,6 +144,26 @@ t.test('a handler that throws is reported as an error and the other handlers sti
   t.ok(await eventually(() => seen.length === 1))
   t.same(seen, ['still delivered'])
   t.match(errors, [{ code: 'HANDLER_FAILED', message: /"alarm:created" handler threw: boom/ }])
+})
+
+t.test('close with a code the WebSocket refuses still closes the socket', async (t) => {
+  const gw = await build(t)
+  const client = await opened(t, gw)
+  const closed = next(client, 'close')
+  client.close(1234, 'not a valid close code')
+  t.match((await closed)[0], { code: 1234, willReconnect: false })
+  t.equal(await settled(async () => await gw.app.realtime.connectionCount('t1'), 0), 0, 'the server saw the socket go')
+})
+
+t.test('an event of a channel the client is not in is delivered but its position is not kept', async (t) => {
+  const server = await scriptedServer(t, (socket) => {
+    socket.send(authenticatedFrame())
+    socket.send(JSON.stringify({ type: 'event', id: 'x', event: 'door:opened', data: { door: 1 }, stream: 'channel:ghost', offset: 4, epoch: 'e1', timestamp: new Date(0).toISOString() }))
+  })
+  const client = open(t, { url: server.url, token: 'x' })
+  const [event] = await next(client, 'event')
+  t.match(event, { stream: 'channel:ghost', offset: 4 })
+  t.equal(client.position('channel:ghost'), undefined)
 })
 
 t.test('connect validates its options', async (t) => {

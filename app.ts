@@ -22,6 +22,7 @@ import realtimePlugin from './plugins/realtime.js'
 import redisPlugin from './plugins/redis.js'
 import socketIoPlugin from './plugins/socketio.js'
 import alarmsRoute from './routes/alarms.js'
+import consoleRoutes from './routes/console.js'
 import historyRoute from './routes/history.js'
 import presenceRoutes from './routes/presence.js'
 import publishRoute from './routes/publish.js'
@@ -106,6 +107,7 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   await app.register(historyRoute)
   await app.register(eventsRoute)
   await app.register(metricsRoute)
+  await app.register(consoleRoutes, opts)
   await app.register(socketIoPlugin)
 }
 

@@ -52,6 +52,7 @@ function printDevBanner (): void {
   const lines = [
     '',
     `tenantcast is running on http://${base}`,
+    `Live console: http://${base}/`,
     config.DEV_SECRET
       ? 'Development mode: JWT_SECRET was generated for this run; set JWT_SECRET to keep tokens valid across restarts.'
       : 'Development mode: this token is signed with your JWT_SECRET.',

@@ -1,0 +1,682 @@
+import { backoffDelay, DEFAULT_BACKOFF, rateLimitedDelay, retryHint, type BackoffPolicy, type ReconnectOptions } from './backoff.js'
+import { refreshAt } from './token.js'
+import {
+  ClientErrorCode, TenantcastError,
+  type AuthenticatedFrame, type CatalogueHandler, type CloseInfo, type ConnectionState, type ErrorFrame,
+  type EventCatalogue, type EventFrame, type EventName, type LifecycleEventName, type LifecycleEvents,
+  type Position, type PublishedFrame, type RecoveredFrame, type Replies, type Request, type ServerFrame,
+  type SubscribedFrame
+} from './types.js'
+
+/** The subprotocol the gateway selects; the token travels next to it as `bearer.<jwt>`. */
+export const SUBPROTOCOL = 'tenantcast.v1'
+export const TENANT_STREAM = 'tenant'
+/** setTimeout fires at once past 2^31-1 ms, so longer waits are re-armed in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+const OPEN = 1
+
+/** The part of the WebSocket API the client uses: the browser's, Node 22's, or `ws`. */
+export interface WebSocketLike {
+  readonly readyState: number
+  send (data: string): void
+  close (code?: number, reason?: string): void
+  onopen: ((event: unknown) => void) | null
+  onmessage: ((event: { data: unknown }) => void) | null
+  onclose: ((event: { code: number, reason: string }) => void) | null
+  onerror: ((event: unknown) => void) | null
+}
+
+export type WebSocketConstructor = new (url: string, protocols: string[]) => WebSocketLike
+
+/** Time, injectable so that tests drive the backoff, heartbeat and refresh timers by hand. */
+export interface Timers {
+  now (): number
+  setTimeout (fn: () => void, ms: number): unknown
+  clearTimeout (handle: unknown): void
+}
+
+const systemTimers: Timers = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => { clearTimeout(handle as ReturnType<typeof setTimeout>) }
+}
+
+export interface ConnectOptions {
+  /** The gateway's WebSocket URL, e.g. `wss://rt.example.com/api/v1/events` (http(s) is accepted and mapped to ws(s)). */
+  url: string
+  /** A token. Without `getToken` the client stops at a 4401, since it cannot get another. */
+  token?: string
+  /**
+   * Returns a token. Called when the client has none, when its token is about to expire (a
+   * refresh on the live connection), and after a 4401; a 4401 is retried only when it returns
+   * a different token.
+   */
+  getToken?: () => string | Promise<string>
+  /** Where to start the tenant stream, `<epoch>:<offset>`: the client replays what came after. */
+  since?: string
+  /** Channels to join on connect (and rejoin on every reconnect). */
+  channels?: string[]
+  /** Reconnect policy, or `false` never to reconnect. */
+  reconnect?: ReconnectOptions | false
+  /**
+   * Dead-connection detection, in ms: the client pings every window and reconnects when a
+   * whole window passes without any frame. Default 30000 (the server's heartbeat); 0 turns it off.
+   */
+  heartbeatInterval?: number
+  /** Refresh the token this many ms before `exp`. Default: the smaller of 30 s and a tenth of its lifetime. */
+  tokenRefreshMargin?: number
+  /** A WebSocket implementation. Default: the global one, else the `ws` package (Node 20). */
+  WebSocket?: WebSocketConstructor
+  /** Clock and timers. Default: the real ones. */
+  timers?: Timers
+  /** A source of numbers in [0, 1) for the jitter. Default Math.random. */
+  random?: () => number
+}
+
+/** Who the client is connected as: the latest `authenticated` frame. */
+export interface SessionInfo {
+  userId: string
+  tenantId: string
+  clientId: string
+  connectionCount: number
+}
+
+/** One socket's life. A new socket gets a new Link; callbacks of an old one are ignored. */
+interface Link {
+  socket?: WebSocketLike
+  authenticated: boolean
+  sawFrame: boolean
+  heartbeat?: unknown
+  done: boolean
+}
+
+interface Waiter<T> { resolve: (value: T) => void, reject: (error: TenantcastError) => void }
+
+interface ChannelEntry {
+  /** The link the last subscribe went out on, and its reply once it came. */
+  link?: Link
+  reply?: SubscribedFrame
+  waiters: Array<Waiter<SubscribedFrame>>
+}
+
+type AnyHandler = (...args: any[]) => void
+
+const LIFECYCLE: ReadonlySet<string> = new Set<LifecycleEventName>(['state', 'authenticated', 'event', 'recovered', 'gap', 'presence', 'close', 'error', 'frame'])
+
+/** Codes after which reconnecting cannot help: a normal close, a policy or protocol problem, a forbidden principal. */
+const STOP_CODES: ReadonlySet<number> = new Set([1000, 1002, 1003, 1007, 1008, 1009, 1010])
+
+/** Parses `<epoch>:<offset>`; throws on anything else. */
+export function parsePosition (text: string): Position {
+  const at = text.lastIndexOf(':')
+  const offset = Number(text.slice(at + 1))
+  if (at <= 0 || !Number.isSafeInteger(offset) || offset < 0 || text.slice(at + 1) === '') {
+    throw new TypeError(`a position is <epoch>:<offset>, not ${JSON.stringify(text)}`)
+  }
+  return { epoch: text.slice(0, at), offset }
+}
+
+export function formatPosition (position: Position): string {
+  return `${position.epoch}:${position.offset}`
+}
+
+function channelStream (channel: string): string {
+  return `channel:${channel}`
+}
+
+/**
+ * A tenantcast connection that stays connected: it reconnects with backoff, resumes every
+ * stream from the last position it saw, rejoins its channels, refreshes its token before it
+ * expires and notices a dead socket. Create it with `connect()`.
+ */
+export class TenantcastClient {
+  readonly url: string
+  private currentState: ConnectionState = 'connecting'
+  private link: Link | undefined
+  private token: string | undefined
+  private attempt = 0
+  private nextId = 1
+  private reconnectTimer: unknown
+  private refreshTimer: unknown
+  private sessionInfo: SessionInfo | undefined
+  private readonly positions = new Map<string, Position>()
+  private readonly channelEntries = new Map<string, ChannelEntry>()
+  private readonly pending = new Map<string, Waiter<ServerFrame>>()
+  private readonly lifecycleHandlers = new Map<string, Set<AnyHandler>>()
+  private readonly eventHandlers = new Map<string, Set<AnyHandler>>()
+  private readonly policy: BackoffPolicy | undefined
+  private readonly timers: Timers
+  private readonly random: () => number
+  private readonly heartbeatInterval: number
+
+  constructor (private readonly options: ConnectOptions) {
+    const url = new URL(options.url)
+    if (url.protocol === 'http:') url.protocol = 'ws:'
+    else if (url.protocol === 'https:') url.protocol = 'wss:'
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`url must be ws:, wss:, http: or https:, not ${url.protocol}`)
+    if (options.token === undefined && options.getToken === undefined) throw new TypeError('connect needs a token or a getToken function')
+    this.url = url.toString()
+    this.token = options.token
+    this.policy = options.reconnect === false ? undefined : { ...DEFAULT_BACKOFF, ...options.reconnect }
+    this.timers = options.timers ?? systemTimers
+    this.random = options.random ?? Math.random
+    this.heartbeatInterval = options.heartbeatInterval ?? 30_000
+    if (options.since !== undefined) this.positions.set(TENANT_STREAM, parsePosition(options.since))
+    for (const channel of options.channels ?? []) this.channelEntries.set(channel, { waiters: [] })
+    void this.open()
+  }
+
+  /** `connecting`, `open`, `reconnecting` or `closed`. */
+  get state (): ConnectionState { return this.currentState }
+
+  /** The identity of the current (or last) authenticated connection. */
+  get session (): SessionInfo | undefined { return this.sessionInfo }
+
+  /** The channels this client is in, or will rejoin on reconnect. */
+  get channels (): string[] { return [...this.channelEntries.keys()] }
+
+  /** The last position seen on a stream (`tenant` by default, or `channel:<name>`), as `<epoch>:<offset>`. */
+  position (stream: string = TENANT_STREAM): string | undefined {
+    const position = this.positions.get(stream)
+    return position === undefined ? undefined : formatPosition(position)
+  }
+
+  /**
+   * Registers a handler and returns a function that removes it. Lifecycle names (`state`,
+   * `event`, `gap`, `close`, …) are the client's own; any other name is a server event, with
+   * `data` typed from the catalogue for catalogued names.
+   */
+  on<K extends LifecycleEventName>(name: K, handler: LifecycleEvents[K]): () => void
+  on<K extends EventName>(name: K, handler: CatalogueHandler<K>): () => void
+  on (name: string, handler: (data: unknown, frame: EventFrame) => void): () => void
+  on (name: string, handler: AnyHandler): () => void {
+    const map = LIFECYCLE.has(name) ? this.lifecycleHandlers : this.eventHandlers
+    let set = map.get(name)
+    if (set === undefined) {
+      set = new Set()
+      map.set(name, set)
+    }
+    set.add(handler)
+    return () => { this.off(name, handler) }
+  }
+
+  off (name: string, handler: AnyHandler): void {
+    const map = LIFECYCLE.has(name) ? this.lifecycleHandlers : this.eventHandlers
+    map.get(name)?.delete(handler)
+  }
+
+  /**
+   * Joins a channel now if open, else on the next connect; it is rejoined, resuming from its
+   * last position, after every reconnect. Resolves with the `subscribed` reply; rejects when
+   * the server refuses (the channel is then dropped) or the client closes.
+   */
+  async subscribe (channel: string, options: { since?: string } = {}): Promise<SubscribedFrame> {
+    if (this.currentState === 'closed') throw new TenantcastError(ClientErrorCode.NOT_CONNECTED, 'the client is closed')
+    let entry = this.channelEntries.get(channel)
+    if (entry === undefined) {
+      entry = { waiters: [] }
+      this.channelEntries.set(channel, entry)
+      if (options.since !== undefined) this.positions.set(channelStream(channel), parsePosition(options.since))
+    }
+    const current = entry
+    if (current.link === this.link && current.reply !== undefined) return current.reply
+    const reply = new Promise<SubscribedFrame>((resolve, reject) => { current.waiters.push({ resolve, reject }) })
+    if (this.live() !== undefined && current.link !== this.link) this.sendSubscribe(channel, current)
+    return await reply
+  }
+
+  /** Leaves a channel and forgets its position. */
+  async unsubscribe (channel: string): Promise<void> {
+    const entry = this.channelEntries.get(channel)
+    if (entry === undefined) return
+    this.channelEntries.delete(channel)
+    this.positions.delete(channelStream(channel))
+    for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError('NOT_SUBSCRIBED', `unsubscribed from ${channel} before the subscription completed`))
+    if (this.live() !== undefined && entry.link === this.link) await this.request({ type: 'unsubscribe', channel })
+  }
+
+  /** Publishes to a joined channel (where the server allows client publishing). */
+  async publish<K extends EventName>(channel: string, event: K, data: EventCatalogue[K]): Promise<PublishedFrame>
+  async publish (channel: string, event: string, data: unknown): Promise<PublishedFrame>
+  async publish (channel: string, event: string, data: unknown): Promise<PublishedFrame> {
+    return await this.request({ type: 'publish', channel, event, data })
+  }
+
+  /**
+   * Sends a request with a fresh `id` and resolves with the first reply carrying it as `ref`.
+   * Rejects with the server's code on an `error` with that ref, with CONNECTION_CLOSED when
+   * the socket closes first, and with NOT_CONNECTED unless the client is open.
+   */
+  async request<T extends Request>(frame: T): Promise<Replies[T['type']]> {
+    const link = this.live()
+    const socket = link?.socket
+    if (link === undefined || socket === undefined) {
+      throw new TenantcastError(ClientErrorCode.NOT_CONNECTED, `cannot send "${frame.type}": the client is ${this.currentState}`)
+    }
+    const id = `r${this.nextId++}`
+    const reply = new Promise<ServerFrame>((resolve, reject) => { this.pending.set(id, { resolve, reject }) })
+    socket.send(JSON.stringify({ ...frame, id }))
+    return await reply as Replies[T['type']]
+  }
+
+  /** Closes for good: no reconnect. Pending requests reject with CONNECTION_CLOSED. */
+  close (code = 1000, reason = ''): void {
+    if (this.currentState === 'closed') return
+    const link = this.link
+    this.link = undefined
+    if (link !== undefined) {
+      link.done = true
+      this.abandon(link, { code, reason })
+    }
+    this.stop({ code, reason, willReconnect: false })
+  }
+
+  /** The current link if it is authenticated and not yet closed. */
+  private live (): Link | undefined {
+    const link = this.link
+    return link !== undefined && link.authenticated && !link.done ? link : undefined
+  }
+
+  // ---------------------------------------------------------------- connection life
+
+  private async open (): Promise<void> {
+    if (this.currentState === 'closed') return
+    const link: Link = { authenticated: false, sawFrame: false, done: false }
+    this.link = link
+    let token: string
+    try {
+      token = await this.obtainToken()
+    } catch (err) {
+      if (this.link !== link) return
+      this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `getToken failed: ${(err as Error).message}`, undefined, { cause: err }))
+      this.lost(link, 1006, 'TOKEN_UNAVAILABLE')
+      return
+    }
+    const WebSocketClass = this.options.WebSocket ?? await webSocketClass()
+    if (this.link !== link) return
+    let socket: WebSocketLike
+    try {
+      socket = new WebSocketClass(this.socketUrl(), [SUBPROTOCOL, `bearer.${token}`])
+    } catch (err) {
+      // A token a WebSocket refuses as a subprotocol: another attempt would fail the same way.
+      this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `cannot open the socket: ${(err as Error).message}`, undefined, { cause: err }))
+      this.link = undefined
+      link.done = true
+      this.stop({ code: 1006, reason: 'CONNECT_FAILED', willReconnect: false })
+      return
+    }
+    link.socket = socket
+    socket.onopen = null
+    socket.onmessage = (event) => { this.receive(link, event.data) }
+    socket.onclose = (event) => { this.lost(link, event.code, event.reason) }
+    // Never null: `ws` throws an 'error' event that has no listener.
+    socket.onerror = () => {}
+    this.armHeartbeat(link)
+  }
+
+  /** The token for a new socket: the current one while it is fresh, else a new one from getToken. */
+  private async obtainToken (): Promise<string> {
+    const getToken = this.options.getToken
+    const token = this.token
+    if (token !== undefined && (getToken === undefined || !this.tokenStale(token))) return token
+    const fresh = await (getToken as () => string | Promise<string>)()
+    if (typeof fresh !== 'string' || fresh === '') throw new Error('getToken returned no token')
+    this.token = fresh
+    return fresh
+  }
+
+  private tokenStale (token: string): boolean {
+    const at = refreshAt(token, this.timers.now(), this.options.tokenRefreshMargin)
+    return at !== undefined && at <= this.timers.now()
+  }
+
+  /** The socket URL, with the tenant stream's position as `since` so the server replays what was missed. */
+  private socketUrl (): string {
+    const url = new URL(this.url)
+    const since = this.positions.get(TENANT_STREAM)
+    if (since !== undefined) url.searchParams.set('since', formatPosition(since))
+    return url.toString()
+  }
+
+  /**
+   * Dead-connection detection: every window, a link that received nothing since the last
+   * tick is dead; otherwise it is pinged, so a live server always has something to answer.
+   */
+  private armHeartbeat (link: Link): void {
+    if (this.heartbeatInterval <= 0) return
+    link.heartbeat = this.timers.setTimeout(() => {
+      if (link.done) return
+      if (!link.sawFrame) {
+        this.abandon(link, 'terminate')
+        this.lost(link, 1006, 'HEARTBEAT_TIMEOUT')
+        return
+      }
+      link.sawFrame = false
+      if (link.socket?.readyState === OPEN) link.socket.send('{"type":"ping"}')
+      this.armHeartbeat(link)
+    }, this.heartbeatInterval)
+  }
+
+  /**
+   * Detaches a socket and closes it: with a close handshake when asked to close, or at once
+   * when the socket is presumed dead (`ws` can terminate; a browser socket can only close).
+   */
+  private abandon (link: Link, how: 'terminate' | { code: number, reason: string }): void {
+    this.timers.clearTimeout(link.heartbeat)
+    const socket = link.socket
+    if (socket === undefined) return
+    socket.onmessage = null
+    socket.onclose = null
+    const terminate = (socket as { terminate?: () => void }).terminate
+    try {
+      if (how !== 'terminate') socket.close(how.code, how.reason)
+      else if (typeof terminate === 'function') terminate.call(socket)
+      else socket.close(4000, 'HEARTBEAT_TIMEOUT')
+    } catch {
+      // A code or reason the WebSocket refuses: close it plainly instead.
+      socket.close()
+    }
+  }
+
+  /** A socket ended (closed, failed, timed out): decide whether and when to come back. */
+  private lost (link: Link, code: number, reason: string): void {
+    if (link !== this.link || link.done) return
+    link.done = true
+    this.timers.clearTimeout(link.heartbeat)
+    this.timers.clearTimeout(this.refreshTimer)
+    this.rejectPending(`the connection closed (${code}${reason === '' ? '' : ` ${reason}`})`)
+    if (code === 4401) {
+      void this.afterUnauthorized(link, code, reason)
+      return
+    }
+    if (STOP_CODES.has(code) || (code >= 4400 && code < 4500)) {
+      this.stop({ code, reason, willReconnect: false })
+      return
+    }
+    this.scheduleReconnect(code, reason, code === 1001 ? retryHint(reason) : undefined)
+  }
+
+  /** 4401: come back only with a different token from getToken. */
+  private async afterUnauthorized (link: Link, code: number, reason: string): Promise<void> {
+    const getToken = this.options.getToken
+    if (getToken === undefined) {
+      this.stop({ code, reason, willReconnect: false })
+      return
+    }
+    let fresh: string
+    try {
+      fresh = await getToken()
+    } catch (err) {
+      if (this.link !== link) return
+      this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `getToken failed: ${(err as Error).message}`, undefined, { cause: err }))
+      this.stop({ code, reason, willReconnect: false })
+      return
+    }
+    if (this.link !== link) return
+    if (typeof fresh !== 'string' || fresh === '' || fresh === this.token) {
+      this.stop({ code, reason, willReconnect: false })
+      return
+    }
+    this.token = fresh
+    this.scheduleReconnect(code, reason, undefined)
+  }
+
+  private scheduleReconnect (code: number, reason: string, hint: number | undefined): void {
+    const policy = this.policy
+    if (policy === undefined || this.attempt >= policy.maxAttempts) {
+      this.stop({ code, reason, willReconnect: false })
+      return
+    }
+    const delay = hint ?? (code === 4029 ? rateLimitedDelay(policy, this.random) : backoffDelay(policy, this.attempt, this.random))
+    this.attempt++
+    // Armed before any handler runs, so that a handler calling close() cancels it.
+    this.reconnectTimer = this.timers.setTimeout(() => {
+      this.reconnectTimer = undefined
+      void this.open()
+    }, delay)
+    this.setState('reconnecting')
+    this.emit('close', { code, reason, willReconnect: true, delay, attempt: this.attempt })
+  }
+
+  /** The terminal state: nothing reconnects, every waiter is told. */
+  private stop (info: CloseInfo): void {
+    this.timers.clearTimeout(this.reconnectTimer)
+    this.timers.clearTimeout(this.refreshTimer)
+    this.reconnectTimer = undefined
+    this.rejectPending('the client is closed')
+    for (const entry of this.channelEntries.values()) {
+      for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError(ClientErrorCode.CONNECTION_CLOSED, 'the client is closed'))
+    }
+    this.setState('closed')
+    this.emit('close', info)
+  }
+
+  private rejectPending (message: string): void {
+    const pending = [...this.pending.values()]
+    this.pending.clear()
+    for (const waiter of pending) waiter.reject(new TenantcastError(ClientErrorCode.CONNECTION_CLOSED, message))
+  }
+
+  private setState (next: ConnectionState): void {
+    const previous = this.currentState
+    if (previous === next) return
+    this.currentState = next
+    this.emit('state', next, previous)
+  }
+
+  // ---------------------------------------------------------------- frames
+
+  private receive (link: Link, data: unknown): void {
+    if (link !== this.link || link.done) return
+    link.sawFrame = true
+    let frame: ServerFrame
+    try {
+      frame = JSON.parse(String(data)) as ServerFrame
+    } catch {
+      frame = undefined as unknown as ServerFrame
+    }
+    if (typeof frame !== 'object' || frame === null || typeof frame.type !== 'string') {
+      this.emitError(new TenantcastError(ClientErrorCode.INVALID_SERVER_FRAME, 'the server sent a frame that is not a JSON object with a type'))
+      return
+    }
+    this.emit('frame', frame)
+    switch (frame.type) {
+      case 'authenticated':
+        // A second one on the same socket answers a token refresh.
+        if (!link.authenticated) this.authenticated(link, frame)
+        else if (this.sessionInfo !== undefined) this.sessionInfo.connectionCount = frame.connectionCount
+        break
+      case 'event':
+        this.event(frame)
+        break
+      case 'recovered':
+        this.recovered(frame)
+        break
+      case 'subscribed':
+        this.subscribed(frame)
+        break
+      case 'user-joined':
+      case 'user-left':
+        this.emit('presence', frame)
+        break
+      case 'error':
+        this.failed(frame)
+        return
+    }
+    const ref = (frame as { ref?: unknown }).ref
+    if (ref !== undefined) {
+      const waiter = this.pending.get(String(ref))
+      this.pending.delete(String(ref))
+      waiter?.resolve(frame)
+    }
+  }
+
+  private authenticated (link: Link, frame: AuthenticatedFrame): void {
+    link.authenticated = true
+    this.attempt = 0
+    this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount }
+    // Without a position of its own the client starts where the server is now.
+    if (!this.positions.has(TENANT_STREAM)) this.positions.set(TENANT_STREAM, frame.position)
+    this.setState('open')
+    for (const [channel, entry] of this.channelEntries) {
+      if (entry.link !== link) this.sendSubscribe(channel, entry)
+    }
+    this.emit('authenticated', frame)
+    this.scheduleRefresh()
+  }
+
+  private event (frame: EventFrame): void {
+    const current = this.positions.get(frame.stream)
+    // Offsets grow by stream: anything at or below the last one seen in this epoch is a repeat.
+    if (current !== undefined && current.epoch === frame.epoch && frame.offset <= current.offset) return
+    // A channel event still in flight after unsubscribe is delivered but not remembered.
+    const channel = frame.stream.startsWith('channel:') ? frame.stream.slice('channel:'.length) : undefined
+    if (channel === undefined || this.channelEntries.has(channel)) this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.offset })
+    this.emit('event', frame)
+    const handlers = this.eventHandlers.get(frame.event)
+    if (handlers !== undefined) this.call(frame.event, handlers, [frame.data, frame])
+  }
+
+  private recovered (frame: RecoveredFrame): void {
+    const since = this.positions.get(frame.stream)
+    if (frame.recovered) {
+      // Events up to `to` were replayed or were not for this connection: either way, seen.
+      if (since === undefined || since.epoch !== frame.epoch || since.offset < frame.to) {
+        this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.to })
+      }
+      this.emit('recovered', frame)
+      return
+    }
+    // The server attached at `latest`: live events continue from there.
+    this.positions.set(frame.stream, frame.latest)
+    this.emit('recovered', frame)
+    const channel = frame.stream.startsWith('channel:') ? frame.stream.slice('channel:'.length) : undefined
+    this.emit('gap', { stream: frame.stream, ...(channel === undefined ? {} : { channel }), since, oldest: frame.oldest, latest: frame.latest })
+  }
+
+  private subscribed (frame: SubscribedFrame): void {
+    const stream = channelStream(frame.channel)
+    if (frame.position !== undefined && this.channelEntries.has(frame.channel) && !this.positions.has(stream)) {
+      this.positions.set(stream, frame.position)
+    }
+  }
+
+  private failed (frame: ErrorFrame): void {
+    const error = new TenantcastError(frame.code, frame.message, frame.ref)
+    const waiter = frame.ref === undefined ? undefined : this.pending.get(String(frame.ref))
+    if (waiter === undefined) {
+      this.emitError(error)
+      return
+    }
+    this.pending.delete(String(frame.ref))
+    waiter.reject(error)
+  }
+
+  private sendSubscribe (channel: string, entry: ChannelEntry): void {
+    entry.link = this.link
+    entry.reply = undefined
+    const since = this.positions.get(channelStream(channel))
+    const frame = since === undefined ? { type: 'subscribe' as const, channel } : { type: 'subscribe' as const, channel, since: formatPosition(since) }
+    this.request(frame).then((reply) => {
+      if (this.channelEntries.get(channel) !== entry) return
+      entry.reply = reply
+      for (const waiter of entry.waiters.splice(0)) waiter.resolve(reply)
+    }, (error: TenantcastError) => {
+      // A closed socket is not a refusal: the next connection rejoins.
+      if (this.channelEntries.get(channel) !== entry || error.code === ClientErrorCode.CONNECTION_CLOSED) return
+      this.channelEntries.delete(channel)
+      this.positions.delete(channelStream(channel))
+      const waiters = entry.waiters.splice(0)
+      if (waiters.length === 0) this.emitError(error)
+      for (const waiter of waiters) waiter.reject(error)
+    })
+  }
+
+  // ---------------------------------------------------------------- token refresh
+
+  private scheduleRefresh (): void {
+    this.timers.clearTimeout(this.refreshTimer)
+    this.refreshTimer = undefined
+    const token = this.token
+    if (this.options.getToken === undefined || token === undefined) return
+    const at = refreshAt(token, this.timers.now(), this.options.tokenRefreshMargin)
+    if (at === undefined) return
+    const delay = Math.min(Math.max(0, at - this.timers.now()), MAX_TIMER_MS)
+    this.refreshTimer = this.timers.setTimeout(() => {
+      this.refreshTimer = undefined
+      if (at > this.timers.now()) this.scheduleRefresh()
+      else void this.refresh()
+    }, delay)
+  }
+
+  /**
+   * Gets a new token and sends it as `authenticate` on the live connection. If that fails the
+   * connection keeps its current token until the server closes it at `exp` with 4401, and the
+   * reconnect asks getToken again.
+   */
+  private async refresh (): Promise<void> {
+    const link = this.link
+    let token: string
+    try {
+      token = await (this.options.getToken as () => string | Promise<string>)()
+      if (typeof token !== 'string' || token === '') throw new Error('getToken returned no token')
+    } catch (err) {
+      this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `token refresh failed: ${(err as Error).message}`, undefined, { cause: err }))
+      return
+    }
+    if (token === this.token) return
+    if (link === undefined || link !== this.live()) {
+      this.token = token
+      return
+    }
+    try {
+      await this.request({ type: 'authenticate', token })
+    } catch (err) {
+      if ((err as TenantcastError).code !== ClientErrorCode.CONNECTION_CLOSED) this.emitError(err as TenantcastError)
+      return
+    }
+    this.token = token
+    this.scheduleRefresh()
+  }
+
+  // ---------------------------------------------------------------- handlers
+
+  private emit<K extends LifecycleEventName>(name: K, ...args: Parameters<LifecycleEvents[K]>): void {
+    const handlers = this.lifecycleHandlers.get(name)
+    if (handlers !== undefined) this.call(name, handlers, args)
+  }
+
+  /** Calls each handler; one that throws is reported as an `error` and the others still run. */
+  private call (name: string, handlers: Set<AnyHandler>, args: unknown[]): void {
+    for (const handler of [...handlers]) {
+      try {
+        handler(...args)
+      } catch (err) {
+        if (name === 'error') continue
+        this.emitError(new TenantcastError(ClientErrorCode.HANDLER_FAILED, `a "${name}" handler threw: ${(err as Error).message}`, undefined, { cause: err }))
+      }
+    }
+  }
+
+  private emitError (error: TenantcastError): void {
+    const handlers = this.lifecycleHandlers.get('error')
+    if (handlers === undefined || handlers.size === 0) {
+      console.error(`tenantcast: ${error.code}: ${error.message}`)
+      return
+    }
+    this.call('error', handlers, [error])
+  }
+}
+
+/** The global WebSocket where there is one (browsers, Node 22+), else the `ws` package. */
+async function webSocketClass (): Promise<WebSocketConstructor> {
+  const global = (globalThis as { WebSocket?: unknown }).WebSocket
+  if (typeof global === 'function') return global as WebSocketConstructor
+  const ws = await import('ws')
+  return ws.default as unknown as WebSocketConstructor
+}
+
+/** Opens a client; it connects at once and keeps itself connected until `close()`. */
+export function connect (options: ConnectOptions): TenantcastClient {
+  return new TenantcastClient(options)
+}

@@ -1,0 +1,16 @@
+/**
+ * tenantcast client SDK: `import { connect } from 'tenantcast/client'`. Plain TypeScript with
+ * no runtime dependencies; in browsers it is `public/tenantcast-client.js` (npm run build:client).
+ */
+export { connect, formatPosition, parsePosition, SUBPROTOCOL, TENANT_STREAM, TenantcastClient } from './client.js'
+export type { ConnectOptions, SessionInfo, Timers, WebSocketConstructor, WebSocketLike } from './client.js'
+export { backoffCeiling, backoffDelay, DEFAULT_BACKOFF, rateLimitedDelay, retryHint } from './backoff.js'
+export type { BackoffPolicy, ReconnectOptions } from './backoff.js'
+export { decodeTokenPayload, refreshAt, tokenTimes } from './token.js'
+export { ClientErrorCode, TenantcastError } from './types.js'
+export type {
+  AuthenticatedFrame, CatalogueEventFrame, CatalogueHandler, ClientMessage, CloseInfo, ConnectedFrame,
+  ConnectionState, ErrorFrame, EventCatalogue, EventFrame, EventName, Gap, LifecycleEventName,
+  LifecycleEvents, Position, PresenceFrame, PublishedFrame, RecoveredFrame, Replies, Request,
+  RequestId, ServerFrame, SubscribedFrame, UnsubscribedFrame
+} from './types.js'

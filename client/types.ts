@@ -1,0 +1,163 @@
+import type { EventCatalogue, EventName } from '../domain/events.js'
+import type { ClientMessage } from '../domain/protocol.js'
+
+/**
+ * The wire types the client sees. Types only: importing them from the server's domain keeps
+ * one source of truth and adds nothing to the browser bundle.
+ */
+export type { EventCatalogue, EventName, ClientMessage }
+
+/** A place in a stream. On the wire it is also written `<epoch>:<offset>`. */
+export interface Position {
+  epoch: string
+  offset: number
+}
+
+export type RequestId = string | number
+
+/** `connecting` until the first `authenticated`, `open` while authenticated, `reconnecting` between sockets, `closed` for good. */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed'
+
+export interface EventFrame<Data = unknown, Name extends string = string> {
+  type: 'event'
+  id: string
+  event: Name
+  data: Data
+  /** `tenant`, or `channel:<name>`. */
+  stream: string
+  offset: number
+  epoch: string
+  timestamp: string
+  correlationId?: string
+  from?: { clientId: string, userId: string }
+}
+
+/** An event frame whose data is typed from the server's event catalogue. */
+export type CatalogueEventFrame<K extends EventName> = EventFrame<EventCatalogue[K], K>
+
+export interface ConnectedFrame { type: 'connected', clientId: string }
+
+export interface AuthenticatedFrame {
+  type: 'authenticated'
+  userId: string
+  tenantId: string
+  clientId: string
+  connectionCount: number
+  position: Position
+  ref?: RequestId
+}
+
+export type RecoveredFrame = {
+  type: 'recovered'
+  stream: string
+  epoch: string
+  ref?: RequestId
+} & (
+  | { recovered: true, from: number, to: number, count: number }
+  | { recovered: false, oldest: Position, latest: Position }
+)
+
+export interface SubscribedFrame { type: 'subscribed', channel: string, position?: Position, ref?: RequestId }
+export interface UnsubscribedFrame { type: 'unsubscribed', channel: string, ref?: RequestId }
+export interface RoomJoinedFrame { type: 'room-joined', roomId: string, position?: Position, ref?: RequestId }
+export interface RoomLeftFrame { type: 'room-left', roomId: string, ref?: RequestId }
+export interface PresenceFrame { type: 'user-joined' | 'user-left', channel: string, userId: string, clientId: string }
+export interface PublishedFrame { type: 'published', id: string, stream: string, offset: number, epoch: string, ref?: RequestId }
+export interface PongFrame { type: 'pong', ref?: RequestId }
+export interface ErrorFrame { type: 'error', code: string, message: string, ref?: RequestId }
+
+export type ServerFrame =
+  | ConnectedFrame | AuthenticatedFrame | EventFrame | RecoveredFrame | SubscribedFrame
+  | UnsubscribedFrame | RoomJoinedFrame | RoomLeftFrame | PresenceFrame | PublishedFrame
+  | PongFrame | ErrorFrame
+
+/** The reply each request type resolves with. */
+export interface Replies {
+  ping: PongFrame
+  authenticate: AuthenticatedFrame
+  resume: RecoveredFrame
+  subscribe: SubscribedFrame
+  unsubscribe: UnsubscribedFrame
+  'join-room': RoomJoinedFrame
+  'leave-room': RoomLeftFrame
+  publish: PublishedFrame
+  message: PublishedFrame
+}
+
+/** A request without its `id`: the client assigns one and matches the reply by `ref`. */
+export type Request = ClientMessage extends infer M ? M extends { type: string } ? Omit<M, 'id'> : never : never
+
+/** `recovered: false`: the stream could not be replayed from the client's position; refetch. */
+export interface Gap {
+  stream: string
+  /** The channel, for a channel stream. */
+  channel?: string
+  /** The position the client asked to resume from. */
+  since: Position | undefined
+  /** The oldest and latest positions the server still holds. */
+  oldest: Position
+  latest: Position
+}
+
+/** A socket closed. `willReconnect` says what the client does next, and after how long. */
+export interface CloseInfo {
+  code: number
+  reason: string
+  willReconnect: boolean
+  /** Milliseconds until the next attempt, when reconnecting. */
+  delay?: number
+  /** Reconnect attempts since the last successful authentication, this one included. */
+  attempt?: number
+}
+
+/** Handlers for the client's own events (as opposed to the server's named events). */
+export interface LifecycleEvents {
+  /** The connection state changed. */
+  state: (state: ConnectionState, previous: ConnectionState) => void
+  /** Every successful authentication on a new socket: the first one and every reconnect. */
+  authenticated: (frame: AuthenticatedFrame) => void
+  /** Every event frame, whatever its name, after duplicates are dropped. */
+  event: (frame: EventFrame) => void
+  /** A replay finished (`recovered: true`) or could not be done (`recovered: false`). */
+  recovered: (frame: RecoveredFrame) => void
+  /** A stream could not be resumed: events may have been missed, so refetch. */
+  gap: (gap: Gap) => void
+  /** Someone joined or left a channel this client is in. */
+  presence: (frame: PresenceFrame) => void
+  /** A socket closed. */
+  close: (info: CloseInfo) => void
+  /**
+   * Something failed that no request is waiting for: an unsolicited `error` frame, a failed
+   * token refresh, a `getToken` that threw, a handler that threw.
+   */
+  error: (error: TenantcastError) => void
+  /** Every frame from the server, parsed, before the client acts on it. */
+  frame: (frame: ServerFrame) => void
+}
+
+export type LifecycleEventName = keyof LifecycleEvents
+
+/** A handler for a catalogued event: `data` is typed from the catalogue. */
+export type CatalogueHandler<K extends EventName> = (data: EventCatalogue[K], frame: CatalogueEventFrame<K>) => void
+
+/** An error with a stable code: a server `error` frame's code, or one of the client's own. */
+export class TenantcastError extends Error {
+  override name = 'TenantcastError'
+  constructor (readonly code: string, message: string, readonly ref?: RequestId, options?: { cause?: unknown }) {
+    super(message, options)
+  }
+}
+
+/** The client's own error codes (server codes are listed in the README). */
+export const ClientErrorCode = {
+  /** A request was made while the client was not open. */
+  NOT_CONNECTED: 'NOT_CONNECTED',
+  /** The socket closed before the reply arrived. */
+  CONNECTION_CLOSED: 'CONNECTION_CLOSED',
+  /** `getToken` threw or returned nothing usable. */
+  TOKEN_UNAVAILABLE: 'TOKEN_UNAVAILABLE',
+  /** A handler registered with `on` threw. */
+  HANDLER_FAILED: 'HANDLER_FAILED',
+  /** The server sent something that is not a JSON object with a type. */
+  INVALID_SERVER_FRAME: 'INVALID_SERVER_FRAME'
+} as const

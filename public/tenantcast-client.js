@@ -1,0 +1,620 @@
+// tenantcast client SDK, generated from client/ by `npm run build:client`. Do not edit.
+
+// client/backoff.ts
+var DEFAULT_BACKOFF = { initialDelay: 1e3, maxDelay: 5e3, factor: 2, maxAttempts: Infinity };
+function backoffCeiling(policy, attempt) {
+  return Math.min(policy.maxDelay, policy.initialDelay * policy.factor ** attempt);
+}
+function backoffDelay(policy, attempt, random) {
+  return Math.floor(random() * backoffCeiling(policy, attempt));
+}
+function rateLimitedDelay(policy, random) {
+  return Math.floor(policy.maxDelay / 2 + random() * policy.maxDelay / 2);
+}
+function retryHint(reason) {
+  const match = /\bretry=(\d+)\b/.exec(reason);
+  return match === null ? void 0 : Number(match[1]);
+}
+
+// client/token.ts
+function decodeTokenPayload(token) {
+  const part = token.split(".")[1];
+  if (part === void 0 || part === "") return void 0;
+  try {
+    const base64 = part.replace(/-/g, "+").replace(/_/g, "/");
+    const padded = base64 + "=".repeat((4 - base64.length % 4) % 4);
+    const binary = atob(padded);
+    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    const payload = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof payload === "object" && payload !== null && !Array.isArray(payload) ? payload : void 0;
+  } catch {
+    return void 0;
+  }
+}
+function tokenTimes(token) {
+  const payload = decodeTokenPayload(token);
+  const times = {};
+  if (typeof payload?.exp === "number") times.expiresAt = payload.exp * 1e3;
+  if (typeof payload?.iat === "number") times.issuedAt = payload.iat * 1e3;
+  return times;
+}
+function refreshAt(token, now, margin) {
+  const { expiresAt, issuedAt } = tokenTimes(token);
+  if (expiresAt === void 0) return void 0;
+  const lifetime = Math.max(0, expiresAt - (issuedAt ?? now));
+  return expiresAt - (margin ?? Math.min(3e4, lifetime / 10));
+}
+
+// client/types.ts
+var TenantcastError = class extends Error {
+  constructor(code, message, ref, options) {
+    super(message, options);
+    this.code = code;
+    this.ref = ref;
+  }
+  code;
+  ref;
+  name = "TenantcastError";
+};
+var ClientErrorCode = {
+  /** A request was made while the client was not open. */
+  NOT_CONNECTED: "NOT_CONNECTED",
+  /** The socket closed before the reply arrived. */
+  CONNECTION_CLOSED: "CONNECTION_CLOSED",
+  /** `getToken` threw or returned nothing usable. */
+  TOKEN_UNAVAILABLE: "TOKEN_UNAVAILABLE",
+  /** A handler registered with `on` threw. */
+  HANDLER_FAILED: "HANDLER_FAILED",
+  /** The server sent something that is not a JSON object with a type. */
+  INVALID_SERVER_FRAME: "INVALID_SERVER_FRAME"
+};
+
+// client/client.ts
+var SUBPROTOCOL = "tenantcast.v1";
+var TENANT_STREAM = "tenant";
+var MAX_TIMER_MS = 2 ** 31 - 1;
+var OPEN = 1;
+var systemTimers = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => {
+    clearTimeout(handle);
+  }
+};
+var LIFECYCLE = /* @__PURE__ */ new Set(["state", "authenticated", "event", "recovered", "gap", "presence", "close", "error", "frame"]);
+var STOP_CODES = /* @__PURE__ */ new Set([1e3, 1002, 1003, 1007, 1008, 1009, 1010]);
+function parsePosition(text) {
+  const at = text.lastIndexOf(":");
+  const offset = Number(text.slice(at + 1));
+  if (at <= 0 || !Number.isSafeInteger(offset) || offset < 0 || text.slice(at + 1) === "") {
+    throw new TypeError(`a position is <epoch>:<offset>, not ${JSON.stringify(text)}`);
+  }
+  return { epoch: text.slice(0, at), offset };
+}
+function formatPosition(position) {
+  return `${position.epoch}:${position.offset}`;
+}
+function channelStream(channel) {
+  return `channel:${channel}`;
+}
+var TenantcastClient = class {
+  constructor(options) {
+    this.options = options;
+    const url = new URL(options.url);
+    if (url.protocol === "http:") url.protocol = "ws:";
+    else if (url.protocol === "https:") url.protocol = "wss:";
+    if (url.protocol !== "ws:" && url.protocol !== "wss:") throw new TypeError(`url must be ws:, wss:, http: or https:, not ${url.protocol}`);
+    if (options.token === void 0 && options.getToken === void 0) throw new TypeError("connect needs a token or a getToken function");
+    this.url = url.toString();
+    this.token = options.token;
+    this.policy = options.reconnect === false ? void 0 : { ...DEFAULT_BACKOFF, ...options.reconnect };
+    this.timers = options.timers ?? systemTimers;
+    this.random = options.random ?? Math.random;
+    this.heartbeatInterval = options.heartbeatInterval ?? 3e4;
+    if (options.since !== void 0) this.positions.set(TENANT_STREAM, parsePosition(options.since));
+    for (const channel of options.channels ?? []) this.channelEntries.set(channel, { waiters: [] });
+    void this.open();
+  }
+  options;
+  url;
+  currentState = "connecting";
+  link;
+  token;
+  attempt = 0;
+  nextId = 1;
+  reconnectTimer;
+  refreshTimer;
+  sessionInfo;
+  positions = /* @__PURE__ */ new Map();
+  channelEntries = /* @__PURE__ */ new Map();
+  pending = /* @__PURE__ */ new Map();
+  lifecycleHandlers = /* @__PURE__ */ new Map();
+  eventHandlers = /* @__PURE__ */ new Map();
+  policy;
+  timers;
+  random;
+  heartbeatInterval;
+  /** `connecting`, `open`, `reconnecting` or `closed`. */
+  get state() {
+    return this.currentState;
+  }
+  /** The identity of the current (or last) authenticated connection. */
+  get session() {
+    return this.sessionInfo;
+  }
+  /** The channels this client is in, or will rejoin on reconnect. */
+  get channels() {
+    return [...this.channelEntries.keys()];
+  }
+  /** The last position seen on a stream (`tenant` by default, or `channel:<name>`), as `<epoch>:<offset>`. */
+  position(stream = TENANT_STREAM) {
+    const position = this.positions.get(stream);
+    return position === void 0 ? void 0 : formatPosition(position);
+  }
+  on(name, handler) {
+    const map = LIFECYCLE.has(name) ? this.lifecycleHandlers : this.eventHandlers;
+    let set = map.get(name);
+    if (set === void 0) {
+      set = /* @__PURE__ */ new Set();
+      map.set(name, set);
+    }
+    set.add(handler);
+    return () => {
+      this.off(name, handler);
+    };
+  }
+  off(name, handler) {
+    const map = LIFECYCLE.has(name) ? this.lifecycleHandlers : this.eventHandlers;
+    map.get(name)?.delete(handler);
+  }
+  /**
+   * Joins a channel now if open, else on the next connect; it is rejoined, resuming from its
+   * last position, after every reconnect. Resolves with the `subscribed` reply; rejects when
+   * the server refuses (the channel is then dropped) or the client closes.
+   */
+  async subscribe(channel, options = {}) {
+    if (this.currentState === "closed") throw new TenantcastError(ClientErrorCode.NOT_CONNECTED, "the client is closed");
+    let entry = this.channelEntries.get(channel);
+    if (entry === void 0) {
+      entry = { waiters: [] };
+      this.channelEntries.set(channel, entry);
+      if (options.since !== void 0) this.positions.set(channelStream(channel), parsePosition(options.since));
+    }
+    const current = entry;
+    if (current.link === this.link && current.reply !== void 0) return current.reply;
+    const reply = new Promise((resolve, reject) => {
+      current.waiters.push({ resolve, reject });
+    });
+    if (this.live() !== void 0 && current.link !== this.link) this.sendSubscribe(channel, current);
+    return await reply;
+  }
+  /** Leaves a channel and forgets its position. */
+  async unsubscribe(channel) {
+    const entry = this.channelEntries.get(channel);
+    if (entry === void 0) return;
+    this.channelEntries.delete(channel);
+    this.positions.delete(channelStream(channel));
+    for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError("NOT_SUBSCRIBED", `unsubscribed from ${channel} before the subscription completed`));
+    if (this.live() !== void 0 && entry.link === this.link) await this.request({ type: "unsubscribe", channel });
+  }
+  async publish(channel, event, data) {
+    return await this.request({ type: "publish", channel, event, data });
+  }
+  /**
+   * Sends a request with a fresh `id` and resolves with the first reply carrying it as `ref`.
+   * Rejects with the server's code on an `error` with that ref, with CONNECTION_CLOSED when
+   * the socket closes first, and with NOT_CONNECTED unless the client is open.
+   */
+  async request(frame) {
+    const link = this.live();
+    const socket = link?.socket;
+    if (link === void 0 || socket === void 0) {
+      throw new TenantcastError(ClientErrorCode.NOT_CONNECTED, `cannot send "${frame.type}": the client is ${this.currentState}`);
+    }
+    const id = `r${this.nextId++}`;
+    const reply = new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+    });
+    socket.send(JSON.stringify({ ...frame, id }));
+    return await reply;
+  }
+  /** Closes for good: no reconnect. Pending requests reject with CONNECTION_CLOSED. */
+  close(code = 1e3, reason = "") {
+    if (this.currentState === "closed") return;
+    const link = this.link;
+    this.link = void 0;
+    if (link !== void 0) {
+      link.done = true;
+      this.abandon(link, { code, reason });
+    }
+    this.stop({ code, reason, willReconnect: false });
+  }
+  /** The current link if it is authenticated and not yet closed. */
+  live() {
+    const link = this.link;
+    return link !== void 0 && link.authenticated && !link.done ? link : void 0;
+  }
+  // ---------------------------------------------------------------- connection life
+  async open() {
+    if (this.currentState === "closed") return;
+    const link = { authenticated: false, sawFrame: false, done: false };
+    this.link = link;
+    let token;
+    try {
+      token = await this.obtainToken();
+    } catch (err) {
+      if (this.link !== link) return;
+      this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `getToken failed: ${err.message}`, void 0, { cause: err }));
+      this.lost(link, 1006, "TOKEN_UNAVAILABLE");
+      return;
+    }
+    const WebSocketClass = this.options.WebSocket ?? await webSocketClass();
+    if (this.link !== link) return;
+    let socket;
+    try {
+      socket = new WebSocketClass(this.socketUrl(), [SUBPROTOCOL, `bearer.${token}`]);
+    } catch (err) {
+      this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `cannot open the socket: ${err.message}`, void 0, { cause: err }));
+      this.link = void 0;
+      link.done = true;
+      this.stop({ code: 1006, reason: "CONNECT_FAILED", willReconnect: false });
+      return;
+    }
+    link.socket = socket;
+    socket.onopen = null;
+    socket.onmessage = (event) => {
+      this.receive(link, event.data);
+    };
+    socket.onclose = (event) => {
+      this.lost(link, event.code, event.reason);
+    };
+    socket.onerror = () => {
+    };
+    this.armHeartbeat(link);
+  }
+  /** The token for a new socket: the current one while it is fresh, else a new one from getToken. */
+  async obtainToken() {
+    const getToken = this.options.getToken;
+    const token = this.token;
+    if (token !== void 0 && (getToken === void 0 || !this.tokenStale(token))) return token;
+    const fresh = await getToken();
+    if (typeof fresh !== "string" || fresh === "") throw new Error("getToken returned no token");
+    this.token = fresh;
+    return fresh;
+  }
+  tokenStale(token) {
+    const at = refreshAt(token, this.timers.now(), this.options.tokenRefreshMargin);
+    return at !== void 0 && at <= this.timers.now();
+  }
+  /** The socket URL, with the tenant stream's position as `since` so the server replays what was missed. */
+  socketUrl() {
+    const url = new URL(this.url);
+    const since = this.positions.get(TENANT_STREAM);
+    if (since !== void 0) url.searchParams.set("since", formatPosition(since));
+    return url.toString();
+  }
+  /**
+   * Dead-connection detection: every window, a link that received nothing since the last
+   * tick is dead; otherwise it is pinged, so a live server always has something to answer.
+   */
+  armHeartbeat(link) {
+    if (this.heartbeatInterval <= 0) return;
+    link.heartbeat = this.timers.setTimeout(() => {
+      if (link.done) return;
+      if (!link.sawFrame) {
+        this.abandon(link, "terminate");
+        this.lost(link, 1006, "HEARTBEAT_TIMEOUT");
+        return;
+      }
+      link.sawFrame = false;
+      if (link.socket?.readyState === OPEN) link.socket.send('{"type":"ping"}');
+      this.armHeartbeat(link);
+    }, this.heartbeatInterval);
+  }
+  /**
+   * Detaches a socket and closes it: with a close handshake when asked to close, or at once
+   * when the socket is presumed dead (`ws` can terminate; a browser socket can only close).
+   */
+  abandon(link, how) {
+    this.timers.clearTimeout(link.heartbeat);
+    const socket = link.socket;
+    if (socket === void 0) return;
+    socket.onmessage = null;
+    socket.onclose = null;
+    const terminate = socket.terminate;
+    try {
+      if (how !== "terminate") socket.close(how.code, how.reason);
+      else if (typeof terminate === "function") terminate.call(socket);
+      else socket.close(4e3, "HEARTBEAT_TIMEOUT");
+    } catch {
+      socket.close();
+    }
+  }
+  /** A socket ended (closed, failed, timed out): decide whether and when to come back. */
+  lost(link, code, reason) {
+    if (link !== this.link || link.done) return;
+    link.done = true;
+    this.timers.clearTimeout(link.heartbeat);
+    this.timers.clearTimeout(this.refreshTimer);
+    this.rejectPending(`the connection closed (${code}${reason === "" ? "" : ` ${reason}`})`);
+    if (code === 4401) {
+      void this.afterUnauthorized(link, code, reason);
+      return;
+    }
+    if (STOP_CODES.has(code) || code >= 4400 && code < 4500) {
+      this.stop({ code, reason, willReconnect: false });
+      return;
+    }
+    this.scheduleReconnect(code, reason, code === 1001 ? retryHint(reason) : void 0);
+  }
+  /** 4401: come back only with a different token from getToken. */
+  async afterUnauthorized(link, code, reason) {
+    const getToken = this.options.getToken;
+    if (getToken === void 0) {
+      this.stop({ code, reason, willReconnect: false });
+      return;
+    }
+    let fresh;
+    try {
+      fresh = await getToken();
+    } catch (err) {
+      if (this.link !== link) return;
+      this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `getToken failed: ${err.message}`, void 0, { cause: err }));
+      this.stop({ code, reason, willReconnect: false });
+      return;
+    }
+    if (this.link !== link) return;
+    if (typeof fresh !== "string" || fresh === "" || fresh === this.token) {
+      this.stop({ code, reason, willReconnect: false });
+      return;
+    }
+    this.token = fresh;
+    this.scheduleReconnect(code, reason, void 0);
+  }
+  scheduleReconnect(code, reason, hint) {
+    const policy = this.policy;
+    if (policy === void 0 || this.attempt >= policy.maxAttempts) {
+      this.stop({ code, reason, willReconnect: false });
+      return;
+    }
+    const delay = hint ?? (code === 4029 ? rateLimitedDelay(policy, this.random) : backoffDelay(policy, this.attempt, this.random));
+    this.attempt++;
+    this.reconnectTimer = this.timers.setTimeout(() => {
+      this.reconnectTimer = void 0;
+      void this.open();
+    }, delay);
+    this.setState("reconnecting");
+    this.emit("close", { code, reason, willReconnect: true, delay, attempt: this.attempt });
+  }
+  /** The terminal state: nothing reconnects, every waiter is told. */
+  stop(info) {
+    this.timers.clearTimeout(this.reconnectTimer);
+    this.timers.clearTimeout(this.refreshTimer);
+    this.reconnectTimer = void 0;
+    this.rejectPending("the client is closed");
+    for (const entry of this.channelEntries.values()) {
+      for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError(ClientErrorCode.CONNECTION_CLOSED, "the client is closed"));
+    }
+    this.setState("closed");
+    this.emit("close", info);
+  }
+  rejectPending(message) {
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const waiter of pending) waiter.reject(new TenantcastError(ClientErrorCode.CONNECTION_CLOSED, message));
+  }
+  setState(next) {
+    const previous = this.currentState;
+    if (previous === next) return;
+    this.currentState = next;
+    this.emit("state", next, previous);
+  }
+  // ---------------------------------------------------------------- frames
+  receive(link, data) {
+    if (link !== this.link || link.done) return;
+    link.sawFrame = true;
+    let frame;
+    try {
+      frame = JSON.parse(String(data));
+    } catch {
+      frame = void 0;
+    }
+    if (typeof frame !== "object" || frame === null || typeof frame.type !== "string") {
+      this.emitError(new TenantcastError(ClientErrorCode.INVALID_SERVER_FRAME, "the server sent a frame that is not a JSON object with a type"));
+      return;
+    }
+    this.emit("frame", frame);
+    switch (frame.type) {
+      case "authenticated":
+        if (!link.authenticated) this.authenticated(link, frame);
+        else if (this.sessionInfo !== void 0) this.sessionInfo.connectionCount = frame.connectionCount;
+        break;
+      case "event":
+        this.event(frame);
+        break;
+      case "recovered":
+        this.recovered(frame);
+        break;
+      case "subscribed":
+        this.subscribed(frame);
+        break;
+      case "user-joined":
+      case "user-left":
+        this.emit("presence", frame);
+        break;
+      case "error":
+        this.failed(frame);
+        return;
+    }
+    const ref = frame.ref;
+    if (ref !== void 0) {
+      const waiter = this.pending.get(String(ref));
+      this.pending.delete(String(ref));
+      waiter?.resolve(frame);
+    }
+  }
+  authenticated(link, frame) {
+    link.authenticated = true;
+    this.attempt = 0;
+    this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount };
+    if (!this.positions.has(TENANT_STREAM)) this.positions.set(TENANT_STREAM, frame.position);
+    this.setState("open");
+    for (const [channel, entry] of this.channelEntries) {
+      if (entry.link !== link) this.sendSubscribe(channel, entry);
+    }
+    this.emit("authenticated", frame);
+    this.scheduleRefresh();
+  }
+  event(frame) {
+    const current = this.positions.get(frame.stream);
+    if (current !== void 0 && current.epoch === frame.epoch && frame.offset <= current.offset) return;
+    const channel = frame.stream.startsWith("channel:") ? frame.stream.slice("channel:".length) : void 0;
+    if (channel === void 0 || this.channelEntries.has(channel)) this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.offset });
+    this.emit("event", frame);
+    const handlers = this.eventHandlers.get(frame.event);
+    if (handlers !== void 0) this.call(frame.event, handlers, [frame.data, frame]);
+  }
+  recovered(frame) {
+    const since = this.positions.get(frame.stream);
+    if (frame.recovered) {
+      if (since === void 0 || since.epoch !== frame.epoch || since.offset < frame.to) {
+        this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.to });
+      }
+      this.emit("recovered", frame);
+      return;
+    }
+    this.positions.set(frame.stream, frame.latest);
+    this.emit("recovered", frame);
+    const channel = frame.stream.startsWith("channel:") ? frame.stream.slice("channel:".length) : void 0;
+    this.emit("gap", { stream: frame.stream, ...channel === void 0 ? {} : { channel }, since, oldest: frame.oldest, latest: frame.latest });
+  }
+  subscribed(frame) {
+    const stream = channelStream(frame.channel);
+    if (frame.position !== void 0 && this.channelEntries.has(frame.channel) && !this.positions.has(stream)) {
+      this.positions.set(stream, frame.position);
+    }
+  }
+  failed(frame) {
+    const error = new TenantcastError(frame.code, frame.message, frame.ref);
+    const waiter = frame.ref === void 0 ? void 0 : this.pending.get(String(frame.ref));
+    if (waiter === void 0) {
+      this.emitError(error);
+      return;
+    }
+    this.pending.delete(String(frame.ref));
+    waiter.reject(error);
+  }
+  sendSubscribe(channel, entry) {
+    entry.link = this.link;
+    entry.reply = void 0;
+    const since = this.positions.get(channelStream(channel));
+    const frame = since === void 0 ? { type: "subscribe", channel } : { type: "subscribe", channel, since: formatPosition(since) };
+    this.request(frame).then((reply) => {
+      if (this.channelEntries.get(channel) !== entry) return;
+      entry.reply = reply;
+      for (const waiter of entry.waiters.splice(0)) waiter.resolve(reply);
+    }, (error) => {
+      if (this.channelEntries.get(channel) !== entry || error.code === ClientErrorCode.CONNECTION_CLOSED) return;
+      this.channelEntries.delete(channel);
+      this.positions.delete(channelStream(channel));
+      const waiters = entry.waiters.splice(0);
+      if (waiters.length === 0) this.emitError(error);
+      for (const waiter of waiters) waiter.reject(error);
+    });
+  }
+  // ---------------------------------------------------------------- token refresh
+  scheduleRefresh() {
+    this.timers.clearTimeout(this.refreshTimer);
+    this.refreshTimer = void 0;
+    const token = this.token;
+    if (this.options.getToken === void 0 || token === void 0) return;
+    const at = refreshAt(token, this.timers.now(), this.options.tokenRefreshMargin);
+    if (at === void 0) return;
+    const delay = Math.min(Math.max(0, at - this.timers.now()), MAX_TIMER_MS);
+    this.refreshTimer = this.timers.setTimeout(() => {
+      this.refreshTimer = void 0;
+      if (at > this.timers.now()) this.scheduleRefresh();
+      else void this.refresh();
+    }, delay);
+  }
+  /**
+   * Gets a new token and sends it as `authenticate` on the live connection. If that fails the
+   * connection keeps its current token until the server closes it at `exp` with 4401, and the
+   * reconnect asks getToken again.
+   */
+  async refresh() {
+    const link = this.link;
+    let token;
+    try {
+      token = await this.options.getToken();
+      if (typeof token !== "string" || token === "") throw new Error("getToken returned no token");
+    } catch (err) {
+      this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `token refresh failed: ${err.message}`, void 0, { cause: err }));
+      return;
+    }
+    if (token === this.token) return;
+    if (link === void 0 || link !== this.live()) {
+      this.token = token;
+      return;
+    }
+    try {
+      await this.request({ type: "authenticate", token });
+    } catch (err) {
+      if (err.code !== ClientErrorCode.CONNECTION_CLOSED) this.emitError(err);
+      return;
+    }
+    this.token = token;
+    this.scheduleRefresh();
+  }
+  // ---------------------------------------------------------------- handlers
+  emit(name, ...args) {
+    const handlers = this.lifecycleHandlers.get(name);
+    if (handlers !== void 0) this.call(name, handlers, args);
+  }
+  /** Calls each handler; one that throws is reported as an `error` and the others still run. */
+  call(name, handlers, args) {
+    for (const handler of [...handlers]) {
+      try {
+        handler(...args);
+      } catch (err) {
+        if (name === "error") continue;
+        this.emitError(new TenantcastError(ClientErrorCode.HANDLER_FAILED, `a "${name}" handler threw: ${err.message}`, void 0, { cause: err }));
+      }
+    }
+  }
+  emitError(error) {
+    const handlers = this.lifecycleHandlers.get("error");
+    if (handlers === void 0 || handlers.size === 0) {
+      console.error(`tenantcast: ${error.code}: ${error.message}`);
+      return;
+    }
+    this.call("error", handlers, [error]);
+  }
+};
+async function webSocketClass() {
+  const global = globalThis.WebSocket;
+  if (typeof global === "function") return global;
+  const ws = await import("ws");
+  return ws.default;
+}
+function connect(options) {
+  return new TenantcastClient(options);
+}
+export {
+  ClientErrorCode,
+  DEFAULT_BACKOFF,
+  SUBPROTOCOL,
+  TENANT_STREAM,
+  TenantcastClient,
+  TenantcastError,
+  backoffCeiling,
+  backoffDelay,
+  connect,
+  decodeTokenPayload,
+  formatPosition,
+  parsePosition,
+  rateLimitedDelay,
+  refreshAt,
+  retryHint,
+  tokenTimes
+};

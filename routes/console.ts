@@ -1,0 +1,70 @@
+import { fileURLToPath } from 'node:url'
+import fastifyStatic from '@fastify/static'
+import type { FastifyInstance } from 'fastify'
+import type { ConfigOptions } from '../plugins/config.js'
+
+declare module '../plugins/config.js' {
+  interface ConfigOptions {
+    /**
+     * Serve the live console at `/` (default true). A host app that owns `/` itself registers
+     * tenantcast with `console: false`.
+     */
+    console?: boolean
+  }
+}
+
+const PUBLIC = fileURLToPath(new URL('../public/', import.meta.url))
+
+/** The page may load only what it came with, and talk only to its own origin. */
+export const CONSOLE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'"
+].join('; ')
+
+/** How long a dev token lives. The console asks for another one before it expires. */
+const DEV_TOKEN_TTL_SECONDS = 3600
+
+/**
+ * The live console (public/, with the SDK bundle) and, in development with a generated
+ * secret only, `GET /dev/token`: a token for tenant `demo`, user `dev`, role admin.
+ */
+async function consoleRoutes (app: FastifyInstance, opts: ConfigOptions): Promise<void> {
+  if (opts.console === false) return
+  const config = app.config
+  const devToken = config.NODE_ENV !== 'production' && config.DEV_SECRET
+
+  await app.register(fastifyStatic, {
+    root: PUBLIC,
+    prefix: '/',
+    // One route per file, no catch-all: unknown paths keep reaching the gateway's 404.
+    wildcard: false,
+    decorateReply: false,
+    dotfiles: 'ignore',
+    setHeaders (reply, path) {
+      void reply.header('x-content-type-options', 'nosniff')
+      if (path.endsWith('.html')) {
+        void reply.header('content-security-policy', CONSOLE_CSP)
+        void reply.header('cache-control', 'no-cache')
+      }
+    }
+  })
+
+  /** What the page needs to know about this gateway. */
+  app.get('/console/config.json', async () => ({ wsPath: config.WS_PATH, devToken }))
+
+  if (devToken) {
+    app.get('/dev/token', async (_request, reply) => {
+      void reply.header('cache-control', 'no-store')
+      const token = app.auth.sign({ sub: 'dev', [config.TENANT_CLAIM]: 'demo', roles: ['admin'] }, { expiresIn: `${DEV_TOKEN_TTL_SECONDS}s` })
+      return { token, tenantId: 'demo', userId: 'dev', roles: ['admin'], expiresIn: DEV_TOKEN_TTL_SECONDS }
+    })
+  }
+}
+
+export default consoleRoutes

@@ -1,0 +1,183 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
+import t from 'tap'
+import { connect, decodeTokenPayload } from '../client/index.js'
+import { reach } from './client/helpers.js'
+import { build, post, postAlarm, SECRET, sign } from './helper.js'
+
+type Tap = { teardown (fn: () => unknown): void }
+
+/**
+ * The CLI as users run it: bin/tenantcast.mjs in a child process. `env -u` keeps tap's coverage
+ * hooks out of the tsx-run child (see test/plugins/config.test.ts).
+ */
+class Cli {
+  readonly child: ChildProcess
+  stdout = ''
+  stderr = ''
+  readonly exited: Promise<number | null>
+  private wake: Array<() => void> = []
+
+  constructor (args: string[], env: Record<string, string | undefined> = {}) {
+    this.child = spawn('env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, 'bin/tenantcast.mjs', ...args], {
+      env: { ...process.env, JWT_SECRET: undefined, TENANTCAST_TOKEN: undefined, TENANTCAST_URL: undefined, ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    const notify = (): void => { for (const wake of this.wake.splice(0)) wake() }
+    this.child.stdout?.on('data', (chunk: Buffer) => { this.stdout += String(chunk); notify() })
+    this.child.stderr?.on('data', (chunk: Buffer) => { this.stderr += String(chunk); notify() })
+    // Bounded: a child still running after 20 s is killed and the test fails on its exit code.
+    const limit = setTimeout(() => { this.child.kill('SIGKILL') }, 20_000)
+    this.exited = new Promise((resolve) => {
+      this.child.on('close', (code) => {
+        clearTimeout(limit)
+        notify()
+        resolve(code)
+      })
+    })
+  }
+
+  /** Waits until a condition on the output holds; throws when the process exits first. */
+  async until (condition: () => boolean): Promise<void> {
+    while (!condition()) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`the CLI exited (${String(this.child.exitCode)}): ${this.stderr}`)
+      await new Promise<void>((resolve) => { this.wake.push(resolve) })
+    }
+  }
+
+  lines (): string[] {
+    return this.stdout.split('\n').filter((line) => line !== '')
+  }
+}
+
+function cli (t: Tap, args: string[], env: Record<string, string | undefined> = {}): Cli {
+  const run = new Cli(args, env)
+  t.teardown(() => { if (run.child.exitCode === null) run.child.kill('SIGKILL') })
+  return run
+}
+
+async function run (t: Tap, args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const process = cli(t, args, env)
+  const code = await process.exited
+  return { code, stdout: process.stdout, stderr: process.stderr }
+}
+
+async function deadPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+t.test('token mints a token the gateway accepts, with the given tenant, user, roles and lifetime', async (t) => {
+  const gw = await build(t)
+  const result = await run(t, ['token', '--tenant', 'acme', '--sub', 'alice', '--roles', 'publisher', '--ttl', '10m'], { JWT_SECRET: SECRET })
+  t.equal(result.code, 0, result.stderr)
+  const token = result.stdout.trim()
+  const claims = decodeTokenPayload(token) as Record<string, unknown>
+  t.match(claims, { sub: 'alice', tenantId: 'acme', roles: ['publisher'] })
+  t.equal((claims.exp as number) - (claims.iat as number), 600)
+  const client = connect({ url: gw.ws, token })
+  t.teardown(() => { client.close() })
+  await reach(client, 'open')
+  t.match(client.session, { tenantId: 'acme', userId: 'alice' })
+  const published = await post(gw, '/api/v1/publish', token, { event: 'toast', data: { text: 'hi' } })
+  t.equal(published.status, 202, 'the publisher role is honoured')
+})
+
+t.test('usage errors exit 2 and say what is wrong; --help exits 0 on every command', async (t) => {
+  const cases: Array<[string[], Record<string, string>, number, RegExp]> = [
+    [['token', '--tenant', 'acme', '--sub', 'alice'], {}, 2, /JWT_SECRET is not set/],
+    [['token', '--sub', 'alice'], { JWT_SECRET: SECRET }, 2, /--tenant is required/],
+    [['token', '--tenant', 'a', '--sub', 'b', '--ttl', 'soon'], { JWT_SECRET: SECRET }, 2, /--ttl must look like/],
+    [['tail', '--bogus'], {}, 2, /Unknown option '--bogus'/],
+    [['tail', '--url', 'http://127.0.0.1:1'], {}, 2, /a token is required/],
+    [['tail', '--token', 'x', '--since', 'yesterday'], {}, 2, /--since: a position is <epoch>:<offset>/],
+    [['tail', '--token', 'Bearer eyJ'], {}, 2, /the token has characters no token can have/],
+    [['alarm', '--token', 'x', '--message', 'm', '--camera', 'c', '--severity', 'apocalyptic'], {}, 2, /--severity must be one of/],
+    [['alarm', '--token', 'x', '--camera', 'c', '--severity', 'low'], {}, 2, /--message is required/],
+    [['launch'], {}, 2, /unknown command "launch"/],
+    [[], {}, 2, /^tenantcast: command-line tools/]
+  ]
+  const results = await Promise.all(cases.map(async ([args, env]) => await run(t, args, env)))
+  cases.forEach(([args, , code, message], i) => {
+    const result = results[i] as { code: number | null, stderr: string }
+    t.equal(result.code, code, `tenantcast ${args.join(' ')}`)
+    t.match(result.stderr, message)
+  })
+  const helps = await Promise.all([['--help'], ['token', '--help'], ['tail', '--help'], ['alarm', '-h']].map(async (args) => await run(t, args)))
+  for (const help of helps) {
+    t.equal(help.code, 0)
+    t.match(help.stdout, /Usage:/)
+    t.equal(help.stderr, '')
+  }
+})
+
+t.test('tail prints alarms as JSON lines: replayed from --since, then live, until interrupted', async (t) => {
+  const gw = await build(t)
+  const token = sign()
+  const first = await postAlarm(gw, token, { message: '#1' })
+  const tail = cli(t, ['tail', '--url', gw.http, '--since', `${first.body.epoch as string}:0`, '--json'], { TENANTCAST_TOKEN: token })
+  await tail.until(() => tail.lines().length === 1)
+  await tail.until(() => tail.stderr.includes('open as u1 in tenant t1'))
+  await postAlarm(gw, token, { message: '#2', severity: 'critical' })
+  await tail.until(() => tail.lines().length === 2)
+  const events = tail.lines().map((line) => JSON.parse(line) as { type: string, offset: number, event: string, data: { message: string, severity: string } })
+  t.match(events, [
+    { type: 'event', event: 'alarm:created', offset: 1, data: { message: '#1' } },
+    { type: 'event', event: 'alarm:created', offset: 2, data: { message: '#2', severity: 'critical' } }
+  ])
+  tail.child.kill('SIGINT')
+  t.equal(await tail.exited, 0)
+})
+
+t.test('tail in text mode prints one readable line per event, channels included', async (t) => {
+  const gw = await build(t)
+  const tail = cli(t, ['tail', '--url', gw.ws, '--token', sign(), '--channel', 'ops'])
+  await tail.until(() => tail.stderr.includes('open as u1'))
+  // The channel join follows authentication; wait for it through the gateway's presence count.
+  for (let i = 0; i < 200 && await gw.app.realtime.channelConnectionCount('t1', 'ops') === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  await postAlarm(gw, sign(), { message: 'Motion detected', camera: 'Front Door', severity: 'high' })
+  await gw.app.realtime.sendToChannel('t1', 'ops', 'door:opened', { door: 3 })
+  await tail.until(() => tail.lines().length === 2)
+  t.match(tail.lines()[0], /^\S+Z tenant#1 alarm:created \[high\] Front Door: Motion detected$/)
+  t.match(tail.lines()[1], /^\S+Z channel:ops#1 door:opened \{"door":3\}$/)
+  tail.child.kill('SIGTERM')
+  t.equal(await tail.exited, 0)
+})
+
+t.test('tail exits 3 on a refused token and 4 when the gateway cannot be reached', async (t) => {
+  const gw = await build(t)
+  const port = await deadPort()
+  const [refused, unreachable] = await Promise.all([
+    run(t, ['tail', '--url', gw.ws, '--token', sign({}, { key: 'not-the-gateway-secret-but-long-enough-0123456789' })]),
+    run(t, ['tail', '--url', `ws://127.0.0.1:${port}`, '--token', sign()])
+  ])
+  t.equal(refused.code, 3)
+  t.match(refused.stderr, /closed \(4401 TOKEN_INVALID\)/)
+  t.equal(unreachable.code, 4)
+  t.match(unreachable.stderr, new RegExp(`cannot connect to ws://127\\.0\\.0\\.1:${port}/api/v1/events`))
+})
+
+t.test('alarm posts an alarm and prints where it was stored; auth, validation and network failures have their own codes', async (t) => {
+  const gw = await build(t)
+  const port = await deadPort()
+  const alarm = ['alarm', '--message', 'Glass break', '--camera', 'Shop', '--severity', 'critical']
+  const [ok, refused, invalid, unreachable] = await Promise.all([
+    run(t, [...alarm, '--url', gw.http, '--token', sign(), '--idempotency-key', 'k-1']),
+    run(t, [...alarm, '--url', gw.http, '--token', 'not-a-jwt']),
+    run(t, ['alarm', '--url', gw.ws, '--token', sign(), '--message', 'x'.repeat(501), '--camera', 'c', '--severity', 'low']),
+    run(t, [...alarm, '--url', `http://127.0.0.1:${port}`, '--token', sign()])
+  ])
+  t.equal(ok.code, 0, ok.stderr)
+  t.match(JSON.parse(ok.stdout), { stream: 'tenant', offset: 1 })
+  t.equal(refused.code, 3)
+  t.match(refused.stderr, /401 TOKEN_MALFORMED/)
+  t.equal(invalid.code, 1)
+  t.match(invalid.stderr, /400 VALIDATION_FAILED/)
+  t.equal(unreachable.code, 4)
+  t.match(unreachable.stderr, /cannot reach http:\/\/127\.0\.0\.1:\d+\/api\/v1\/alarms: ECONNREFUSED/)
+  const history = await fetch(`${gw.http}/api/v1/events/history`, { headers: { authorization: `Bearer ${sign()}` } })
+  t.match(await history.json(), { events: [{ offset: 1, data: { message: 'Glass break', camera: 'Shop', severity: 'critical' } }] }, 'exactly one alarm was stored')
+})

@@ -193,7 +193,7 @@ export async function createStandalone (opts: TenantcastOptions & { logStream?: 
     const path = request.url.split('?')[0] ?? ''
     void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: new HttpErrors.NOT_FOUND(`${request.method} ${path}`).message })
   })
-  await app.register(tenantcast, opts.config === undefined ? {} : { config: opts.config })
+  await app.register(tenantcast, { ...(opts.config === undefined ? {} : { config: opts.config }), console: opts.console ?? true })
   await app.ready()
   app.log.level = app.tenantcast.config.LOG_LEVEL
   return app

@@ -6,8 +6,8 @@ import type { ConfigOptions } from '../plugins/config.js'
 declare module '../plugins/config.js' {
   interface ConfigOptions {
     /**
-     * Serve the live console at `/` (default true). A host app that owns `/` itself registers
-     * tenantcast with `console: false`.
+     * Serve the live console at `/`. The standalone server does; a host app embedding
+     * tenantcast opts in with `console: true`, since `/` is usually its own.
      */
     console?: boolean
   }
@@ -35,7 +35,7 @@ const DEV_TOKEN_TTL_SECONDS = 3600
  * secret only, `GET /dev/token`: a token for tenant `demo`, user `dev`, role admin.
  */
 async function consoleRoutes (app: FastifyInstance, opts: ConfigOptions): Promise<void> {
-  if (opts.console === false) return
+  if (opts.console !== true) return
   const config = app.config
   const devToken = config.NODE_ENV !== 'production' && config.DEV_SECRET
 

@@ -65,13 +65,22 @@ t.test('/dev/token does not exist with a configured secret, nor in production', 
   t.equal((await fetch(`${production.http}/`)).status, 200, 'the console itself is served in production')
 })
 
-t.test('a host app that owns / registers tenantcast with console: false', async (t) => {
+t.test('an embedding host app keeps its own / unless it asks for the console', async (t) => {
   const host = Fastify()
-  await host.register(tenantcast, { config: { JWT_SECRET: SECRET, LOG_LEVEL: 'silent' }, console: false })
+  await host.register(tenantcast, { config: { JWT_SECRET: SECRET, LOG_LEVEL: 'silent' } })
   host.get('/', async () => ({ host: true }))
   await host.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await host.close() })
   const base = `http://127.0.0.1:${(host.server.address() as { port: number }).port}`
   t.same(await (await fetch(`${base}/`)).json(), { host: true })
   t.equal((await fetch(`${base}/console.js`)).status, 404)
+})
+
+t.test('an embedding host app that asks for the console gets it', async (t) => {
+  const host = Fastify()
+  await host.register(tenantcast, { config: { JWT_SECRET: SECRET, LOG_LEVEL: 'silent' }, console: true })
+  await host.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => { await host.close() })
+  const base = `http://127.0.0.1:${(host.server.address() as { port: number }).port}`
+  t.equal((await fetch(`${base}/console.js`)).status, 200)
 })

@@ -437,7 +437,8 @@ async function connectPhase (n, tenants) {
   await sleep(params.settleMs ?? 2000)
   const rss1 = serverRssKb()
   return {
-    clients: conn.clients.concat(warmConn.clients),
+    mainClients: conn.clients,
+    warmClients: warmConn.clients,
     ready,
     connectFailed: conn.failed,
     connectErrors: conn.errors,
@@ -450,6 +451,8 @@ async function connectPhase (n, tenants) {
       connect_ms: t1 - t0,
       rss_before_kb: rss0,
       rss_after_kb: rss1,
+      rss_before_mb: rss0 / 1024,
+      rss_after_mb: rss1 / 1024,
       sockets_ready: ready,
       connect_failed: conn.failed,
       connect_errors: conn.errors
@@ -480,7 +483,8 @@ async function s4 () {
   const cpu1 = serverCpuMs()
   const lcpu1 = loaderCpuMs()
   const rss2 = serverRssKb()
-  const held = openClients
+  // The main N sockets still open (the warm-up ones are connected too, and get the alarm).
+  const held = phase.mainClients.filter((c) => !c.closed).length
   // One alarm to everybody still connected.
   resetAlarms(1)
   const expected = openClients
@@ -494,6 +498,7 @@ async function s4 () {
   return {
     held,
     sockets_target: params.sockets,
+    warmup_sockets: phase.warmClients.length,
     kb_per_conn: phase.metrics.kb_per_conn,
     kb_per_conn_after_hold: phase.ready > 0 ? (rss2 - phase.rss0) / phase.ready : NaN,
     heartbeat_cpu_ms: cpu1 - cpu0,
@@ -510,6 +515,7 @@ async function s4 () {
     rss_before_kb: phase.rss0,
     rss_after_connect_kb: phase.rss1,
     rss_after_hold_kb: rss2,
+    rss_after_hold_mb: rss2 / 1024,
     rss_max_during_hold_kb: minRss.max,
     open_at_hold_start: openAtHold,
     closed_before_hold: closedBeforeHold,

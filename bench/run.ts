@@ -87,7 +87,7 @@ function plan (s: ScenarioName, quick: boolean): ScenarioPlan {
       ? { params: { sockets: 500, tenants: 50, settleMs: 500, warmSettleMs: 200 }, timeoutMs: 40000 }
       : { params: { sockets: 5000, tenants: 100, settleMs: 2000 }, timeoutMs: 180000 }
     case 'S4': return quick
-      ? { params: { sockets: 1000, holdS: 5, settleMs: 500, warmSettleMs: 200, idleMs: 3000 }, heartbeatMs: 1000, timeoutMs: 60000 }
+      ? { params: { sockets: 1000, holdS: 3, settleMs: 500, warmSettleMs: 200, idleMs: 3000 }, heartbeatMs: 1000, timeoutMs: 60000 }
       : { params: { sockets: 19000, holdS: 60, settleMs: 2000, idleMs: 5000 }, heartbeatMs: 5000, timeoutMs: 420000 }
   }
 }
@@ -114,12 +114,14 @@ const METRICS: Record<ScenarioName, MetricDef[]> = {
     { key: 'kb_per_conn', label: 'RSS KB/conn', better: 'lower', digits: 1, ratio: true },
     { key: 'conns_per_s', label: 'conns/s (connect+auth)', better: 'higher', digits: 0, ratio: true },
     { key: 'cpu_ms_per_conn', label: 'server CPU ms/conn', better: 'lower', digits: 3, ratio: true },
+    { key: 'rss_after_mb', label: 'server RSS MB after', better: 'info', digits: 1, ratio: false },
     { key: 'connect_failed', label: 'failed connects', better: 'lower', digits: 0, ratio: false }
   ],
   S4: [
     { key: 'held', label: 'sockets held', better: 'higher', digits: 0, ratio: false },
     { key: 'kb_per_conn', label: 'RSS KB/conn', better: 'lower', digits: 1, ratio: true },
     { key: 'kb_per_conn_after_hold', label: 'RSS KB/conn after hold', better: 'lower', digits: 1, ratio: true },
+    { key: 'rss_after_hold_mb', label: 'server RSS MB after hold', better: 'info', digits: 1, ratio: false },
     { key: 'heartbeat_cpu_ms', label: 'heartbeat CPU ms (hold)', better: 'lower', digits: 0, ratio: true },
     { key: 'broadcast_last_ms', label: '1 alarm to all: last delivery ms', better: 'lower', digits: 1, ratio: true },
     { key: 'broadcast_loss', label: 'broadcast lost', better: 'lower', digits: 0, ratio: false }
@@ -294,7 +296,7 @@ async function runOne (args: Args, scenario: ScenarioName, server: ServerName, r
   let hardTimer: NodeJS.Timeout | undefined
   try {
     await waitListening(port, srv, 30000)
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    await new Promise((resolve) => setTimeout(resolve, 100))
     const job = {
       scenario, server, protocol: spec.protocol, port, secret, serverPid: srv.pid, runId: `${RUN_ID}${scenario}${repeat}`,
       params: p.params, clkTck: CLK_TCK, deadlineMs: p.timeoutMs - 5000, verbose: args.verbose

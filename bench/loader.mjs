@@ -47,6 +47,39 @@ function loaderCpuMs () {
   const u = process.cpuUsage()
   return (u.user + u.system) / 1000
 }
+function procTicks (pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return Number(fields[11]) + Number(fields[12])
+}
+/**
+ * Busy CPU ticks of the whole machine: user+nice+system+steal, all CPUs. irq and softirq are
+ * left out: loopback traffic's softirq work is our own and is not charged to any process.
+ */
+function machineBusyTicks () {
+  const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]
+  const f = line.trim().split(/\s+/).slice(1).map(Number)
+  return f[0] + f[1] + f[2] + f[7]
+}
+
+/**
+ * A measured window. Besides the server's CPU it records how much CPU the rest of the machine
+ * burnt meanwhile (everything that is neither the server nor this loader): on a 2-core box any
+ * other busy process (a test suite, a build) distorts the numbers, and the harness retries runs
+ * where this "foreign" load was high.
+ */
+function windowStart () {
+  return { t: now(), server: procTicks(serverPid), self: procTicks('self'), machine: machineBusyTicks() }
+}
+function windowEnd (w) {
+  const t = now()
+  const server = procTicks(serverPid) - w.server
+  const self = procTicks('self') - w.self
+  const machine = machineBusyTicks() - w.machine
+  const wallS = (t - w.t) / 1000
+  const foreignMs = Math.max(0, machine - server - self) * 1000 / CLK_TCK
+  return { foreign_cpu_ms: foreignMs, foreign_cpu_pct: wallS > 0 ? 100 * (foreignMs / 1000) / wallS : 0 }
+}
 
 // ---------- tokens ----------
 const sign = createSigner({ key: secret, algorithm: 'HS256' })
@@ -305,6 +338,7 @@ async function s1 () {
   resetAlarms(alarms)
   const expected = alarms * ready
   expectedDeliveries = expected
+  const win = windowStart()
   const cpu0 = serverCpuMs()
   const lcpu0 = loaderCpuMs()
   const t0 = now()
@@ -319,9 +353,11 @@ async function s1 () {
   const tEnd = delivered >= expected ? lastDeliveryAt : lastDeliveryAt || now()
   const cpu1 = serverCpuMs()
   const lcpu1 = loaderCpuMs()
+  const noise = windowEnd(win)
   const wallS = (tEnd - t0) / 1000
   const cpuS = (cpu1 - cpu0) / 1000
   return {
+    ...noise,
     deliveries_per_s: delivered / wallS,
     deliveries_per_cpu_s: cpuS > 0 ? delivered / cpuS : NaN,
     loss: expected - delivered,
@@ -362,6 +398,7 @@ async function s2 () {
   latencies = new Float64Array(expected)
   expectedDeliveries = expected
   const intervalMs = 1000 / rate
+  const win = windowStart()
   const cpu0 = serverCpuMs()
   const lcpu0 = loaderCpuMs()
   const t0 = now()
@@ -386,12 +423,14 @@ async function s2 () {
   await Promise.race([Promise.all(inflightPosts), sleep(5000)])
   const cpu1 = serverCpuMs()
   const lcpu1 = loaderCpuMs()
+  const noise = windowEnd(win)
   const wallS = (Math.max(lastDeliveryAt, sendEnd) - t0) / 1000
   const lat = latencies.subarray(0, latencyCount).slice().sort()
   const lag = scheduleLag.slice().sort()
   let sum = 0
   for (let i = 0; i < lat.length; i++) sum += lat[i]
   return {
+    ...noise,
     p50_ms: percentile(lat, 50),
     p90_ms: percentile(lat, 90),
     p99_ms: percentile(lat, 99),
@@ -426,12 +465,14 @@ async function connectPhase (n, tenants) {
   const warmConn = await connectAll(Array.from({ length: warm }, (_, i) => ({ tenant: i % tenants, user: 1e6 + i })), 20)
   await sleep(params.warmSettleMs ?? 500)
   const rss0 = serverRssKb()
+  const win = windowStart()
   const cpu0 = serverCpuMs()
   const t0 = now()
   const specs = Array.from({ length: n }, (_, i) => ({ tenant: i % tenants, user: i }))
   const conn = await connectAll(specs, params.connectConcurrency ?? 200)
   const t1 = now()
   const cpu1 = serverCpuMs()
+  const noise = windowEnd(win)
   const ready = conn.clients.length
   log(`ready ${ready}/${n} in ${(t1 - t0).toFixed(0)} ms`)
   await sleep(params.settleMs ?? 2000)
@@ -444,7 +485,9 @@ async function connectPhase (n, tenants) {
     connectErrors: conn.errors,
     rss0,
     rss1,
+    noise,
     metrics: {
+      ...noise,
       kb_per_conn: ready > 0 ? (rss1 - rss0) / ready : NaN,
       conns_per_s: ready / ((t1 - t0) / 1000),
       cpu_ms_per_conn: ready > 0 ? (cpu1 - cpu0) / ready : NaN,
@@ -470,6 +513,7 @@ async function s4 () {
   const phase = await connectPhase(params.sockets, tenants)
   const openAtHold = openClients
   const closedBeforeHold = closedAfterReady
+  const win = windowStart()
   const cpu0 = serverCpuMs()
   const lcpu0 = loaderCpuMs()
   const h0 = now()
@@ -481,6 +525,7 @@ async function s4 () {
   }
   const holdMs = now() - h0
   const cpu1 = serverCpuMs()
+  const holdNoise = windowEnd(win)
   const lcpu1 = loaderCpuMs()
   const rss2 = serverRssKb()
   // The main N sockets still open (the warm-up ones are connected too, and get the alarm).
@@ -496,6 +541,11 @@ async function s4 () {
   const outcome = await waiting
   const bcpu1 = serverCpuMs()
   return {
+    // The worse of the connect window and the hold window.
+    foreign_cpu_pct: Math.max(phase.noise.foreign_cpu_pct, holdNoise.foreign_cpu_pct),
+    foreign_cpu_ms: phase.noise.foreign_cpu_ms + holdNoise.foreign_cpu_ms,
+    foreign_cpu_pct_connect: phase.noise.foreign_cpu_pct,
+    foreign_cpu_pct_hold: holdNoise.foreign_cpu_pct,
     held,
     sockets_target: params.sockets,
     warmup_sockets: phase.warmClients.length,

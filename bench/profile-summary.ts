@@ -14,14 +14,38 @@ interface CallFrame { functionName: string, url: string, lineNumber: number, col
 interface ProfileNode { id: number, callFrame: CallFrame, hitCount?: number, children?: number[] }
 interface CpuProfile { nodes: ProfileNode[], startTime: number, endTime: number, samples?: number[], timeDeltas?: number[] }
 
+/** Every .cpuprofile under `dir` (recursively) whose path contains `match`. */
+function findProfiles (dir: string, match?: string): string[] {
+  const out: string[] = []
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name)
+    if (entry.isDirectory()) out.push(...findProfiles(full, match))
+    else if (entry.name.endsWith('.cpuprofile') && (match === undefined || full.includes(match))) out.push(full)
+  }
+  return out
+}
+
+/**
+ * A file, or in a directory the newest run's main-thread profile: the newest profile's folder,
+ * and in it the profile with the most busy time (under `--import tsx` the loader-hooks worker
+ * thread writes a second, mostly idle profile).
+ */
 function pick (target: string, match?: string): string {
   if (!statSync(target).isDirectory()) return target
-  const files = readdirSync(target)
-    .filter((f) => f.endsWith('.cpuprofile') && (match === undefined || f.includes(match)))
-    .map((f) => path.join(target, f))
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)
+  const files = findProfiles(target, match).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)
   if (files[0] === undefined) throw new Error(`no .cpuprofile in ${target}${match === undefined ? '' : ` matching ${match}`}`)
-  return files[0]
+  const siblings = files.filter((f) => path.dirname(f) === path.dirname(files[0] as string))
+  let best = files[0]
+  let bestBusy = -1
+  for (const f of siblings) {
+    const p = JSON.parse(readFileSync(f, 'utf8')) as CpuProfile
+    const self = selfTimes(p)
+    let busy = 0
+    for (const n of p.nodes) if (n.callFrame.functionName !== '(idle)') busy += self.get(n.id) ?? 0
+    if (siblings.length > 1) process.stderr.write(`  ${path.relative(process.cwd(), f)}: busy ${(busy / 1000).toFixed(0)} ms\n`)
+    if (busy > bestBusy) { bestBusy = busy; best = f }
+  }
+  return best
 }
 
 /** Self time per node id, in microseconds: each sample's following time delta goes to the sampled node. */

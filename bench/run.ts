@@ -335,7 +335,9 @@ async function runOne (args: Args, scenario: ScenarioName, server: ServerName, r
   const logStream: WriteStream = createWriteStream(logPath)
   let serverOut = ''
   const nodeArgv = [...spec.argv]
-  if (args.profile) nodeArgv.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${path.join(RESULTS_DIR, 'prof')}`, `--cpu-prof-name=${scenario}-${server}-r${repeat}-${RUN_ID}.cpuprofile`)
+  // One directory per run and V8's default file names: under `--import tsx` the module-loader
+  // hooks run on a worker thread that writes its own profile next to the main thread's.
+  if (args.profile) nodeArgv.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${path.join(RESULTS_DIR, 'prof', `${scenario}-${server}-r${repeat}-${RUN_ID}`)}`)
   const [cmd, cmdArgs] = pinned(0, nodeArgv, args.pin)
   const srv = track(spawn(cmd, cmdArgs, {
     cwd: ROOT,

@@ -1,0 +1,590 @@
+// The load generator: one process per (scenario, server, repeat), spawned by bench/run.ts with a
+// JSON job as argv[2], pinned to its own CPU. It opens the client sockets, posts the alarms,
+// matches every delivered frame to its alarm by the unique marker in the frame text, reads the
+// server's CPU and RSS from /proc, and prints one JSON result line on stdout. Progress goes to
+// stderr. It never outlives its hard deadline.
+import http from 'node:http'
+import { readFileSync } from 'node:fs'
+import { performance } from 'node:perf_hooks'
+import { createSigner } from 'fast-jwt'
+import { WebSocket } from 'ws'
+import { io as ioClient } from 'socket.io-client'
+
+const job = JSON.parse(process.argv[2])
+const { scenario, protocol, port, secret, serverPid, runId, params } = job
+const CLK_TCK = job.clkTck ?? 100
+const HOST = '127.0.0.1'
+const verbose = job.verbose === true
+
+const log = (...args) => { if (verbose) process.stderr.write(`[loader ${scenario} ${job.server}] ${args.join(' ')}\n`) }
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const now = () => performance.now()
+
+// Hard deadline: whatever happens, this process ends. The harness has its own, longer one.
+const hardDeadline = setTimeout(() => {
+  process.stderr.write(`loader: hard deadline of ${job.deadlineMs} ms reached, exiting\n`)
+  process.exit(3)
+}, job.deadlineMs ?? 120000)
+hardDeadline.unref()
+// The harness died: stop too.
+process.stdin.on('end', () => process.exit(4))
+process.stdin.on('error', () => process.exit(4))
+process.stdin.resume()
+
+// ---------- /proc readings of the server ----------
+function serverCpuMs () {
+  const stat = readFileSync(`/proc/${serverPid}/stat`, 'latin1')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // fields[0] is field 3 (state); utime is field 14, stime field 15.
+  return (Number(fields[11]) + Number(fields[12])) * 1000 / CLK_TCK
+}
+function serverRssKb () {
+  const status = readFileSync(`/proc/${serverPid}/status`, 'latin1')
+  const m = /VmRSS:\s+(\d+)\s+kB/.exec(status)
+  return m === null ? NaN : Number(m[1])
+}
+function loaderCpuMs () {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+function procTicks (pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return Number(fields[11]) + Number(fields[12])
+}
+/**
+ * Busy CPU ticks of the whole machine: user+nice+system+steal, all CPUs. irq and softirq are
+ * left out: loopback traffic's softirq work is our own and is not charged to any process.
+ */
+function machineBusyTicks () {
+  const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]
+  const f = line.trim().split(/\s+/).slice(1).map(Number)
+  return f[0] + f[1] + f[2] + f[7]
+}
+
+/**
+ * A measured window. Besides the server's CPU it records how much CPU the rest of the machine
+ * burnt meanwhile (everything that is neither the server nor this loader): on a 2-core box any
+ * other busy process (a test suite, a build) distorts the numbers, and the harness retries runs
+ * where this "foreign" load was high.
+ */
+function windowStart () {
+  return { t: now(), server: procTicks(serverPid), self: procTicks('self'), machine: machineBusyTicks() }
+}
+function windowEnd (w) {
+  const t = now()
+  const server = procTicks(serverPid) - w.server
+  const self = procTicks('self') - w.self
+  const machine = machineBusyTicks() - w.machine
+  const wallS = (t - w.t) / 1000
+  const foreignMs = Math.max(0, machine - server - self) * 1000 / CLK_TCK
+  return { foreign_cpu_ms: foreignMs, foreign_cpu_pct: wallS > 0 ? 100 * (foreignMs / 1000) / wallS : 0 }
+}
+
+// ---------- tokens ----------
+const sign = createSigner({ key: secret, algorithm: 'HS256' })
+const tenantName = (t) => `bench-t${t}`
+const tokenFor = (tenant, user) => sign({ sub: `u${user}`, tenantId: tenantName(tenant) })
+const posterTokens = []
+function posterToken (tenant) {
+  return posterTokens[tenant] ??= sign({ sub: 'poster', tenantId: tenantName(tenant) })
+}
+
+// ---------- delivery bookkeeping ----------
+const PREFIX = `bench:${runId}:`
+const PREFIX_BUF = Buffer.from(PREFIX)
+const AUTH_BUF = Buffer.from('"type":"authenticated"')
+let alarmTenant = new Int32Array(0) // seq -> tenant
+let alarmSentAt = new Float64Array(0) // seq -> performance.now() at POST send
+let alarmDelivered = new Int32Array(0)
+let latencies = null // Float64Array when measuring
+let latencyCount = 0
+let delivered = 0
+let leaks = 0
+let duplicates = 0
+let outOfOrder = 0
+const readyClients = []
+let unknownMarkers = 0
+let lastDeliveryAt = 0
+let expectedDeliveries = Infinity
+let onAllDelivered = null
+
+function resetAlarms (n) {
+  alarmTenant = new Int32Array(n)
+  alarmSentAt = new Float64Array(n)
+  alarmDelivered = new Int32Array(n)
+  delivered = 0; leaks = 0; duplicates = 0; outOfOrder = 0; unknownMarkers = 0; lastDeliveryAt = 0; latencyCount = 0
+  // One bit per alarm per client: a duplicate is a second frame with the same marker.
+  const bytes = (n + 7) >> 3
+  for (const c of readyClients) { c.seen = new Uint8Array(bytes); c.lastSeq = -1 }
+}
+
+function onMarker (client, seq, t) {
+  if (!(seq >= 0 && seq < alarmTenant.length)) { unknownMarkers++; return }
+  if (alarmTenant[seq] !== client.tenant) { leaks++; return }
+  const bit = 1 << (seq & 7)
+  if ((client.seen[seq >> 3] & bit) !== 0) { duplicates++; return }
+  client.seen[seq >> 3] |= bit
+  // Alarms posted concurrently may legitimately arrive in either order; counted, not an error.
+  if (seq < client.lastSeq) outOfOrder++
+  else client.lastSeq = seq
+  alarmDelivered[seq]++
+  delivered++
+  lastDeliveryAt = t
+  if (latencies !== null) latencies[latencyCount++] = t - alarmSentAt[seq]
+  if (delivered >= expectedDeliveries && onAllDelivered !== null) {
+    const done = onAllDelivered
+    onAllDelivered = null
+    done()
+  }
+}
+
+function seqAfter (text, from) {
+  let seq = 0
+  let i = from
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 48 || c > 57) break
+    seq = seq * 10 + (c - 48)
+  }
+  return i === from ? -1 : seq
+}
+
+function seqAfterBuf (buf, from) {
+  let seq = 0
+  let i = from
+  for (; i < buf.length; i++) {
+    const c = buf[i]
+    if (c < 48 || c > 57) break
+    seq = seq * 10 + (c - 48)
+  }
+  return i === from ? -1 : seq
+}
+
+// ---------- clients ----------
+const EMPTY_SEEN = new Uint8Array(0)
+let openClients = 0
+let closedAfterReady = 0
+
+function connectWs (tenant, user, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const url = `ws://${HOST}:${port}/api/v1/events?token=${tokenFor(tenant, user)}`
+    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs })
+    const client = { tenant, lastSeq: -1, seen: EMPTY_SEEN, ready: false, closed: false, close: () => ws.terminate() }
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('auth timeout')) }, timeoutMs)
+    ws.on('message', (data) => {
+      const t = now()
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
+      if (!client.ready) {
+        if (buf.indexOf(AUTH_BUF) !== -1) {
+          client.ready = true
+          readyClients.push(client)
+          openClients++
+          clearTimeout(timer)
+          resolve(client)
+        }
+        return
+      }
+      const at = buf.indexOf(PREFIX_BUF)
+      if (at === -1) return
+      onMarker(client, seqAfterBuf(buf, at + PREFIX_BUF.length), t)
+    })
+    ws.on('error', (err) => { if (!client.ready) { clearTimeout(timer); reject(err) } })
+    ws.on('close', () => {
+      if (client.closed) return
+      client.closed = true
+      if (client.ready) { openClients--; closedAfterReady++ } else { clearTimeout(timer); reject(new Error('closed before authenticated')) }
+    })
+  })
+}
+
+function connectSocketIo (tenant, user, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const socket = ioClient(`http://${HOST}:${port}`, {
+      path: '/api/v1/events',
+      transports: ['websocket'],
+      auth: { token: tokenFor(tenant, user) },
+      forceNew: true,
+      reconnection: false,
+      timeout: timeoutMs
+    })
+    const client = { tenant, lastSeq: -1, seen: EMPTY_SEEN, ready: false, closed: false, close: () => socket.disconnect() }
+    const timer = setTimeout(() => { socket.disconnect(); reject(new Error('auth timeout')) }, timeoutMs)
+    // Ready on the server's `authenticated` event, emitted after the room join (the analogue of
+    // tenantcast's authenticated frame).
+    socket.on('authenticated', () => {
+      if (client.ready) return
+      client.ready = true
+      readyClients.push(client)
+      openClients++
+      clearTimeout(timer)
+      resolve(client)
+    })
+    socket.onAny((event, ...args) => {
+      if (!client.ready || event === 'authenticated') return
+      const t = now()
+      const text = JSON.stringify(args)
+      const at = text.indexOf(PREFIX)
+      if (at === -1) return
+      onMarker(client, seqAfter(text, at + PREFIX.length), t)
+    })
+    socket.on('connect_error', (err) => { if (!client.ready) { clearTimeout(timer); socket.disconnect(); reject(err) } })
+    socket.on('disconnect', () => {
+      if (client.closed) return
+      client.closed = true
+      if (client.ready) { openClients--; closedAfterReady++ } else { clearTimeout(timer); reject(new Error('disconnected before authenticated')) }
+    })
+  })
+}
+
+const connectOne = protocol === 'socketio' ? connectSocketIo : connectWs
+
+/** Connects specs [{tenant,user}] with at most `concurrency` handshakes in flight. */
+async function connectAll (specs, concurrency, timeoutMs = 20000) {
+  const clients = []
+  const errors = new Map()
+  let next = 0
+  let failed = 0
+  async function worker () {
+    while (next < specs.length) {
+      const spec = specs[next++]
+      try {
+        clients.push(await connectOne(spec.tenant, spec.user, timeoutMs))
+      } catch (err) {
+        failed++
+        const key = String(err?.message ?? err).slice(0, 80)
+        errors.set(key, (errors.get(key) ?? 0) + 1)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, specs.length) }, worker))
+  if (failed > 0) log(`connect failures: ${failed}`, JSON.stringify(Object.fromEntries(errors)))
+  return { clients, failed, errors: Object.fromEntries(errors) }
+}
+
+// ---------- REST ----------
+const agent = new http.Agent({ keepAlive: true, maxSockets: params.httpSockets ?? 8 })
+let postErrors = 0
+const postStatuses = {}
+
+/** Posts alarm `seq` for `tenant`; records its send time. Resolves with the status (0 = error). */
+function postAlarm (seq, tenant) {
+  return new Promise((resolve) => {
+    alarmTenant[seq] = tenant
+    const sentAtNs = process.hrtime.bigint()
+    const marker = `${PREFIX}${seq}:${sentAtNs}`
+    const body = JSON.stringify({ message: `Motion detected at Front Door ${marker}`, camera: 'Front Door', severity: 'high' })
+    const req = http.request({
+      host: HOST,
+      port,
+      method: 'POST',
+      path: '/api/v1/alarms',
+      agent,
+      headers: {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        authorization: `Bearer ${posterToken(tenant)}`
+      }
+    }, (res) => {
+      postStatuses[res.statusCode] = (postStatuses[res.statusCode] ?? 0) + 1
+      if (res.statusCode !== 202) postErrors++
+      res.resume()
+      res.on('end', () => resolve(res.statusCode))
+      res.on('error', () => resolve(0))
+    })
+    req.on('error', () => { postErrors++; postStatuses.error = (postStatuses.error ?? 0) + 1; resolve(0) })
+    alarmSentAt[seq] = now()
+    req.end(body)
+  })
+}
+
+/** Resolves when every expected delivery arrived, or after `idleMs` with no new delivery, or at `maxMs`. */
+function waitDeliveries (expected, idleMs, maxMs) {
+  expectedDeliveries = expected
+  return new Promise((resolve) => {
+    if (delivered >= expected) { resolve('complete'); return }
+    const started = now()
+    let lastSeen = delivered
+    let lastChange = now()
+    const iv = setInterval(() => {
+      const t = now()
+      if (delivered !== lastSeen) { lastSeen = delivered; lastChange = t }
+      if (t - lastChange > idleMs || t - started > maxMs) {
+        clearInterval(iv)
+        onAllDelivered = null
+        resolve(t - started > maxMs ? 'max-wait' : 'idle')
+      }
+    }, 50)
+    onAllDelivered = () => { clearInterval(iv); resolve('complete') }
+  })
+}
+
+function percentile (sorted, p) {
+  if (sorted.length === 0) return NaN
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[i]
+}
+
+const round = (x, d = 3) => Number.isFinite(x) ? Number(x.toFixed(d)) : x
+
+// ---------- scenarios ----------
+async function s1 () {
+  const { sockets, alarms, inflight } = params
+  const specs = Array.from({ length: sockets }, (_, i) => ({ tenant: 0, user: i }))
+  const conn = await connectAll(specs, params.connectConcurrency ?? 200)
+  const ready = conn.clients.length
+  log(`ready ${ready}/${sockets}`)
+  await sleep(params.settleMs ?? 500)
+  resetAlarms(alarms)
+  const expected = alarms * ready
+  expectedDeliveries = expected
+  const win = windowStart()
+  const cpu0 = serverCpuMs()
+  const lcpu0 = loaderCpuMs()
+  const t0 = now()
+  let nextSeq = 0
+  const done = waitDeliveries(expected, params.idleMs ?? 5000, params.maxWaitMs ?? 90000)
+  const workers = Array.from({ length: inflight }, async () => {
+    while (nextSeq < alarms) await postAlarm(nextSeq++, 0)
+  })
+  await Promise.all(workers)
+  const postsDoneAt = now()
+  const outcome = await done
+  const tEnd = delivered >= expected ? lastDeliveryAt : lastDeliveryAt || now()
+  const cpu1 = serverCpuMs()
+  const lcpu1 = loaderCpuMs()
+  const noise = windowEnd(win)
+  const wallS = (tEnd - t0) / 1000
+  const cpuS = (cpu1 - cpu0) / 1000
+  return {
+    ...noise,
+    deliveries_per_s: delivered / wallS,
+    deliveries_per_cpu_s: cpuS > 0 ? delivered / cpuS : NaN,
+    loss: expected - delivered,
+    loss_pct: expected > 0 ? 100 * (expected - delivered) / expected : 0,
+    leaks,
+    duplicates,
+    out_of_order: outOfOrder,
+    server_cpu_ms: cpu1 - cpu0,
+    server_cpu_pct: 100 * cpuS / wallS,
+    loader_cpu_pct: 100 * ((lcpu1 - lcpu0) / 1000) / wallS,
+    duration_ms: tEnd - t0,
+    posts_ms: postsDoneAt - t0,
+    sockets_ready: ready,
+    connect_failed: conn.failed,
+    connect_errors: conn.errors,
+    delivered,
+    expected,
+    post_errors: postErrors,
+    post_statuses: postStatuses,
+    closed_after_ready: closedAfterReady,
+    wait_outcome: outcome
+  }
+}
+
+async function s2 () {
+  const { tenants, socketsPerTenant, rate, durationS } = params
+  const specs = []
+  for (let u = 0; u < socketsPerTenant; u++) for (let t = 0; t < tenants; t++) specs.push({ tenant: t, user: u })
+  const conn = await connectAll(specs, params.connectConcurrency ?? 200)
+  const readyPerTenant = new Int32Array(tenants)
+  for (const c of conn.clients) readyPerTenant[c.tenant]++
+  log(`ready ${conn.clients.length}/${specs.length}`)
+  await sleep(params.settleMs ?? 1000)
+  const total = Math.round(rate * durationS)
+  resetAlarms(total)
+  let expected = 0
+  for (let i = 0; i < total; i++) expected += readyPerTenant[i % tenants]
+  latencies = new Float64Array(expected)
+  expectedDeliveries = expected
+  const intervalMs = 1000 / rate
+  const win = windowStart()
+  const cpu0 = serverCpuMs()
+  const lcpu0 = loaderCpuMs()
+  const t0 = now()
+  const scheduleLag = new Float64Array(total)
+  let sent = 0
+  const inflightPosts = []
+  await new Promise((resolve) => {
+    const tick = () => {
+      const t = now()
+      while (sent < total && t0 + sent * intervalMs <= t) {
+        scheduleLag[sent] = t - (t0 + sent * intervalMs)
+        inflightPosts.push(postAlarm(sent, sent % tenants))
+        sent++
+      }
+      if (sent >= total) { resolve(); return }
+      setTimeout(tick, Math.max(0, Math.min(1, t0 + sent * intervalMs - now())))
+    }
+    tick()
+  })
+  const sendEnd = now()
+  const outcome = await waitDeliveries(expected, params.idleMs ?? 5000, params.maxWaitMs ?? 60000)
+  await Promise.race([Promise.all(inflightPosts), sleep(5000)])
+  const cpu1 = serverCpuMs()
+  const lcpu1 = loaderCpuMs()
+  const noise = windowEnd(win)
+  const wallS = (Math.max(lastDeliveryAt, sendEnd) - t0) / 1000
+  const lat = latencies.subarray(0, latencyCount).slice().sort()
+  const lag = scheduleLag.slice().sort()
+  let sum = 0
+  for (let i = 0; i < lat.length; i++) sum += lat[i]
+  return {
+    ...noise,
+    p50_ms: percentile(lat, 50),
+    p90_ms: percentile(lat, 90),
+    p99_ms: percentile(lat, 99),
+    max_ms: lat.length ? lat[lat.length - 1] : NaN,
+    mean_ms: lat.length ? sum / lat.length : NaN,
+    loss: expected - delivered,
+    leaks,
+    duplicates,
+    out_of_order: outOfOrder,
+    unknown_markers: unknownMarkers,
+    alarms_sent: sent,
+    achieved_rate: sent / ((sendEnd - t0) / 1000),
+    send_lag_p99_ms: percentile(lag, 99),
+    server_cpu_ms: cpu1 - cpu0,
+    server_cpu_pct: 100 * ((cpu1 - cpu0) / 1000) / wallS,
+    loader_cpu_pct: 100 * ((lcpu1 - lcpu0) / 1000) / wallS,
+    sockets_ready: conn.clients.length,
+    connect_failed: conn.failed,
+    connect_errors: conn.errors,
+    delivered,
+    expected,
+    post_errors: postErrors,
+    post_statuses: postStatuses,
+    closed_after_ready: closedAfterReady,
+    wait_outcome: outcome
+  }
+}
+
+/** Shared by S3 and S4: warm up, then connect N and measure RSS, CPU and rate. */
+async function connectPhase (n, tenants) {
+  const warm = params.warmup ?? 20
+  const warmConn = await connectAll(Array.from({ length: warm }, (_, i) => ({ tenant: i % tenants, user: 1e6 + i })), 20)
+  await sleep(params.warmSettleMs ?? 500)
+  const rss0 = serverRssKb()
+  const win = windowStart()
+  const cpu0 = serverCpuMs()
+  const t0 = now()
+  const specs = Array.from({ length: n }, (_, i) => ({ tenant: i % tenants, user: i }))
+  const conn = await connectAll(specs, params.connectConcurrency ?? 200)
+  const t1 = now()
+  const cpu1 = serverCpuMs()
+  const noise = windowEnd(win)
+  const ready = conn.clients.length
+  log(`ready ${ready}/${n} in ${(t1 - t0).toFixed(0)} ms`)
+  await sleep(params.settleMs ?? 2000)
+  const rss1 = serverRssKb()
+  return {
+    mainClients: conn.clients,
+    warmClients: warmConn.clients,
+    ready,
+    connectFailed: conn.failed,
+    connectErrors: conn.errors,
+    rss0,
+    rss1,
+    noise,
+    metrics: {
+      ...noise,
+      kb_per_conn: ready > 0 ? (rss1 - rss0) / ready : NaN,
+      conns_per_s: ready / ((t1 - t0) / 1000),
+      cpu_ms_per_conn: ready > 0 ? (cpu1 - cpu0) / ready : NaN,
+      connect_ms: t1 - t0,
+      rss_before_kb: rss0,
+      rss_after_kb: rss1,
+      rss_before_mb: rss0 / 1024,
+      rss_after_mb: rss1 / 1024,
+      sockets_ready: ready,
+      connect_failed: conn.failed,
+      connect_errors: conn.errors
+    }
+  }
+}
+
+async function s3 () {
+  const phase = await connectPhase(params.sockets, params.tenants ?? 100)
+  return { ...phase.metrics, closed_after_ready: closedAfterReady }
+}
+
+async function s4 () {
+  const tenants = 1
+  const phase = await connectPhase(params.sockets, tenants)
+  const openAtHold = openClients
+  const closedBeforeHold = closedAfterReady
+  const win = windowStart()
+  const cpu0 = serverCpuMs()
+  const lcpu0 = loaderCpuMs()
+  const h0 = now()
+  const minRss = { v: phase.rss1, max: phase.rss1 }
+  // Hold, sampling RSS every second.
+  while (now() - h0 < params.holdS * 1000) {
+    await sleep(Math.min(1000, params.holdS * 1000 - (now() - h0)))
+    try { const r = serverRssKb(); if (r > minRss.max) minRss.max = r } catch { break }
+  }
+  const holdMs = now() - h0
+  const cpu1 = serverCpuMs()
+  const holdNoise = windowEnd(win)
+  const lcpu1 = loaderCpuMs()
+  const rss2 = serverRssKb()
+  // The main N sockets still open (the warm-up ones are connected too, and get the alarm).
+  const held = phase.mainClients.filter((c) => !c.closed).length
+  // One alarm to everybody still connected.
+  resetAlarms(1)
+  const expected = openClients
+  expectedDeliveries = expected
+  const b0 = now()
+  const bcpu0 = serverCpuMs()
+  const waiting = waitDeliveries(expected, params.idleMs ?? 5000, params.maxWaitMs ?? 60000)
+  const status = await postAlarm(0, 0)
+  const outcome = await waiting
+  const bcpu1 = serverCpuMs()
+  return {
+    // The worse of the connect window and the hold window.
+    foreign_cpu_pct: Math.max(phase.noise.foreign_cpu_pct, holdNoise.foreign_cpu_pct),
+    foreign_cpu_ms: phase.noise.foreign_cpu_ms + holdNoise.foreign_cpu_ms,
+    foreign_cpu_pct_connect: phase.noise.foreign_cpu_pct,
+    foreign_cpu_pct_hold: holdNoise.foreign_cpu_pct,
+    held,
+    sockets_target: params.sockets,
+    warmup_sockets: phase.warmClients.length,
+    kb_per_conn: phase.metrics.kb_per_conn,
+    kb_per_conn_after_hold: phase.ready > 0 ? (rss2 - phase.rss0) / phase.ready : NaN,
+    heartbeat_cpu_ms: cpu1 - cpu0,
+    heartbeat_cpu_ms_per_min_per_1k: (cpu1 - cpu0) / (holdMs / 60000) / (held / 1000),
+    hold_ms: holdMs,
+    loader_cpu_pct_hold: 100 * ((lcpu1 - lcpu0) / 1000) / (holdMs / 1000),
+    broadcast_last_ms: delivered > 0 ? lastDeliveryAt - b0 : NaN,
+    broadcast_cpu_ms: bcpu1 - bcpu0,
+    broadcast_delivered: delivered,
+    broadcast_loss: expected - delivered,
+    broadcast_status: status,
+    conns_per_s: phase.metrics.conns_per_s,
+    cpu_ms_per_conn: phase.metrics.cpu_ms_per_conn,
+    rss_before_kb: phase.rss0,
+    rss_after_connect_kb: phase.rss1,
+    rss_after_hold_kb: rss2,
+    rss_after_hold_mb: rss2 / 1024,
+    rss_max_during_hold_kb: minRss.max,
+    open_at_hold_start: openAtHold,
+    closed_before_hold: closedBeforeHold,
+    closed_during_hold: closedAfterReady - closedBeforeHold,
+    connect_failed: phase.connectFailed,
+    connect_errors: phase.connectErrors,
+    leaks,
+    wait_outcome: outcome
+  }
+}
+
+const scenarios = { S1: s1, S2: s2, S3: s3, S4: s4 }
+
+try {
+  const started = now()
+  const result = await scenarios[scenario]()
+  for (const [k, v] of Object.entries(result)) if (typeof v === 'number') result[k] = round(v)
+  result.loader_wall_ms = round(now() - started)
+  process.stdout.write(JSON.stringify({ ok: true, result }) + '\n', () => process.exit(0))
+} catch (err) {
+  process.stdout.write(JSON.stringify({ ok: false, error: String(err?.stack ?? err) }) + '\n', () => process.exit(2))
+}

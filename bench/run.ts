@@ -241,6 +241,9 @@ const SERVERS: Record<ServerName, ServerSpec> = {
     argv: [node, '--import', 'tsx', 'server.ts'],
     env: (port, secret, heartbeatMs) => ({
       PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', JWT_SECRET: secret, LOG_LEVEL: 'warn',
+      // S4 holds 19,000 sockets of one tenant; the default per-tenant cap (10,000) keeps one
+      // tenant from taking an instance from the others, so a one-big-tenant deployment lifts it.
+      MAX_CONNECTIONS_PER_TENANT: '0',
       ...(heartbeatMs === undefined ? {} : { WS_HEARTBEAT_INTERVAL: String(heartbeatMs) })
     })
   }

@@ -163,7 +163,7 @@ export class Hub {
   closeStream (tenantId: string, stream: string, code: number, reason: string): void {
     const channel = channelOf(stream)
     const clients = channel === undefined ? this.byTenant.get(tenantId) : this.byChannel.get(key(tenantId, channel))
-    for (const client of [...clients ?? []]) {
+    for (const client of clients ?? []) {
       this.remove(client)
       client.connection.close(code, reason)
     }
@@ -184,8 +184,8 @@ export class Hub {
     let frame: string | undefined
     let delivered = 0
     let sent = 0
-    // Copy first: closing a slow consumer removes it from the set we would be iterating.
-    for (const client of [...recipients]) {
+    // A slow consumer dropped mid-loop leaves the set; Set iteration tolerates that, so no copy.
+    for (const client of recipients) {
       // The common case, a socket with no replay in progress, costs two size checks.
       if (client.held.size !== 0 || client.floors.size !== 0) {
         const held = client.held.get(event.stream)
@@ -216,7 +216,7 @@ export class Hub {
 
   /** Sends an unpositioned frame (presence) to a channel's members, except one. */
   sendToChannel (tenantId: string, channel: string, frame: string, except?: Client): void {
-    for (const client of [...this.byChannel.get(key(tenantId, channel)) ?? []]) {
+    for (const client of this.byChannel.get(key(tenantId, channel)) ?? []) {
       if (client !== except) this.send(client, frame)
     }
   }

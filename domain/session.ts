@@ -81,6 +81,8 @@ export class Session {
   private queue: Promise<void> = Promise.resolve()
   /** Per attached stream: every event above this offset has been sent or is held. */
   private readonly attachedAt = new Map<string, number>()
+  /** The tenant stream's epoch as of the last read, for `authenticated` on a refresh. */
+  private tenantEpoch = ''
   /** Streams this session asked the broker to deliver live. */
   private readonly watching = new Set<string>()
   private readonly canPublish: (channel: string) => boolean
@@ -256,6 +258,7 @@ export class Session {
     this.armExpiry(principal)
     const read = await this.read(TENANT_STREAM, since)
     if (read === undefined) return
+    this.tenantEpoch = read.epoch
     const connectionCount = await this.count(principal.tenantId)
     this.options.log.info({ action: 'websocket.connection.established', ...this.identity() }, 'websocket authenticated')
     this.reply(authenticatedFrame({
@@ -309,7 +312,7 @@ export class Session {
       tenantId: principal.tenantId,
       clientId: this.options.clientId,
       connectionCount: await this.count(principal.tenantId),
-      position: { epoch: '', offset: this.attachedAt.get(TENANT_STREAM) ?? 0 }
+      position: { epoch: this.tenantEpoch, offset: this.attachedAt.get(TENANT_STREAM) ?? 0 }
     }, ref))
   }
 

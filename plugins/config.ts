@@ -91,6 +91,8 @@ export const ConfigSchema = Type.Object({
   METRICS_TENANT_LABELS: Type.Boolean({ default: false }),
   /** Event-loop delay, in ms, past which /ready fails and requests are shed with 503. */
   MAX_EVENT_LOOP_DELAY: Type.Integer({ minimum: 10, default: 1000 }),
+  /** Write each socket's frames of one event-loop turn with one syscall (fan-out throughput). */
+  WS_COALESCE: Type.Boolean({ default: true }),
   /** Attach a Socket.IO 4 endpoint at /socket.io/ for existing Socket.IO frontends. */
   SOCKETIO_ENABLED: Type.Boolean({ default: false })
 })

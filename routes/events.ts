@@ -87,7 +87,7 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
     // Listeners go on synchronously, before anything awaits, or early frames are lost.
     const session = new Session({
       clientId: randomUUID(),
-      connection: new CoalescingConnection(socket),
+      connection: new CoalescingConnection(socket, config.WS_COALESCE),
       hub: app.hub,
       broker: app.broker,
       verify: app.auth.verify,

@@ -6,9 +6,10 @@ import type { Connection } from '../domain/hub.js'
 /**
  * The hub's Connection over a ws socket, with write coalescing.
  *
- * Every frame a socket is owed within one event-loop turn is written with one corked
- * `writev` when the turn ends, instead of one `write` per frame: on this hardware the kernel's
- * per-write cost, not serialization, bounds fan-out. Per-socket order is kept (one queue per
+ * The first frame a socket is owed in an event-loop turn is written at once; the rest of that
+ * turn's frames for it are written with one corked `writev` when the turn ends, instead of one
+ * `write` each: on this hardware the kernel's per-write cost, not serialization, bounds
+ * fan-out, while a lone event still goes out with no added delay. Per-socket order is kept (one queue per
  * socket, flushed in order). The slow-consumer guard reads what the socket holds after
  * earlier flushes: the queue of the current turn is not counted, or one large burst would
  * drop healthy readers; it is at most one turn's worth and is handed over when the turn ends.
@@ -32,43 +33,54 @@ function framed (text: string): Buffer[] {
   return lastFrame
 }
 
-const dirty = new Set<CoalescingConnection>()
+/** Sockets written to in this turn; at the turn's end their queued frames go out. */
+const touched: CoalescingConnection[] = []
 let scheduled = false
 
-function flushAll (): void {
+function endOfTurn (): void {
   scheduled = false
-  for (const connection of dirty) connection.flush()
-  dirty.clear()
+  for (const connection of touched) connection.flush()
+  touched.length = 0
 }
 
 export class CoalescingConnection implements Connection {
   private pending: Buffer[] = []
+  private touched = false
 
-  constructor (private readonly socket: WebSocket) {}
+  /** `coalesce: false` writes each frame at once with ws (WS_COALESCE=false). */
+  constructor (private readonly socket: WebSocket, private readonly coalesce = true) {}
 
+  /**
+   * The first frame a socket gets in a turn is written at once, so a lone event pays no
+   * delay; later frames in the same turn queue and go out together when the turn ends.
+   */
   send (text: string): void {
     if (this.socket.readyState !== WebSocket.OPEN) return
-    const [header, payload] = framed(text) as [Buffer, Buffer]
-    this.pending.push(header, payload)
-    if (this.pending.length === 2) {
-      dirty.add(this)
-      if (!scheduled) {
-        scheduled = true
-        setImmediate(flushAll)
-      }
+    if (!this.coalesce) {
+      this.socket.send(text)
+      return
     }
+    const frame = framed(text)
+    if (this.touched) {
+      this.pending.push(...frame)
+      return
+    }
+    this.touched = true
+    touched.push(this)
+    if (!scheduled) {
+      scheduled = true
+      setImmediate(endOfTurn)
+    }
+    this.write(frame)
   }
 
-  /** Writes the queued frames with one syscall. Frames queued for a socket that began closing are dropped: resume covers them. */
+  /** Writes what queued in this turn with one syscall. Frames queued for a socket that began closing are dropped: resume covers them. */
   flush (): void {
+    this.touched = false
     if (this.pending.length === 0) return
-    const raw = (this.socket as unknown as { _socket?: Socket })._socket
-    if (this.socket.readyState === WebSocket.OPEN && raw !== undefined && raw.writable) {
-      raw.cork()
-      for (const buffer of this.pending) raw.write(buffer)
-      raw.uncork()
-    }
+    const pending = this.pending
     this.pending = []
+    this.write(pending)
   }
 
   close (code: number, reason: string): void {
@@ -78,5 +90,13 @@ export class CoalescingConnection implements Connection {
 
   get bufferedAmount (): number {
     return this.socket.bufferedAmount
+  }
+
+  private write (buffers: Buffer[]): void {
+    const raw = (this.socket as unknown as { _socket?: Socket })._socket
+    if (this.socket.readyState !== WebSocket.OPEN || raw === undefined || !raw.writable) return
+    raw.cork()
+    for (const buffer of buffers) raw.write(buffer)
+    raw.uncork()
   }
 }

@@ -84,9 +84,9 @@ t.test('a socket closes with 4401 TOKEN_EXPIRED at its token exp', async (t) => 
 t.test('a fresh token for the same identity sent before exp keeps the socket open', async (t) => {
   const gw = await build(t)
   const client = new Client(`${gw.ws}?token=${sign({}, { expiresIn: 1500 })}`)
-  await client.next('authenticated')
+  const first = await client.next('authenticated')
   client.send({ type: 'authenticate', token: sign({}, { expiresIn: 60_000 }), id: 'refresh' })
-  t.match(await client.next(), { type: 'authenticated', ref: 'refresh' })
+  t.match(await client.next(), { type: 'authenticated', ref: 'refresh', position: first.position })
   // Outlive the first token's exp, then prove the socket still works.
   await new Promise((resolve) => setTimeout(resolve, 2100))
   client.send({ type: 'ping', id: 'after' })

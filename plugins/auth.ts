@@ -68,12 +68,13 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
   }
   const jwks = config.JWT_JWKS_URL === undefined ? undefined : new JwksKeys(config.JWT_JWKS_URL, { cooldownMs: config.JWT_JWKS_COOLDOWN_MS })
   const publicKey = config.JWT_PUBLIC_KEY?.replace(/\\n/g, '\n')
-  const key = jwks !== undefined
-    ? async (decoded: DecodedJwt) => await jwks.key(typeof decoded.header.kid === 'string' ? decoded.header.kid : undefined)
-    : async () => (publicKey ?? secret) as string
-  // One verifier for every kind of key: algorithms pinned, `none` impossible, results cached
-  // (reconnect storms re-verify the same tokens).
-  const verifier = createVerifier({ key, algorithms, clockTolerance: config.JWT_CLOCK_SKEW * 1000, cache: 10_000 })
+  // One verifier for every kind of key, algorithms pinned. A static key is prepared once (a
+  // key function would rebuild it per token). Public-key checks cost ~20x an HMAC, so their
+  // results are cached for reconnect storms; an HMAC costs about what the cache's hash would.
+  const common = { algorithms, clockTolerance: config.JWT_CLOCK_SKEW * 1000, cache: secret === undefined ? 10_000 : false }
+  const verifier: (token: string) => unknown = jwks !== undefined
+    ? createVerifier({ ...common, key: async (decoded: DecodedJwt) => await jwks.key(typeof decoded.header.kid === 'string' ? decoded.header.kid : undefined) })
+    : createVerifier({ ...common, key: (publicKey ?? secret) as string })
   const issuers = list(config.JWT_ISSUER)
   const audiences = list(config.JWT_AUDIENCE)
   const claim = config.TENANT_CLAIM

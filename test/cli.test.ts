@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer, type AddressInfo } from 'node:net'
 import t from 'tap'
 import { connect, decodeTokenPayload } from '../client/index.js'
 import { reach } from './client/helpers.js'
-import { build, post, postAlarm, SECRET, sign } from './helper.js'
+import { build, freePort, post, postAlarm, SECRET, sign } from './helper.js'
 
 type Tap = { teardown (fn: () => unknown): void }
 
@@ -62,13 +61,6 @@ async function run (t: Tap, args: string[], env: Record<string, string | undefin
   return { code, stdout: process.stdout, stderr: process.stderr }
 }
 
-async function deadPort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 t.test('token mints a token the gateway accepts, with the given tenant, user, roles and lifetime', async (t) => {
   const gw = await build(t)
@@ -149,7 +141,7 @@ t.test('tail in text mode prints one readable line per event, channels included'
 
 t.test('tail exits 3 on a refused token and 4 when the gateway cannot be reached', async (t) => {
   const gw = await build(t)
-  const port = await deadPort()
+  const port = await freePort()
   const [refused, unreachable] = await Promise.all([
     run(t, ['tail', '--url', gw.ws, '--token', sign({}, { key: 'not-the-gateway-secret-but-long-enough-0123456789' })]),
     run(t, ['tail', '--url', `ws://127.0.0.1:${port}`, '--token', sign()])
@@ -162,7 +154,7 @@ t.test('tail exits 3 on a refused token and 4 when the gateway cannot be reached
 
 t.test('alarm posts an alarm and prints where it was stored; auth, validation and network failures have their own codes', async (t) => {
   const gw = await build(t)
-  const port = await deadPort()
+  const port = await freePort()
   const alarm = ['alarm', '--message', 'Glass break', '--camera', 'Shop', '--severity', 'critical']
   const [ok, refused, invalid, unreachable] = await Promise.all([
     run(t, [...alarm, '--url', gw.http, '--token', sign(), '--idempotency-key', 'k-1']),

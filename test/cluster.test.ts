@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import {
-  build, Client, connect, drain, events, get, post, postAlarm, redisPrefix, redisSkip, REDIS_URL, SECRET, sign,
+  build, Client, connect, drain, events, freePort, get, post, postAlarm, redisPrefix, redisSkip, REDIS_URL, SECRET, sign,
   type Frame, type Gateway
 } from './helper.js'
 
@@ -259,13 +259,6 @@ class RedisProxy {
   }
 }
 
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
-  const port = (server.address() as { port: number }).port
-  await new Promise((resolve) => { server.close(resolve) })
-  return port
-}
 
 /** Polls an asynchronous condition, at most ~15 s; the assertions that follow say what was expected. */
 async function waitFor (condition: () => Promise<boolean>): Promise<void> {

@@ -215,3 +215,13 @@ export const brokers: Array<{ name: 'memory' | 'redis', skip: string | false }> 
 export async function brokerConfig (t: Tap, broker: 'memory' | 'redis'): Promise<ConfigOptions['config']> {
   return broker === 'memory' ? {} : { REDIS_URL, REDIS_PREFIX: await redisPrefix(t) }
 }
+
+/** A port with nothing listening on 127.0.0.1: connecting to it is refused, or a child can take it. */
+export async function freePort (): Promise<number> {
+  const { createServer } = await import('node:net')
+  const server = createServer()
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  const port = (server.address() as { port: number }).port
+  await new Promise((resolve) => { server.close(resolve) })
+  return port
+}

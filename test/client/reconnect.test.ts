@@ -1,7 +1,6 @@
-import { createServer, type AddressInfo } from 'node:net'
 import t from 'tap'
 import { backoffCeiling, connect, DEFAULT_BACKOFF, retryHint, type CloseInfo, type ConnectOptions, type EventFrame, type RecoveredFrame, type TenantcastClient } from '../../client/index.js'
-import { build, postAlarm, sign } from '../helper.js'
+import { build, freePort, postAlarm, sign } from '../helper.js'
 import { authenticatedFrame, eventually, FakeClock, next, reach, scriptedServer, TcpProxy } from './helpers.js'
 
 type Tap = { teardown (fn: () => unknown): void }
@@ -24,14 +23,6 @@ function record (client: TenantcastClient): { events: EventFrame[], recovered: R
 
 const offsets = (events: EventFrame[], stream: string): number[] => events.filter((e) => e.stream === stream).map((e) => e.offset)
 
-/** A port with nothing listening: every connection attempt is refused, for real. */
-async function deadPort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 t.test('after the server side drops the socket, the client reconnects, resumes every stream and loses nothing', async (t) => {
   const gw = await build(t)
@@ -213,7 +204,7 @@ t.test('a gateway shutting down is honoured: the client waits exactly the retry 
 })
 
 t.test('the backoff is full jitter: each delay is random * min(maxDelay, initialDelay * factor^attempt)', async (t) => {
-  const port = await deadPort()
+  const port = await freePort()
   const run = async (random: () => number, attempts: number): Promise<number[]> => {
     const clock = new FakeClock()
     const client = open(t, { url: `ws://127.0.0.1:${port}/api/v1/events`, token: sign(), timers: clock, random, reconnect: { initialDelay: 100, maxDelay: 1000 } })
@@ -241,7 +232,7 @@ t.test('the backoff is full jitter: each delay is random * min(maxDelay, initial
 
 t.test('the defaults are 1000 ms initial, 5000 ms maximum, unlimited attempts', async (t) => {
   t.same(DEFAULT_BACKOFF, { initialDelay: 1000, maxDelay: 5000, factor: 2, maxAttempts: Infinity })
-  const port = await deadPort()
+  const port = await freePort()
   const clock = new FakeClock()
   const client = open(t, { url: `ws://127.0.0.1:${port}/api/v1/events`, token: sign(), timers: clock, random: () => 0.999 })
   const delays: number[] = []
@@ -253,7 +244,7 @@ t.test('the defaults are 1000 ms initial, 5000 ms maximum, unlimited attempts', 
 })
 
 t.test('after maxAttempts failed reconnects the client gives up', async (t) => {
-  const port = await deadPort()
+  const port = await freePort()
   const clock = new FakeClock()
   const client = open(t, { url: `ws://127.0.0.1:${port}/api/v1/events`, token: sign(), timers: clock, reconnect: { maxAttempts: 2 } })
   const log = record(client)
@@ -268,7 +259,7 @@ t.test('after maxAttempts failed reconnects the client gives up', async (t) => {
 })
 
 t.test('close() called from a close handler cancels the reconnect', async (t) => {
-  const port = await deadPort()
+  const port = await freePort()
   const clock = new FakeClock()
   const client = open(t, { url: `ws://127.0.0.1:${port}/api/v1/events`, token: sign(), timers: clock })
   const closes: CloseInfo[] = []
@@ -283,7 +274,7 @@ t.test('close() called from a close handler cancels the reconnect', async (t) =>
 })
 
 t.test('reconnect: false never reconnects', async (t) => {
-  const port = await deadPort()
+  const port = await freePort()
   const clock = new FakeClock()
   const client = open(t, { url: `ws://127.0.0.1:${port}/api/v1/events`, token: sign(), timers: clock, reconnect: false })
   t.match((await next(client, 'close'))[0], { code: 1006, willReconnect: false })

@@ -5,7 +5,7 @@ import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { CloseCode } from './domain/close-codes.js'
-import { HttpErrors } from './domain/http-errors.js'
+import { errorBody, HttpErrors } from './domain/http-errors.js'
 import { redactUrl } from './domain/redact.js'
 import authPlugin from './plugins/auth.js'
 import brokerPlugin from './plugins/broker.js'
@@ -118,8 +118,7 @@ export function shutdownReason (jitterMs: number): string {
 
 function errorHandler (error: FastifyError, request: FastifyRequest, reply: import('fastify').FastifyReply): void {
   if (error.validation !== undefined) {
-    const failure = new HttpErrors.VALIDATION_FAILED(error.message)
-    void reply.code(400).send({ statusCode: 400, code: failure.code, error: 'Bad Request', message: failure.message })
+    void reply.code(400).send(errorBody(new HttpErrors.VALIDATION_FAILED(error.message)))
     return
   }
   const statusCode = error.statusCode ?? 500
@@ -129,13 +128,9 @@ function errorHandler (error: FastifyError, request: FastifyRequest, reply: impo
   }
   const known = statusCode < 500 || error.code === 'BROKER_UNAVAILABLE'
   const body = known
-    ? { statusCode, code: error.code ?? 'BAD_REQUEST', error: httpStatusText(statusCode), message: error.message }
-    : { statusCode: 500, code: 'INTERNAL_ERROR', error: 'Internal Server Error', message: new HttpErrors.INTERNAL_ERROR().message }
+    ? errorBody({ statusCode, code: error.code ?? 'BAD_REQUEST', message: error.message })
+    : errorBody(new HttpErrors.INTERNAL_ERROR())
   void reply.code(body.statusCode).send(body)
-}
-
-function httpStatusText (statusCode: number): string {
-  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 503: 'Service Unavailable' } as Record<number, string>)[statusCode] ?? 'Error'
 }
 
 /**
@@ -191,7 +186,7 @@ export async function createStandalone (opts: TenantcastOptions & { logStream?: 
   // Fastify's default 404 logs the raw URL, query-string token included.
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? ''
-    void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: new HttpErrors.NOT_FOUND(`${request.method} ${path}`).message })
+    void reply.code(404).send(errorBody(new HttpErrors.NOT_FOUND(`${request.method} ${path}`)))
   })
   await app.register(tenantcast, { ...(opts.config === undefined ? {} : { config: opts.config }), console: opts.console ?? true })
   await app.ready()

@@ -1,4 +1,5 @@
-import createError, { type FastifyErrorConstructor } from '@fastify/error'
+import { STATUS_CODES } from 'node:http'
+import createError, { type FastifyError, type FastifyErrorConstructor } from '@fastify/error'
 import { AuthReason } from './principal.js'
 
 /**
@@ -21,3 +22,9 @@ export const HttpErrors = {
 export const Unauthorized = Object.fromEntries(
   Object.values(AuthReason).map((reason) => [reason, createError(reason, '%s', 401)])
 ) as Record<AuthReason, FastifyErrorConstructor>
+
+/** The JSON body of every error reply: `{statusCode, code, error, message}`, never a stack. */
+export function errorBody (error: Pick<FastifyError, 'statusCode' | 'code' | 'message'>): { statusCode: number, code: string, error: string, message: string } {
+  const statusCode = error.statusCode ?? 500
+  return { statusCode, code: error.code, error: STATUS_CODES[statusCode] ?? 'Error', message: error.message }
+}

@@ -169,11 +169,6 @@ export class Hub {
     }
   }
 
-  /** Every client of every tenant, e.g. to close them all on shutdown. */
-  * clients (): IterableIterator<Client> {
-    for (const set of this.byTenant.values()) yield * set
-  }
-
   /**
    * Sends one stored event to every entitled local socket and returns how many got it (or
    * hold it for a replay in progress). The frame is serialized once per call, never per socket.

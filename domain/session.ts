@@ -95,8 +95,6 @@ export class Session {
     this.bucket = new TokenBucket(options.limits.frameRate, options.limits.frameBurst, options.clock)
   }
 
-  get clientId (): string { return this.options.clientId }
-
   /**
    * Call once the socket is open, with the token and the `since` position from the upgrade
    * request if it carried them.

@@ -2,7 +2,7 @@ import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { HttpErrors } from '../domain/http-errors.js'
+import { errorBody, HttpErrors } from '../domain/http-errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,8 +31,7 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     errorResponseBuilder: (request: FastifyRequest, context: { max: number, after: string }) => {
       app.metrics.observer.rateLimited('rest', request.principal.tenantId)
       request.log.warn({ action: 'rest.rate_limited', tenantId: request.principal.tenantId }, 'tenant ingestion rate limit hit')
-      const error = new HttpErrors.RATE_LIMITED(`more than ${context.max} requests per minute for this tenant; retry in ${context.after}`)
-      return { statusCode: 429, code: error.code, error: 'Too Many Requests', message: error.message }
+      return errorBody(new HttpErrors.RATE_LIMITED(`more than ${context.max} requests per minute for this tenant; retry in ${context.after}`))
     }
   } satisfies RateLimitOptions)
   await app.register(underPressure, {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { HttpErrors } from '../domain/http-errors.js'
+import { errorBody, HttpErrors } from '../domain/http-errors.js'
 import type { WebSocket } from 'ws'
 import { systemClock } from '../domain/clock.js'
 import { Session } from '../domain/session.js'
@@ -79,8 +79,7 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
     const origin = request.headers.origin
     if (origin === undefined || originAllowed(origin, request.headers.host)) return
     request.log.warn({ action: 'websocket.origin.refused', origin }, 'foreign origin refused')
-    const error = new HttpErrors.ORIGIN_FORBIDDEN(origin)
-    await reply.code(403).send({ statusCode: 403, code: error.code, error: 'Forbidden', message: error.message })
+    await reply.code(403).send(errorBody(new HttpErrors.ORIGIN_FORBIDDEN(origin)))
   }
 
   app.get(app.config.WS_PATH, { websocket: true, onRequest: checkOrigin }, (socket, request) => {

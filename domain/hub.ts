@@ -3,6 +3,7 @@ import type { StoredEvent } from './events.js'
 import { eventFrame } from './frames.js'
 import { noopObserver, type Observer } from './observer.js'
 import { channelOf } from './streams.js'
+import { tenantKey } from './tenant-key.js'
 
 /** The little the hub needs of a socket. Adapters wrap ws (or anything else) behind it. */
 export interface Connection {
@@ -82,8 +83,8 @@ export class Hub {
 
   add (client: Client): void {
     addTo(this.byTenant, client.tenantId, client)
-    addTo(this.byUser, key(client.tenantId, client.userId), client)
-    this.byId.set(key(client.tenantId, client.id), client)
+    addTo(this.byUser, tenantKey(client.tenantId, client.userId), client)
+    this.byId.set(tenantKey(client.tenantId, client.id), client)
     this.notify({ kind: 'add', client })
   }
 
@@ -92,11 +93,11 @@ export class Hub {
    * session can still tell those channels' members that it left. Idempotent.
    */
   remove (client: Client): void {
-    if (this.byId.get(key(client.tenantId, client.id)) !== client) return
+    if (this.byId.get(tenantKey(client.tenantId, client.id)) !== client) return
     removeFrom(this.byTenant, client.tenantId, client)
-    removeFrom(this.byUser, key(client.tenantId, client.userId), client)
-    this.byId.delete(key(client.tenantId, client.id))
-    for (const channel of client.channels) removeFrom(this.byChannel, key(client.tenantId, channel), client)
+    removeFrom(this.byUser, tenantKey(client.tenantId, client.userId), client)
+    this.byId.delete(tenantKey(client.tenantId, client.id))
+    for (const channel of client.channels) removeFrom(this.byChannel, tenantKey(client.tenantId, channel), client)
     this.notify({ kind: 'remove', client })
   }
 
@@ -104,7 +105,7 @@ export class Hub {
   join (client: Client, channel: string): boolean {
     if (client.channels.has(channel)) return false
     client.channels.add(channel)
-    addTo(this.byChannel, key(client.tenantId, channel), client)
+    addTo(this.byChannel, tenantKey(client.tenantId, channel), client)
     this.notify({ kind: 'join', client, channel })
     return true
   }
@@ -112,7 +113,7 @@ export class Hub {
   /** Leaves a channel; false when the client was not in it. */
   leave (client: Client, channel: string): boolean {
     if (!client.channels.delete(channel)) return false
-    removeFrom(this.byChannel, key(client.tenantId, channel), client)
+    removeFrom(this.byChannel, tenantKey(client.tenantId, channel), client)
     this.notify({ kind: 'leave', client, channel })
     return true
   }
@@ -127,15 +128,15 @@ export class Hub {
   }
 
   userConnectionCount (tenantId: string, userId: string): number {
-    return this.byUser.get(key(tenantId, userId))?.size ?? 0
+    return this.byUser.get(tenantKey(tenantId, userId))?.size ?? 0
   }
 
   channelConnectionCount (tenantId: string, channel: string): number {
-    return this.byChannel.get(key(tenantId, channel))?.size ?? 0
+    return this.byChannel.get(tenantKey(tenantId, channel))?.size ?? 0
   }
 
   hasClient (tenantId: string, clientId: string): boolean {
-    return this.byId.has(key(tenantId, clientId))
+    return this.byId.has(tenantKey(tenantId, clientId))
   }
 
   /** The tenant's online users and how many connections each has. */
@@ -146,7 +147,7 @@ export class Hub {
   }
 
   channelMembers (tenantId: string, channel: string): Member[] {
-    return [...this.byChannel.get(key(tenantId, channel)) ?? []].map((c) => ({ userId: c.userId, clientId: c.id }))
+    return [...this.byChannel.get(tenantKey(tenantId, channel)) ?? []].map((c) => ({ userId: c.userId, clientId: c.id }))
   }
 
   /** Tenants with at least one local client. */
@@ -162,7 +163,7 @@ export class Hub {
   /** Closes every local socket attached to a stream (tenant or channel), e.g. after a gap. */
   closeStream (tenantId: string, stream: string, code: number, reason: string): void {
     const channel = channelOf(stream)
-    const clients = channel === undefined ? this.byTenant.get(tenantId) : this.byChannel.get(key(tenantId, channel))
+    const clients = channel === undefined ? this.byTenant.get(tenantId) : this.byChannel.get(tenantKey(tenantId, channel))
     for (const client of clients ?? []) {
       this.remove(client)
       client.connection.close(code, reason)
@@ -211,7 +212,7 @@ export class Hub {
 
   /** Sends an unpositioned frame (presence) to a channel's members, except one. */
   sendToChannel (tenantId: string, channel: string, frame: string, except?: Client): void {
-    for (const client of this.byChannel.get(key(tenantId, channel)) ?? []) {
+    for (const client of this.byChannel.get(tenantKey(tenantId, channel)) ?? []) {
       if (client !== except) this.send(client, frame)
     }
   }
@@ -253,18 +254,14 @@ export class Hub {
     const target = event.target
     switch (target.kind) {
       case 'tenant': return this.byTenant.get(event.tenantId)
-      case 'user': return this.byUser.get(key(event.tenantId, target.userId))
-      case 'channel': return this.byChannel.get(key(event.tenantId, target.channel))
+      case 'user': return this.byUser.get(tenantKey(event.tenantId, target.userId))
+      case 'channel': return this.byChannel.get(tenantKey(event.tenantId, target.channel))
       case 'client': {
-        const client = this.byId.get(key(event.tenantId, target.clientId))
+        const client = this.byId.get(tenantKey(event.tenantId, target.clientId))
         return client === undefined ? undefined : new Set([client])
       }
     }
   }
-}
-
-function key (tenantId: string, name: string): string {
-  return `${tenantId}\u0000${name}`
 }
 
 function addTo<K, V> (index: Map<K, Set<V>>, k: K, value: V): void {

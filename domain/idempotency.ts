@@ -1,4 +1,5 @@
 import type { Clock } from './clock.js'
+import { tenantKey } from './tenant-key.js'
 
 /** What a retried request gets back: the original event's identity and position. */
 export interface IdempotentResult {
@@ -36,7 +37,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
 
   async run (tenantId: string, key: string, fingerprint: string, publish: () => Promise<IdempotentResult>): Promise<IdempotencyOutcome> {
     const now = this.options.clock.now()
-    const id = `${tenantId}\u0000${key}`
+    const id = tenantKey(tenantId, key)
     const existing = this.entries.get(id)
     if (existing !== undefined && existing.expiresAt > now) {
       if (existing.fingerprint !== fingerprint) return { kind: 'conflict' }

@@ -1,3 +1,4 @@
+import { tenantKey } from './tenant-key.js'
 import type { Target } from './events.js'
 
 /**
@@ -22,7 +23,7 @@ export function streamOf (target: Target): string {
 
 /** Internal key of a stream: the tenant prefix makes every stream name tenant-local. */
 export function streamKey (tenantId: string, stream: string): string {
-  return `${tenantId}\u0000${stream}`
+  return tenantKey(tenantId, stream)
 }
 
 /** A place in a stream: the last offset a client saw, in the epoch it saw it. */

@@ -2,7 +2,8 @@ import fastifyJwt from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createVerifier, type Algorithm, type DecodedJwt } from 'fast-jwt'
-import { Unauthorized } from '../domain/http-errors.js'
+import { Unauthorized } from '../errors.js'
+import { bearerToken } from '../domain/bearer.js'
 import { JwksKeys } from '../domain/jwks.js'
 import { AuthFailure, AuthReason, checkIssuerAndAudience, principalFromClaims, type Principal, type VerifyToken } from '../domain/principal.js'
 
@@ -113,14 +114,13 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
       return (jwt as { sign: (payload: object, options: object) => string }).sign(claims, options?.expiresIn === undefined ? {} : { expiresIn: options.expiresIn })
     },
     async requirePrincipal (request) {
-      const header = request.headers.authorization
-      const match = header === undefined ? null : /^Bearer\s+(\S+)$/i.exec(header)
-      if (match === null) {
+      const token = bearerToken(request.headers.authorization)
+      if (token === undefined) {
         auth.onFailure?.(AuthReason.AUTHENTICATION_REQUIRED)
         throw new Unauthorized.AUTHENTICATION_REQUIRED('an Authorization: Bearer token is required')
       }
       try {
-        request.principal = await auth.verify(match[1] as string)
+        request.principal = await auth.verify(token)
       } catch (err) {
         const failure = err as AuthFailure
         throw new Unauthorized[failure.reason](failure.message)

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { systemClock } from '../domain/clock.js'
-import { HttpErrors } from '../domain/http-errors.js'
+import { HttpErrors } from '../errors.js'
 import { MemoryIdempotencyStore, type IdempotencyStore, type IdempotentResult } from '../domain/idempotency.js'
 import { RedisIdempotencyStore } from '../domain/idempotency-redis.js'
 

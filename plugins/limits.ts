@@ -2,7 +2,7 @@ import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { errorBody, HttpErrors } from '../domain/http-errors.js'
+import { errorBody, HttpErrors } from '../errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

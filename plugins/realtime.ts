@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { checkEventData, type EventCatalogue, type EventEnvelope, type EventName, type StoredEvent, type Target } from '../domain/events.js'
-import { HttpErrors } from '../domain/http-errors.js'
+import { HttpErrors } from '../errors.js'
 
 /** A catalogued name gets its payload type; any other name carries any JSON payload. */
 export type EventData<K extends string> = K extends EventName ? EventCatalogue[K] : unknown

@@ -4,79 +4,13 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Server as SocketIoServer, Socket } from 'socket.io'
 import { systemClock } from '../domain/clock.js'
-import type { StoredEvent } from '../domain/events.js'
-import type { Connection } from '../domain/hub.js'
 import { AuthFailure, AuthReason } from '../domain/principal.js'
 import { ClientMessages } from '../domain/protocol.js'
 import { Session } from '../domain/session.js'
+import { connectErrorMessage, connectionOf, tokenOf } from '../transports/socketio.js'
 import { clientPublishPatterns, sessionLimits } from './config.js'
 
 export const SOCKET_IO_PATH = '/socket.io/'
-
-/**
- * The `connect_error` message for a refused credential, as Socket.IO frontends written against
- * reference 004 expect: AUTHENTICATION_REQUIRED, INVALID_USER, or a message containing "jwt".
- */
-export function connectErrorMessage (reason: AuthReason): string {
-  if (reason === AuthReason.AUTHENTICATION_REQUIRED) return 'AUTHENTICATION_REQUIRED'
-  if (reason === AuthReason.TENANT_MISSING || reason === AuthReason.USER_MISSING) return 'INVALID_USER'
-  const words: Partial<Record<AuthReason, string>> = {
-    [AuthReason.TOKEN_EXPIRED]: 'jwt expired',
-    [AuthReason.TOKEN_MALFORMED]: 'jwt malformed',
-    [AuthReason.TOKEN_INVALID]: 'invalid signature: jwt rejected',
-    [AuthReason.TOKEN_NOT_YET_VALID]: 'jwt not active'
-  }
-  return `${words[reason] ?? 'jwt rejected'} (${reason})`
-}
-
-function tokenOf (socket: Socket): string | undefined {
-  const auth = socket.handshake.auth as { token?: unknown }
-  if (typeof auth.token === 'string' && auth.token !== '') return auth.token.replace(/^Bearer\s+/i, '')
-  const header = socket.handshake.headers.authorization
-  const match = header === undefined ? null : /^Bearer\s+(\S+)$/i.exec(header)
-  return match?.[1]
-}
-
-/**
- * A Socket.IO socket behind the hub's Connection interface. Protocol frames become Socket.IO
- * events: an `event` frame is emitted under its catalogue name with the payload as data and
- * its position as a second argument; `authenticated` becomes reference 004's `join:company`.
- */
-function connectionOf (socket: Socket): Connection {
-  return {
-    send (frame) {
-      const message = JSON.parse(frame) as { type: string, [key: string]: unknown }
-      switch (message.type) {
-        case 'connected': return
-        case 'authenticated':
-          socket.emit('join:company', { success: true, companyId: message.tenantId, connectionCount: message.connectionCount, userId: message.userId, position: message.position })
-          return
-        case 'event':
-          socket.emit(message.event as string, message.data, { id: message.id, stream: message.stream, offset: message.offset, epoch: message.epoch, timestamp: message.timestamp, correlationId: message.correlationId, from: message.from })
-          return
-        case 'error':
-          socket.emit('tenantcast:error', { code: message.code, message: message.message, ref: message.ref })
-          return
-        default: {
-          const { type, ...rest } = message
-          socket.emit(type, rest)
-        }
-      }
-    },
-    sendEvent (event: StoredEvent) {
-      socket.emit(event.event, event.data, { id: event.id, stream: event.stream, offset: event.offset, epoch: event.epoch, timestamp: event.timestamp, correlationId: event.correlationId, from: event.from })
-    },
-    close (code, reason) {
-      socket.emit('tenantcast:close', { code, reason })
-      socket.disconnect(true)
-    },
-    get bufferedAmount () {
-      // The websocket transport's unsent bytes; polling buffers in engine.io's write queue.
-      const transport = socket.conn.transport as unknown as { socket?: { bufferedAmount?: number } }
-      return transport.socket?.bufferedAmount ?? 0
-    }
-  }
-}
 
 /**
  * Socket.IO 4 on the same HTTP server (opt-in with SOCKETIO_ENABLED): existing Socket.IO

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
@@ -13,7 +14,11 @@ declare module '../plugins/config.js' {
   }
 }
 
-const PUBLIC = fileURLToPath(new URL('../public/', import.meta.url))
+// public/ sits at the package root: one level up from routes/ in a checkout, two from
+// dist/routes/ in the compiled package.
+const PUBLIC = ['../public/', '../../public/']
+  .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
+  .find((dir) => existsSync(`${dir}index.html`)) ?? fileURLToPath(new URL('../public/', import.meta.url))
 
 /** The page may load only what it came with, and talk only to its own origin. */
 export const CONSOLE_CSP = [

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { errorBody, HttpErrors } from '../domain/http-errors.js'
+import { errorBody, HttpErrors } from '../errors.js'
 import type { WebSocket } from 'ws'
+import { bearerToken } from '../domain/bearer.js'
 import { systemClock } from '../domain/clock.js'
 import { Session } from '../domain/session.js'
 import { clientPublishPatterns, sessionLimits } from '../plugins/config.js'
-import { CoalescingConnection } from './ws-connection.js'
+import { CoalescingConnection } from '../transports/ws.js'
 
 /** The subprotocol the server selects. A client offers it next to `bearer.<jwt>`. */
 export const SUBPROTOCOL = 'tenantcast.v1'
@@ -17,9 +18,8 @@ const BEARER_PROTOCOL = 'bearer.'
  * send an `authenticate` message instead.
  */
 export function upgradeToken (request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization
-  const bearer = header === undefined ? null : /^Bearer\s+(\S+)$/i.exec(header)
-  if (bearer !== null) return bearer[1]
+  const bearer = bearerToken(request.headers.authorization)
+  if (bearer !== undefined) return bearer
   const protocols = request.headers['sec-websocket-protocol']
   if (typeof protocols === 'string') {
     for (const protocol of protocols.split(',')) {

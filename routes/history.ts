@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { StoredEvent } from '../domain/events.js'
-import { HttpErrors } from '../domain/http-errors.js'
+import { HttpErrors } from '../errors.js'
 import { TENANT_STREAM, parsePosition } from '../domain/streams.js'
 import { ErrorReply } from './schemas.js'
 

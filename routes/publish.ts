@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { CHANNEL_NAME } from '../domain/channels.js'
 import type { Target } from '../domain/events.js'
-import { HttpErrors } from '../domain/http-errors.js'
+import { HttpErrors } from '../errors.js'
 import { ErrorReply } from './schemas.js'
 
 const PUBLISHER_ROLES = new Set(['publisher', 'admin'])

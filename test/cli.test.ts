@@ -7,7 +7,7 @@ import { build, freePort, post, postAlarm, SECRET, sign } from './helper.js'
 type Tap = { teardown (fn: () => unknown): void }
 
 /**
- * The CLI as users run it: bin/tenantcast.mjs in a child process. `env -u` keeps tap's coverage
+ * The CLI as users run it: bin/tenantcast.ts in a child process. `env -u` keeps tap's coverage
  * hooks out of the tsx-run child (see test/plugins/config.test.ts).
  */
 class Cli {
@@ -18,7 +18,7 @@ class Cli {
   private wake: Array<() => void> = []
 
   constructor (args: string[], env: Record<string, string | undefined> = {}) {
-    this.child = spawn('env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, 'bin/tenantcast.mjs', ...args], {
+    this.child = spawn('env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, '--import', 'tsx', 'bin/tenantcast.ts', ...args], {
       env: { ...process.env, JWT_SECRET: undefined, TENANTCAST_TOKEN: undefined, TENANTCAST_URL: undefined, ...env },
       stdio: ['ignore', 'pipe', 'pipe']
     })

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http'
 import createError, { type FastifyError, type FastifyErrorConstructor } from '@fastify/error'
-import { AuthReason } from './principal.js'
+import { AuthReason } from './domain/principal.js'
 
 /**
  * The registry of HTTP errors. Every error a route sends is one of these, so every response

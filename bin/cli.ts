@@ -1,0 +1,318 @@
+import { createHmac } from 'node:crypto'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { connect, parsePosition, type CloseInfo, type EventFrame, type TenantcastClient } from '../client/index.js'
+
+/** Exit codes: each failure class has its own, so scripts can branch on them. */
+export const Exit = { OK: 0, FAILED: 1, USAGE: 2, AUTH: 3, NETWORK: 4 } as const
+
+const DEFAULT_URL = 'http://localhost:3000'
+const WS_PATH = '/api/v1/events'
+const SEVERITIES = ['low', 'medium', 'high', 'critical']
+
+const HELP = {
+  main: `tenantcast: command-line tools for a tenantcast gateway
+
+Usage:
+  tenantcast token --tenant <id> --sub <user> [--roles a,b] [--ttl 1h]
+  tenantcast tail  [--url <url>] [--token <jwt>] [--channel <name>]... [--since <epoch>:<offset>] [--json]
+  tenantcast alarm [--url <url>] [--token <jwt>] --message <text> --camera <name> --severity <low|medium|high|critical>
+
+Run "tenantcast <command> --help" for a command's options.
+
+Exit codes: 0 ok, 1 failed (the server refused the request), 2 usage, 3 auth (401/403, 4401/4403), 4 network.
+`,
+  token: `Usage: tenantcast token --tenant <id> --sub <user> [--roles a,b] [--ttl 1h]
+
+Mints a token signed with JWT_SECRET (from the environment), for tests and development.
+
+  --tenant <id>    the tenant (written to the claim named by TENANT_CLAIM, default tenantId)
+  --sub <user>     the user id
+  --roles <list>   comma-separated roles, e.g. publisher or admin
+  --ttl <time>     lifetime: 90s, 15m, 1h, 7d or seconds (default 1h)
+
+The algorithm is the first of JWT_ALGORITHMS (default HS256).
+`,
+  tail: `Usage: tenantcast tail [--url <url>] [--token <jwt>] [--channel <name>]... [--since <epoch>:<offset>] [--json]
+
+Streams events until interrupted, reconnecting and resuming without loss.
+
+  --url <url>        the gateway, ws(s):// or http(s):// (default $TENANTCAST_URL or ${DEFAULT_URL});
+                     a URL without a path gets ${WS_PATH}
+  --token <jwt>      the token (default $TENANTCAST_TOKEN)
+  --channel <name>   also join this channel (repeatable)
+  --since <pos>      replay the tenant stream after this position, <epoch>:<offset>
+  --json             one JSON event frame per line instead of text
+
+Events go to stdout; connection status, gaps and errors to stderr.
+`,
+  alarm: `Usage: tenantcast alarm [--url <url>] [--token <jwt>] --message <text> --camera <name> --severity <level>
+
+Posts an alarm (POST /api/v1/alarms) and prints the gateway's answer as JSON.
+
+  --url <url>              the gateway (default $TENANTCAST_URL or ${DEFAULT_URL})
+  --token <jwt>            the token (default $TENANTCAST_TOKEN)
+  --message <text>         what happened
+  --camera <name>          where
+  --severity <level>       low, medium, high or critical
+  --idempotency-key <key>  makes a retry safe
+`
+} as const
+
+class UsageError extends Error {}
+
+interface Io {
+  out (text: string): void
+  err (text: string): void
+  env: NodeJS.ProcessEnv
+  /** Resolves when the user interrupts (SIGINT/SIGTERM). */
+  interrupted: Promise<void>
+}
+
+function parse<T extends NonNullable<ParseArgsConfig['options']>> (args: string[], options: T): ReturnType<typeof parseArgs<{ args: string[], options: T & { help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }>>['values'] {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+}
+
+function required (value: string | undefined, name: string): string {
+  if (value === undefined || value === '') throw new UsageError(`--${name} is required`)
+  return value
+}
+
+/** 90, 90s, 15m, 1h, 7d: a lifetime in seconds. */
+export function parseTtl (text: string): number {
+  const match = /^(\d+)([smhd]?)$/.exec(text)
+  if (match === null || Number(match[1]) <= 0) throw new UsageError(`--ttl must look like 90s, 15m, 1h or 7d, not ${JSON.stringify(text)}`)
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as '' | 's' | 'm' | 'h' | 'd']
+  return Number(match[1]) * unit
+}
+
+/** An HMAC-signed JWT, the way the gateway verifies it. */
+export function signToken (claims: Record<string, unknown>, secret: string, algorithm: string): string {
+  const hash = ({ HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' } as Record<string, string>)[algorithm]
+  if (hash === undefined) throw new UsageError(`JWT_ALGORITHMS must start with HS256, HS384 or HS512, not ${algorithm}`)
+  const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const body = `${encode({ alg: algorithm, typ: 'JWT' })}.${encode(claims)}`
+  return `${body}.${createHmac(hash, secret).update(body).digest('base64url')}`
+}
+
+function token (args: string[], io: Io): number {
+  const values = parse(args, { tenant: { type: 'string' }, sub: { type: 'string' }, roles: { type: 'string' }, ttl: { type: 'string', default: '1h' } })
+  if (values.help === true) {
+    io.out(HELP.token)
+    return Exit.OK
+  }
+  const tenant = required(values.tenant, 'tenant')
+  const sub = required(values.sub, 'sub')
+  const ttl = parseTtl(values.ttl as string)
+  const secret = io.env.JWT_SECRET
+  if (secret === undefined || secret === '') throw new UsageError('JWT_SECRET is not set: the token must be signed with the gateway\'s secret')
+  const algorithm = (io.env.JWT_ALGORITHMS ?? 'HS256').split(',')[0]?.trim() as string
+  const claim = io.env.TENANT_CLAIM !== undefined && io.env.TENANT_CLAIM !== '' ? io.env.TENANT_CLAIM : 'tenantId'
+  const roles = values.roles === undefined ? [] : values.roles.split(',').map((r) => r.trim()).filter((r) => r !== '')
+  const now = Math.floor(Date.now() / 1000)
+  const claims: Record<string, unknown> = { sub, [claim]: tenant, ...(roles.length > 0 ? { roles } : {}), iat: now, exp: now + ttl }
+  io.out(signToken(claims, secret, algorithm) + '\n')
+  return Exit.OK
+}
+
+function tokenFrom (value: string | undefined, io: Io): string {
+  const found = value ?? io.env.TENANTCAST_TOKEN
+  if (found === undefined || found === '') throw new UsageError('a token is required: --token <jwt>, or TENANTCAST_TOKEN')
+  return found
+}
+
+function baseUrl (value: string | undefined, io: Io): URL {
+  const text = value ?? (io.env.TENANTCAST_URL !== undefined && io.env.TENANTCAST_URL !== '' ? io.env.TENANTCAST_URL : DEFAULT_URL)
+  try {
+    return new URL(text)
+  } catch {
+    throw new UsageError(`--url is not a URL: ${JSON.stringify(text)}`)
+  }
+}
+
+/** The socket URL: ws(s), and the default events path when none is given. */
+export function socketUrl (url: URL): string {
+  const socket = new URL(url)
+  const schemes: Record<string, string> = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' }
+  const scheme = schemes[socket.protocol]
+  if (scheme === undefined) throw new UsageError(`--url must be ws, wss, http or https, not ${socket.protocol}`)
+  socket.protocol = scheme
+  if (socket.pathname === '/' || socket.pathname === '') socket.pathname = WS_PATH
+  return socket.toString()
+}
+
+/** The alarms endpoint next to a base or events URL. */
+export function alarmsUrl (url: URL): string {
+  const http = new URL(url)
+  const schemes: Record<string, string> = { 'ws:': 'http:', 'wss:': 'https:', 'http:': 'http:', 'https:': 'https:' }
+  const scheme = schemes[http.protocol]
+  if (scheme === undefined) throw new UsageError(`--url must be http, https, ws or wss, not ${http.protocol}`)
+  http.protocol = scheme
+  if (http.pathname === '/' || http.pathname === '') http.pathname = '/api/v1/alarms'
+  else if (http.pathname.endsWith(WS_PATH)) http.pathname = http.pathname.slice(0, -WS_PATH.length) + '/api/v1/alarms'
+  http.search = ''
+  return http.toString()
+}
+
+/** One readable line for an event. */
+export function describe (frame: EventFrame): string {
+  const data = frame.data as Record<string, unknown> | null
+  let text: string
+  if (data !== null && typeof data === 'object' && typeof data.message === 'string') {
+    const severity = typeof data.severity === 'string' ? `[${data.severity}] ` : ''
+    const camera = typeof data.camera === 'string' ? `${data.camera}: ` : ''
+    text = `${severity}${camera}${data.message}`
+  } else {
+    text = JSON.stringify(data)
+  }
+  return `${frame.timestamp} ${frame.stream}#${frame.offset} ${frame.event} ${text}`
+}
+
+async function tail (args: string[], io: Io): Promise<number> {
+  const values = parse(args, { url: { type: 'string' }, token: { type: 'string' }, channel: { type: 'string', multiple: true }, since: { type: 'string' }, json: { type: 'boolean', default: false } })
+  if (values.help === true) {
+    io.out(HELP.tail)
+    return Exit.OK
+  }
+  const url = socketUrl(baseUrl(values.url, io))
+  const tokenValue = tokenFrom(values.token, io)
+  // The token travels as a WebSocket subprotocol, which allows only these characters (a JWT fits).
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(tokenValue)) throw new UsageError('the token has characters no token can have (spaces, quotes, …)')
+  if (values.since !== undefined) {
+    try {
+      parsePosition(values.since)
+    } catch (err) {
+      throw new UsageError(`--since: ${(err as Error).message}`)
+    }
+  }
+  const client: TenantcastClient = connect({
+    url,
+    token: tokenValue,
+    channels: values.channel ?? [],
+    ...(values.since === undefined ? {} : { since: values.since })
+  })
+  const json = values.json === true
+  let opened = false
+  client.on('authenticated', (frame) => {
+    opened = true
+    io.err(`tenantcast: open as ${frame.userId} in tenant ${frame.tenantId}, at ${client.position() ?? '?'}\n`)
+  })
+  client.on('event', (frame) => { io.out((json ? JSON.stringify(frame) : describe(frame)) + '\n') })
+  client.on('gap', (gap) => {
+    io.err(`tenantcast: gap on ${gap.stream}: the server holds ${gap.oldest.epoch}:${gap.oldest.offset} to ${gap.latest.epoch}:${gap.latest.offset}; events may be missing\n`)
+  })
+  client.on('error', (error) => { io.err(`tenantcast: ${error.code}: ${error.message}\n`) })
+  return await new Promise<number>((resolve) => {
+    const finish = (code: number): void => {
+      client.close()
+      resolve(code)
+    }
+    void io.interrupted.then(() => { finish(Exit.OK) })
+    client.on('close', (info: CloseInfo) => {
+      const why = `${info.code}${info.reason === '' ? '' : ` ${info.reason}`}`
+      if (info.willReconnect) {
+        // Before the first success, a failure is most likely a wrong URL: say so and stop.
+        if (!opened) {
+          io.err(`tenantcast: cannot connect to ${url} (${why})\n`)
+          finish(Exit.NETWORK)
+          return
+        }
+        io.err(`tenantcast: connection lost (${why}); reconnecting in ${info.delay ?? 0} ms\n`)
+        return
+      }
+      if (client.state !== 'closed') return
+      if (info.code === 1000 && info.reason === '') return // our own close
+      io.err(`tenantcast: closed (${why})\n`)
+      if (info.code === 4401 || info.code === 4403) resolve(Exit.AUTH)
+      else if (info.code === 1006) resolve(Exit.NETWORK)
+      else resolve(Exit.FAILED)
+    })
+  })
+}
+
+async function alarm (args: string[], io: Io): Promise<number> {
+  const values = parse(args, {
+    url: { type: 'string' },
+    token: { type: 'string' },
+    message: { type: 'string' },
+    camera: { type: 'string' },
+    severity: { type: 'string' },
+    'idempotency-key': { type: 'string' }
+  })
+  if (values.help === true) {
+    io.out(HELP.alarm)
+    return Exit.OK
+  }
+  const endpoint = alarmsUrl(baseUrl(values.url, io))
+  const tokenValue = tokenFrom(values.token, io)
+  const body = {
+    message: required(values.message, 'message'),
+    camera: required(values.camera, 'camera'),
+    severity: required(values.severity, 'severity')
+  }
+  if (!SEVERITIES.includes(body.severity)) throw new UsageError(`--severity must be one of ${SEVERITIES.join(', ')}`)
+  const key = values['idempotency-key']
+  let response: Response
+  try {
+    response = await fetch(endpoint, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokenValue}`, 'content-type': 'application/json', ...(key === undefined ? {} : { 'idempotency-key': key }) },
+      body: JSON.stringify(body)
+    })
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string, message?: string } }).cause
+    io.err(`tenantcast: cannot reach ${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}\n`)
+    return Exit.NETWORK
+  }
+  const text = await response.text()
+  if (response.status === 202 || response.status === 200) {
+    io.out(text + '\n')
+    return Exit.OK
+  }
+  let detail = text
+  try {
+    const parsed = JSON.parse(text) as { code?: string, message?: string }
+    detail = `${parsed.code ?? ''}: ${parsed.message ?? ''}`
+  } catch {}
+  io.err(`tenantcast: ${response.status} ${detail}\n`)
+  return response.status === 401 || response.status === 403 ? Exit.AUTH : Exit.FAILED
+}
+
+/** Runs one command and returns its exit code. */
+export async function main (argv: string[], io: Io = processIo()): Promise<number> {
+  const [command, ...args] = argv
+  try {
+    switch (command) {
+      case 'token': return token(args, io)
+      case 'tail': return await tail(args, io)
+      case 'alarm': return await alarm(args, io)
+      case '--help': case '-h': case 'help':
+        io.out(HELP.main)
+        return Exit.OK
+      default:
+        io.err(command === undefined ? HELP.main : `tenantcast: unknown command ${JSON.stringify(command)}\n\n${HELP.main}`)
+        return Exit.USAGE
+    }
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    io.err(`tenantcast ${command}: ${err.message}\nRun "tenantcast ${command} --help" for usage.\n`)
+    return Exit.USAGE
+  }
+}
+
+function processIo (): Io {
+  // A closed pipe (`tenantcast tail | head`) ends the command quietly.
+  process.stdout.on('error', () => { process.exit(Exit.OK) })
+  return {
+    out: (text) => { process.stdout.write(text) },
+    err: (text) => { process.stderr.write(text) },
+    env: process.env,
+    interrupted: new Promise((resolve) => {
+      process.once('SIGINT', () => { resolve() })
+      process.once('SIGTERM', () => { resolve() })
+    })
+  }
+}

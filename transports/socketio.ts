@@ -1,0 +1,69 @@
+import type { Socket } from 'socket.io'
+import { bearerToken } from '../domain/bearer.js'
+import type { StoredEvent } from '../domain/events.js'
+import type { Connection } from '../domain/hub.js'
+import { AuthReason } from '../domain/principal.js'
+
+/**
+ * The `connect_error` message for a refused credential, as Socket.IO frontends written against
+ * reference 004 expect: AUTHENTICATION_REQUIRED, INVALID_USER, or a message containing "jwt".
+ */
+export function connectErrorMessage (reason: AuthReason): string {
+  if (reason === AuthReason.AUTHENTICATION_REQUIRED) return 'AUTHENTICATION_REQUIRED'
+  if (reason === AuthReason.TENANT_MISSING || reason === AuthReason.USER_MISSING) return 'INVALID_USER'
+  const words: Partial<Record<AuthReason, string>> = {
+    [AuthReason.TOKEN_EXPIRED]: 'jwt expired',
+    [AuthReason.TOKEN_MALFORMED]: 'jwt malformed',
+    [AuthReason.TOKEN_INVALID]: 'invalid signature: jwt rejected',
+    [AuthReason.TOKEN_NOT_YET_VALID]: 'jwt not active'
+  }
+  return `${words[reason] ?? 'jwt rejected'} (${reason})`
+}
+
+/** The token of a handshake: `auth.token` (with or without `Bearer `), else the Authorization header. */
+export function tokenOf (socket: Socket): string | undefined {
+  const auth = socket.handshake.auth as { token?: unknown }
+  if (typeof auth.token === 'string' && auth.token !== '') return bearerToken(auth.token) ?? auth.token
+  return bearerToken(socket.handshake.headers.authorization)
+}
+
+/**
+ * A Socket.IO socket behind the hub's Connection interface. Protocol frames become Socket.IO
+ * events: an `event` frame is emitted under its catalogue name with the payload as data and
+ * its position as a second argument; `authenticated` becomes reference 004's `join:company`.
+ */
+export function connectionOf (socket: Socket): Connection {
+  return {
+    send (frame) {
+      const message = JSON.parse(frame) as { type: string, [key: string]: unknown }
+      switch (message.type) {
+        case 'connected': return
+        case 'authenticated':
+          socket.emit('join:company', { success: true, companyId: message.tenantId, connectionCount: message.connectionCount, userId: message.userId, position: message.position })
+          return
+        case 'event':
+          socket.emit(message.event as string, message.data, { id: message.id, stream: message.stream, offset: message.offset, epoch: message.epoch, timestamp: message.timestamp, correlationId: message.correlationId, from: message.from })
+          return
+        case 'error':
+          socket.emit('tenantcast:error', { code: message.code, message: message.message, ref: message.ref })
+          return
+        default: {
+          const { type, ...rest } = message
+          socket.emit(type, rest)
+        }
+      }
+    },
+    sendEvent (event: StoredEvent) {
+      socket.emit(event.event, event.data, { id: event.id, stream: event.stream, offset: event.offset, epoch: event.epoch, timestamp: event.timestamp, correlationId: event.correlationId, from: event.from })
+    },
+    close (code, reason) {
+      socket.emit('tenantcast:close', { code, reason })
+      socket.disconnect(true)
+    },
+    get bufferedAmount () {
+      // The websocket transport's unsent bytes; polling buffers in engine.io's write queue.
+      const transport = socket.conn.transport as unknown as { socket?: { bufferedAmount?: number } }
+      return transport.socket?.bufferedAmount ?? 0
+    }
+  }
+}

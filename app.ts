@@ -2,11 +2,12 @@ import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import fastifyWebsocket from '@fastify/websocket'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { CloseCode } from './domain/close-codes.js'
 import { errorBody, HttpErrors } from './errors.js'
 import { redactUrl } from './domain/redact.js'
+import { describeErrors } from './domain/validation.js'
 import authPlugin from './plugins/auth.js'
 import brokerPlugin from './plugins/broker.js'
 import busPlugin from './plugins/bus.js'
@@ -118,7 +119,8 @@ export function shutdownReason (jitterMs: number): string {
 
 function errorHandler (error: FastifyError, request: FastifyRequest, reply: import('fastify').FastifyReply): void {
   if (error.validation !== undefined) {
-    void reply.code(400).send(errorBody(new HttpErrors.VALIDATION_FAILED(error.message)))
+    const message = describeErrors(error.validation, `/${error.validationContext ?? 'body'}`)
+    void reply.code(400).send(errorBody(new HttpErrors.VALIDATION_FAILED(message)))
     return
   }
   const statusCode = error.statusCode ?? 500
@@ -172,7 +174,11 @@ export default fp(tenantcast, { name: 'tenantcast', fastify: '5.x' })
  * query string into a log line, and the gateway registered. server.ts listens on it.
  */
 export async function createStandalone (opts: TenantcastOptions & { logStream?: NodeJS.WritableStream } = {}): Promise<FastifyInstance> {
+  // Fastify's per-request lines are off unless LOG_REQUESTS is set; the setting is only known
+  // once the config plugin has loaded, so the switch reads it late.
+  let logRequests = false
   const app = Fastify({
+    logController: new LogController({ disableRequestLogging: () => !logRequests }),
     logger: {
       level: opts.config?.LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info',
       serializers: { req: serializeRequest },
@@ -191,5 +197,6 @@ export async function createStandalone (opts: TenantcastOptions & { logStream?: 
   await app.register(tenantcast, { ...(opts.config === undefined ? {} : { config: opts.config }), console: opts.console ?? true })
   await app.ready()
   app.log.level = app.tenantcast.config.LOG_LEVEL
+  logRequests = app.tenantcast.config.LOG_REQUESTS
   return app
 }

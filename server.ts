@@ -47,7 +47,7 @@ function printDevBanner (): void {
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.PORT
   const base = `localhost:${port}`
-  const token = signToken({ sub: 'dev', tenantId: 'demo', roles: ['admin'] }, { expiresIn: '24h' })
+  const token = signToken({ [config.USER_CLAIM]: 'dev', [config.TENANT_CLAIM]: 'demo', roles: ['admin'] }, { expiresIn: '24h' })
   const alarm = JSON.stringify({ message: 'Motion detected', camera: 'Front Door', severity: 'high' })
   const lines = [
     '',

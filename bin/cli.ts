@@ -26,7 +26,7 @@ Exit codes: 0 ok, 1 failed (the server refused the request), 2 usage, 3 auth (40
 Mints a token signed with JWT_SECRET (from the environment), for tests and development.
 
   --tenant <id>    the tenant (written to the claim named by TENANT_CLAIM, default tenantId)
-  --sub <user>     the user id
+  --sub <user>     the user id (written to the claim named by USER_CLAIM, default sub)
   --roles <list>   comma-separated roles, e.g. publisher or admin
   --ttl <time>     lifetime: 90s, 15m, 1h, 7d or seconds (default 1h)
 
@@ -113,7 +113,8 @@ function token (args: string[], io: Io): number {
   const claim = io.env.TENANT_CLAIM !== undefined && io.env.TENANT_CLAIM !== '' ? io.env.TENANT_CLAIM : 'tenantId'
   const roles = values.roles === undefined ? [] : values.roles.split(',').map((r) => r.trim()).filter((r) => r !== '')
   const now = Math.floor(Date.now() / 1000)
-  const claims: Record<string, unknown> = { sub, [claim]: tenant, ...(roles.length > 0 ? { roles } : {}), iat: now, exp: now + ttl }
+  const userClaim = io.env.USER_CLAIM !== undefined && io.env.USER_CLAIM !== '' ? io.env.USER_CLAIM : 'sub'
+  const claims: Record<string, unknown> = { [userClaim]: sub, [claim]: tenant, ...(roles.length > 0 ? { roles } : {}), iat: now, exp: now + ttl }
   io.out(signToken(claims, secret, algorithm) + '\n')
   return Exit.OK
 }

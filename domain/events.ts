@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
+import { describeErrors } from './validation.js'
 
 /**
  * The event catalogue: every named event's payload schema. Bus payloads, REST bodies and
@@ -99,12 +100,38 @@ export const EventCatalogue = {
 export type EventCatalogue = { [K in keyof typeof EventCatalogue]: Static<(typeof EventCatalogue)[K]> }
 export type EventName = keyof EventCatalogue
 
+/**
+ * An alarm as a publisher hands it over: the fields the server owns may be left out, as
+ * reference hosts do (`{type:'alarm', message, camera, severity, timestamp}`, often no `id`).
+ */
+export const AlarmData = Type.Object({
+  ...Alarm.properties,
+  id: Type.Optional(Alarm.properties.id),
+  type: Type.Optional(Alarm.properties.type),
+  timestamp: Type.Optional(Alarm.properties.timestamp)
+})
+
+/** What publishers send, per event: the catalogue, with server-owned fields optional. */
+export const PublishCatalogue = { ...EventCatalogue, 'alarm:created': AlarmData } satisfies Record<EventName, TSchema>
+export type PublishCatalogue = { [K in keyof typeof PublishCatalogue]: Static<(typeof PublishCatalogue)[K]> }
+
+/**
+ * The payload as subscribers receive it. For an alarm the server fills what it owns and the
+ * publisher left out: `id` (the event's id), `type: 'alarm'` and `timestamp` (now). Other
+ * events, and payloads that are not objects, pass unchanged.
+ */
+export function completeEventData (event: string, data: unknown, eventId: string, now: string): unknown {
+  if (event !== 'alarm:created' || typeof data !== 'object' || data === null || Array.isArray(data)) return data
+  const given = data as Record<string, unknown>
+  return { id: eventId, type: 'alarm', ...given, timestamp: given.timestamp ?? now }
+}
+
 /** Names outside the catalogue must look like this: no spaces, no control characters. */
 export const EVENT_NAME = '^[A-Za-z][A-Za-z0-9_.:-]{0,63}$'
 const eventNamePattern = new RegExp(EVENT_NAME)
 
 const validators = Object.fromEntries(
-  Object.entries(EventCatalogue).map(([name, schema]) => [name, Compile(schema)])
+  Object.entries(PublishCatalogue).map(([name, schema]) => [name, Compile(schema)])
 ) as Record<string, ReturnType<typeof Compile>>
 
 export type DataCheck = { ok: true } | { ok: false, path: string, message: string }
@@ -125,8 +152,8 @@ function deeperThan (value: unknown, limit: number): boolean {
 }
 
 /**
- * Checks an event's payload: a catalogued name against its schema, any other name against
- * EVENT_NAME only. The failure names the path of the first failing field.
+ * Checks a published payload: a catalogued name against its publish schema, any other name
+ * against EVENT_NAME only. The failure names every failing field.
  */
 export function checkEventData (event: string, data: unknown): DataCheck {
   if (deeperThan(data, MAX_DATA_DEPTH)) return { ok: false, path: '/data', message: `/data nests deeper than ${MAX_DATA_DEPTH} levels` }
@@ -137,9 +164,8 @@ export function checkEventData (event: string, data: unknown): DataCheck {
       : { ok: false, path: '/event', message: `event name must match ${EVENT_NAME}` }
   }
   if (validator.Check(data)) return { ok: true }
-  const first = validator.Errors(data)[0]
-  const path = `/data${first?.instancePath ?? ''}`
-  return { ok: false, path, message: `${path} ${first?.message ?? 'is invalid'}` }
+  const errors = validator.Errors(data)
+  return { ok: false, path: `/data${errors[0]?.instancePath ?? ''}`, message: describeErrors(errors, '/data') }
 }
 
 /** Who an event is for, always inside its tenant. */

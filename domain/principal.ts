@@ -54,18 +54,32 @@ export function checkIssuerAndAudience (claims: Record<string, unknown>, issuers
   }
 }
 
+/** Control characters would let an id forge index keys and log lines; no real id has them. */
+const CONTROL = /[\u0000-\u001f\u007f]/
+const MAX_ID_LENGTH = 256
+
+/**
+ * An identity claim as an id: a string, or a number as its decimal string (identity providers
+ * that number their users). Undefined when absent, empty, too long or holding control characters.
+ */
+function idOf (value: unknown): string | undefined {
+  const id = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value
+  if (typeof id !== 'string' || id === '' || id.length > MAX_ID_LENGTH || CONTROL.test(id)) return undefined
+  return id
+}
+
 /**
  * Builds the principal from verified claims. The tenant comes only from here: never from a
  * message, a query string or a body.
  */
-export function principalFromClaims (claims: Record<string, unknown>, tenantClaim: string): Principal {
-  const tenantId = claims[tenantClaim]
-  if (typeof tenantId !== 'string' || tenantId === '') {
-    throw new AuthFailure(AuthReason.TENANT_MISSING, `the token has no "${tenantClaim}" claim`)
+export function principalFromClaims (claims: Record<string, unknown>, tenantClaim: string, userClaim = 'sub'): Principal {
+  const tenantId = idOf(claims[tenantClaim])
+  if (tenantId === undefined) {
+    throw new AuthFailure(AuthReason.TENANT_MISSING, `the token has no usable "${tenantClaim}" claim`)
   }
-  const userId = claims.sub
-  if (typeof userId !== 'string' || userId === '') {
-    throw new AuthFailure(AuthReason.USER_MISSING, 'the token has no "sub" claim')
+  const userId = idOf(claims[userClaim])
+  if (userId === undefined) {
+    throw new AuthFailure(AuthReason.USER_MISSING, `the token has no usable "${userClaim}" claim`)
   }
   const roles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : []
   const principal: Principal = { userId, tenantId, roles }

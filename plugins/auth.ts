@@ -99,7 +99,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
           throw new AuthFailure(typeof code === 'string' ? reasons[code] ?? AuthReason.TOKEN_INVALID : AuthReason.TOKEN_INVALID, (err as Error).message)
         }
         checkIssuerAndAudience(claims, issuers, audiences)
-        const principal = principalFromClaims(claims, claim)
+        const principal = principalFromClaims(claims, claim, config.USER_CLAIM)
         // A live socket stays open as long as its token would still be accepted.
         if (principal.exp !== undefined) principal.exp += config.JWT_CLOCK_SKEW
         return principal

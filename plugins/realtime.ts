@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { checkEventData, type EventCatalogue, type EventEnvelope, type EventName, type StoredEvent, type Target } from '../domain/events.js'
+import { checkEventData, completeEventData, type EventEnvelope, type EventName, type PublishCatalogue, type StoredEvent, type Target } from '../domain/events.js'
 import { HttpErrors } from '../errors.js'
 
-/** A catalogued name gets its payload type; any other name carries any JSON payload. */
-export type EventData<K extends string> = K extends EventName ? EventCatalogue[K] : unknown
+/**
+ * A catalogued name gets its payload type, with the fields the server fills optional (an
+ * alarm's `id`, `type`, `timestamp`); any other name carries any JSON payload.
+ */
+export type EventData<K extends string> = K extends EventName ? PublishCatalogue[K] : unknown
 
 export interface PublishInput<K extends string = string> {
   tenantId: string
@@ -14,7 +17,7 @@ export interface PublishInput<K extends string = string> {
   /** Default: the whole tenant. */
   target?: Target
   correlationId?: string
-  /** Default: a new UUID. Alarms reuse it as their own `id`. */
+  /** Default: a new UUID. An alarm without its own `id` gets this one. */
   id?: string
   from?: EventEnvelope['from']
 }
@@ -56,15 +59,18 @@ async function realtimePlugin (app: FastifyInstance): Promise<void> {
     async publish (input) {
       const check = checkEventData(input.event, input.data)
       if (!check.ok) throw new HttpErrors.VALIDATION_FAILED(check.message)
-      const size = Buffer.byteLength(JSON.stringify(input.data) ?? '')
+      const id = input.id ?? randomUUID()
+      const timestamp = new Date().toISOString()
+      const data = completeEventData(input.event, input.data, id, timestamp)
+      const size = Buffer.byteLength(JSON.stringify(data) ?? '')
       if (size > maxBytes) throw new HttpErrors.PAYLOAD_TOO_LARGE(`the event data is ${size} bytes; the limit is ${maxBytes} (MAX_PUBLISH_BYTES)`)
       const envelope: EventEnvelope = {
-        id: input.id ?? randomUUID(),
+        id,
         tenantId: input.tenantId,
         event: input.event,
-        data: input.data,
+        data,
         target: input.target ?? { kind: 'tenant' },
-        timestamp: new Date().toISOString()
+        timestamp
       }
       if (input.correlationId !== undefined) envelope.correlationId = input.correlationId
       if (input.from !== undefined) envelope.from = input.from

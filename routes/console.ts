@@ -66,7 +66,7 @@ async function consoleRoutes (app: FastifyInstance, opts: ConfigOptions): Promis
   if (devToken) {
     app.get('/dev/token', async (_request, reply) => {
       void reply.header('cache-control', 'no-store')
-      const token = app.auth.sign({ sub: 'dev', [config.TENANT_CLAIM]: 'demo', roles: ['admin'] }, { expiresIn: `${DEV_TOKEN_TTL_SECONDS}s` })
+      const token = app.auth.sign({ [config.USER_CLAIM]: 'dev', [config.TENANT_CLAIM]: 'demo', roles: ['admin'] }, { expiresIn: `${DEV_TOKEN_TTL_SECONDS}s` })
       return { token, tenantId: 'demo', userId: 'dev', roles: ['admin'], expiresIn: DEV_TOKEN_TTL_SECONDS }
     })
   }

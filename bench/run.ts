@@ -235,12 +235,13 @@ const SERVERS: Record<ServerName, ServerSpec> = {
   'ws-once': { protocol: 'ws', argv: [node, 'bench/servers/ws-once.mjs'], env: refEnv },
   'ws-frame': { protocol: 'ws', argv: [node, 'bench/servers/ws-frame.mjs'], env: refEnv },
   socketio: { protocol: 'socketio', argv: [node, 'bench/servers/socketio.mjs'], env: refEnv },
-  // Started as a user does: `node --import tsx server.ts` with the production environment.
+  // Started as `npm start` starts it: the compiled `node dist/server.js` (built at the start of
+  // the run), the production environment, default settings and log level.
   tenantcast: {
     protocol: 'ws',
-    argv: [node, '--import', 'tsx', 'server.ts'],
+    argv: [node, 'dist/server.js'],
     env: (port, secret, heartbeatMs) => ({
-      PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', JWT_SECRET: secret, LOG_LEVEL: 'warn',
+      PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', JWT_SECRET: secret,
       // S4 holds 19,000 sockets of one tenant; the default per-tenant cap (10,000) keeps one
       // tenant from taking an instance from the others, so a one-big-tenant deployment lifts it.
       MAX_CONNECTIONS_PER_TENANT: '0',
@@ -338,8 +339,8 @@ async function runOne (args: Args, scenario: ScenarioName, server: ServerName, r
   const logStream: WriteStream = createWriteStream(logPath)
   let serverOut = ''
   const nodeArgv = [...spec.argv]
-  // One directory per run and V8's default file names: under `--import tsx` the module-loader
-  // hooks run on a worker thread that writes its own profile next to the main thread's.
+  // One directory per run and V8's default file names: a process with loader hooks (the
+  // TypeScript reference runs) writes one profile per thread.
   if (args.profile) nodeArgv.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${path.join(RESULTS_DIR, 'prof', `${scenario}-${server}-r${repeat}-${RUN_ID}`)}`)
   const [cmd, cmdArgs] = pinned(0, nodeArgv, args.pin)
   const srv = track(spawn(cmd, cmdArgs, {
@@ -487,6 +488,8 @@ async function main (): Promise<void> {
   const logDir = path.join(RESULTS_DIR, 'logs', stamp)
   mkdirSync(logDir, { recursive: true })
   if (args.profile) mkdirSync(path.join(RESULTS_DIR, 'prof'), { recursive: true })
+  // The build `npm start` runs: what is measured is what ships.
+  if (spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('npm run build failed')
   const secret = randomBytes(32).toString('base64url')
   const pinning = args.pin && TASKSET && os.cpus().length >= 2
   process.stderr.write(`bench: ${args.quick ? 'quick' : 'full'} run ${RUN_ID}; scenarios ${args.scenarios.join(',')}; servers ${args.servers.join(',')}; ` +

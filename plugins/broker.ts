@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Broker } from '../domain/broker.js'
 import { MemoryBroker } from '../domain/broker-memory.js'
-import { RedisBroker } from '../domain/broker-redis.js'
 import { systemClock } from '../domain/clock.js'
 
 declare module 'fastify' {
@@ -17,6 +16,8 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
   const onListenerError = (err: unknown): void => { app.log.error({ action: 'broker.listener.failed', err }, 'broker delivery listener failed') }
   let broker: Broker
   if (config.REDIS_URL !== undefined) {
+    // ioredis is loaded only by deployments that use it: it costs an idle process ~10 MB.
+    const { RedisBroker } = await import('../domain/broker-redis.js')
     const redis = new RedisBroker({
       url: config.REDIS_URL,
       prefix: config.REDIS_PREFIX,

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { Redis } from 'ioredis'
-import { untilReady } from '../domain/broker-redis.js'
+import type { Redis } from 'ioredis'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -20,6 +19,8 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     app.decorate('redis', undefined)
     return
   }
+  // Loaded only with REDIS_URL, as the Redis broker is.
+  const [{ Redis }, { untilReady }] = await Promise.all([import('ioredis'), import('../domain/broker-redis.js')])
   const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
   redis.on('error', (err: Error) => { app.log.warn({ action: 'redis.error', err: err.message }, 'redis connection error') })
   await untilReady([redis], 5000)

@@ -16,8 +16,4 @@ t.test('the browser bundle is built from the SDK alone and imports nothing', asy
   t.equal(await readFile(BUNDLE_PATH, 'utf8'), code)
 })
 
-t.test('the SDK is the package subpath tenantcast/client', async (t) => {
-  const byName = await import('tenantcast/client')
-  const byPath = await import('../../client/index.js')
-  t.equal(byName.connect, byPath.connect)
-})
+// The package subpath `tenantcast/client` is tested from an installed tarball: test/package/package.test.ts.

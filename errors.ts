@@ -10,6 +10,7 @@ export const HttpErrors = {
   VALIDATION_FAILED: createError('VALIDATION_FAILED', '%s', 400),
   NOT_FOUND: createError('NOT_FOUND', 'Route %s not found', 404),
   FORBIDDEN: createError('FORBIDDEN', '%s', 403),
+  CHANNEL_FORBIDDEN: createError('CHANNEL_FORBIDDEN', '%s', 403),
   PAYLOAD_TOO_LARGE: createError('PAYLOAD_TOO_LARGE', '%s', 413),
   RATE_LIMITED: createError('RATE_LIMITED', '%s', 429),
   ORIGIN_FORBIDDEN: createError('ORIGIN_FORBIDDEN', 'origin %s is not allowed to open a socket', 403),

@@ -6,13 +6,19 @@ export interface ReconnectOptions {
   maxDelay?: number
   /** How much the ceiling grows per failed attempt. Default 2. */
   factor?: number
-  /** Reconnect attempts in a row before giving up (the state becomes `closed`). Default Infinity. */
+  /** Reconnect attempts in a row, without a connection that stayed up `minUptime`, before giving up (the state becomes `closed`). Default Infinity. */
   maxAttempts?: number
+  /**
+   * How long, in ms, a connection must stay authenticated before the backoff starts again from
+   * `initialDelay`. A server that closes right after `authenticated` (1013, 4008 on a replay)
+   * thus sees the delays keep growing instead of every client back within `initialDelay`. Default 5000.
+   */
+  minUptime?: number
 }
 
 export type BackoffPolicy = Required<ReconnectOptions>
 
-export const DEFAULT_BACKOFF: BackoffPolicy = { initialDelay: 1000, maxDelay: 5000, factor: 2, maxAttempts: Infinity }
+export const DEFAULT_BACKOFF: BackoffPolicy = { initialDelay: 1000, maxDelay: 5000, factor: 2, maxAttempts: Infinity, minUptime: 5000 }
 
 /** The upper bound of the delay before attempt `attempt` (0-based): exponential, capped at maxDelay. */
 export function backoffCeiling (policy: BackoffPolicy, attempt: number): number {

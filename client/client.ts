@@ -85,6 +85,8 @@ export interface SessionInfo {
 interface Link {
   socket?: WebSocketLike
   authenticated: boolean
+  /** When it authenticated (the timers' clock), for the minUptime check. */
+  authenticatedAt?: number
   sawFrame: boolean
   heartbeat?: unknown
   done: boolean
@@ -385,6 +387,8 @@ export class TenantcastClient {
     this.timers.clearTimeout(link.heartbeat)
     this.timers.clearTimeout(this.refreshTimer)
     this.rejectPending(`the connection closed (${code}${reason === '' ? '' : ` ${reason}`})`)
+    // Only a connection that stayed up counts as a success; one cut right after auth is a failed attempt.
+    if (link.authenticatedAt !== undefined && this.policy !== undefined && this.timers.now() - link.authenticatedAt >= this.policy.minUptime) this.attempt = 0
     if (code === 4401) {
       void this.afterUnauthorized(link, code, reason)
       return
@@ -495,6 +499,9 @@ export class TenantcastClient {
       case 'subscribed':
         this.subscribed(frame)
         break
+      case 'unsubscribed':
+        if (frame.reason !== undefined) this.removed(frame.channel, frame.reason)
+        break
       case 'user-joined':
       case 'user-left':
         this.emit('presence', frame)
@@ -513,7 +520,7 @@ export class TenantcastClient {
 
   private authenticated (link: Link, frame: AuthenticatedFrame): void {
     link.authenticated = true
-    this.attempt = 0
+    link.authenticatedAt = this.timers.now()
     this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount }
     // Without a position of its own the client starts where the server is now.
     if (!this.positions.has(TENANT_STREAM)) this.positions.set(TENANT_STREAM, frame.position)
@@ -559,6 +566,18 @@ export class TenantcastClient {
     if (frame.position !== undefined && this.channelEntries.has(frame.channel) && !this.positions.has(stream)) {
       this.positions.set(stream, frame.position)
     }
+  }
+
+  /** The server took the connection out of a channel (a refresh narrowed the channels claim): forget it, so no reconnect rejoins it. */
+  private removed (channel: string, reason: string): void {
+    const entry = this.channelEntries.get(channel)
+    if (entry === undefined) return
+    this.channelEntries.delete(channel)
+    this.positions.delete(channelStream(channel))
+    const error = new TenantcastError(reason, `the server removed this client from channel ${channel} (${reason})`)
+    const waiters = entry.waiters.splice(0)
+    if (waiters.length === 0) this.emitError(error)
+    for (const waiter of waiters) waiter.reject(error)
   }
 
   private failed (frame: ErrorFrame): void {

@@ -58,7 +58,8 @@ export type RecoveredFrame = {
 )
 
 export interface SubscribedFrame { type: 'subscribed', channel: string, position?: Position, ref?: RequestId }
-export interface UnsubscribedFrame { type: 'unsubscribed', channel: string, ref?: RequestId }
+/** The answer to `unsubscribe`; or, with a `reason` (an error code) and no ref, the server removed the connection from the channel. */
+export interface UnsubscribedFrame { type: 'unsubscribed', channel: string, reason?: string, ref?: RequestId }
 export interface RoomJoinedFrame { type: 'room-joined', roomId: string, position?: Position, ref?: RequestId }
 export interface RoomLeftFrame { type: 'room-left', roomId: string, ref?: RequestId }
 export interface PresenceFrame { type: 'user-joined' | 'user-left', channel: string, userId: string, clientId: string }
@@ -106,7 +107,7 @@ export interface CloseInfo {
   willReconnect: boolean
   /** Milliseconds until the next attempt, when reconnecting. */
   delay?: number
-  /** Reconnect attempts since the last successful authentication, this one included. */
+  /** Reconnect attempts since the last connection that stayed up `minUptime`, this one included. */
   attempt?: number
 }
 

@@ -126,6 +126,17 @@ export function completeEventData (event: string, data: unknown, eventId: string
   return { id: eventId, type: 'alarm', ...given, timestamp: given.timestamp ?? now }
 }
 
+/**
+ * Name prefixes of the events the server's own producers emit (ingestion, the publish API).
+ * Apps dispatch them to their alarm and incident handlers, so a client publish may use them
+ * only with a publishing role (PUBLISHER_ROLES): a viewer cannot forge an alarm.
+ */
+export const SERVER_EVENT_PREFIXES = ['alarm:', 'event:', 'report:'] as const
+
+export function isServerEventName (event: string): boolean {
+  return SERVER_EVENT_PREFIXES.some((prefix) => event.startsWith(prefix))
+}
+
 /** Names outside the catalogue must look like this: no spaces, no control characters. */
 export const EVENT_NAME = '^[A-Za-z][A-Za-z0-9_.:-]{0,63}$'
 const eventNamePattern = new RegExp(EVENT_NAME)

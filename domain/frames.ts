@@ -33,9 +33,10 @@ export function errorFrame (code: string, message: string, ref?: Ref): string {
 
 /**
  * The answer to subscribe/unsubscribe and their room aliases. A room alias answers with
- * `room-joined`/`room-left` and `roomId`, as room-chat clients expect.
+ * `room-joined`/`room-left` and `roomId`, as room-chat clients expect. An `unsubscribed` the
+ * client did not ask for carries the `reason` (an error code) and no ref.
  */
-export function membershipFrame (type: 'subscribed' | 'unsubscribed' | 'room-joined' | 'room-left', channel: string, fields: { position?: Position }, ref?: Ref): string {
+export function membershipFrame (type: 'subscribed' | 'unsubscribed' | 'room-joined' | 'room-left', channel: string, fields: { position?: Position, reason?: string }, ref?: Ref): string {
   const name = type.startsWith('room') ? { roomId: channel } : { channel }
   return withRef({ type, ...name, ...fields }, ref)
 }

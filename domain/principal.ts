@@ -12,6 +12,14 @@ export const Principal = Type.Object({
 })
 export type Principal = Static<typeof Principal>
 
+/** Roles that may use the publish API and publish server event names from a socket. */
+export const PUBLISHER_ROLES: readonly string[] = ['publisher', 'admin']
+
+/** Whether the principal holds at least one of the roles. */
+export function hasAnyRole (principal: Principal, roles: readonly string[]): boolean {
+  return principal.roles.some((role) => roles.includes(role))
+}
+
 /**
  * Stable reason codes for a rejected credential. They are the close reason of a 4401 and the
  * `code` of a 401, so clients can branch on them. Never rename one.

@@ -3,13 +3,13 @@ import { isValidChannel, globMatcher } from './channels.js'
 import { CloseCode } from './close-codes.js'
 import { MAX_TIMER_MS, type Clock } from './clock.js'
 import { ErrorCode } from './error-codes.js'
-import { checkEventData, type EventEnvelope, type StoredEvent } from './events.js'
+import { checkEventData, isServerEventName, type EventEnvelope, type StoredEvent } from './events.js'
 import {
   authenticatedFrame, connectedFrame, errorFrame, eventFrame, membershipFrame, pongFrame,
   presenceFrame, publishedFrame, recoveredFrame, type Ref
 } from './frames.js'
 import type { Client, Connection, Hub } from './hub.js'
-import { AuthFailure, AuthReason, type Principal, type VerifyToken } from './principal.js'
+import { AuthFailure, AuthReason, PUBLISHER_ROLES, hasAnyRole, type Principal, type VerifyToken } from './principal.js'
 import type { Observer } from './observer.js'
 import type { Presence } from './presence.js'
 import { parseFrame, type ClientMessage } from './protocol.js'
@@ -304,6 +304,11 @@ export class Session {
     }
     this.principal = principal
     this.canJoin = globMatcher(principal.channels)
+    // The new claim is the whole grant: channels it no longer allows are left at once.
+    const client = this.client as Client
+    for (const channel of [...client.channels]) {
+      if (!this.canJoin(channel)) this.leave(channel, membershipFrame('unsubscribed', channel, { reason: ErrorCode.CHANNEL_FORBIDDEN }))
+    }
     this.armExpiry(principal)
     this.reply(authenticatedFrame({
       userId: principal.userId,
@@ -356,18 +361,23 @@ export class Session {
   }
 
   private unsubscribe (channel: string, ref: Ref, alias: boolean): void {
-    const client = this.client as Client
-    if (!this.options.hub.leave(client, channel)) {
+    if (!this.leave(channel, membershipFrame(alias ? 'room-left' : 'unsubscribed', channel, {}, ref))) {
       this.reply(errorFrame(ErrorCode.NOT_SUBSCRIBED, 'not subscribed to this channel', ref))
-      return
     }
+  }
+
+  /** Leaves a joined channel, tells the client with `frame` and the members; false when not joined. */
+  private leave (channel: string, frame: string): boolean {
+    const client = this.client as Client
+    if (!this.options.hub.leave(client, channel)) return false
     const stream = channelStream(channel)
     client.held.delete(stream)
     client.floors.delete(stream)
     this.attachedAt.delete(stream)
     if (this.watching.delete(stream)) this.options.broker.unwatch(client.tenantId, stream)
-    this.reply(membershipFrame(alias ? 'room-left' : 'unsubscribed', channel, {}, ref))
+    this.reply(frame)
     this.announce('user-left', channel)
+    return true
   }
 
   private async publish (channel: string, event: string, data: unknown, ref: Ref): Promise<void> {
@@ -378,6 +388,10 @@ export class Session {
     }
     if (!client.channels.has(channel)) {
       this.reply(errorFrame(ErrorCode.NOT_SUBSCRIBED, 'join the channel before publishing to it', ref))
+      return
+    }
+    if (isServerEventName(event) && !hasAnyRole(this.principal as Principal, PUBLISHER_ROLES)) {
+      this.reply(errorFrame(ErrorCode.EVENT_FORBIDDEN, 'alarm:*, event:* and report:* events come from the server; publishing them needs the publisher or admin role', ref))
       return
     }
     const check = checkEventData(event, data)

@@ -95,6 +95,16 @@ export const ConfigSchema = Type.Object({
   MAX_PUBLISH_BYTES: Type.Integer({ minimum: 64, default: 16384 }),
   /** REST ingestion and publish requests per tenant per minute (cluster-wide with Redis). */
   REST_RATE_LIMIT: Type.Integer({ minimum: 1, default: 1200 }),
+  /**
+   * Requests per principal (tenant and `sub`) per minute, inside the tenant's REST_RATE_LIMIT,
+   * so one token cannot spend the whole tenant's budget. Default: a quarter of REST_RATE_LIMIT.
+   */
+  REST_RATE_LIMIT_PER_PRINCIPAL: Type.Optional(Type.Integer({ minimum: 1 })),
+  /**
+   * Roles that may POST /api/v1/alarms, comma-separated, e.g. `camera,ingest,publisher,admin`.
+   * Empty (the default): any member of the tenant may ingest, as before this setting existed.
+   */
+  INGEST_ROLES: Type.String({ default: '' }),
   /** Label per-tenant metrics with the tenant id. Off by default: tenants are unbounded cardinality. */
   METRICS_TENANT_LABELS: Type.Boolean({ default: false }),
   /** Event-loop delay, in ms, past which /ready fails and requests are shed with 503. */
@@ -105,6 +115,8 @@ export const ConfigSchema = Type.Object({
   SOCKETIO_ENABLED: Type.Boolean({ default: false })
 })
 export type Config = Static<typeof ConfigSchema> & {
+  /** Resolved at start-up: always set. */
+  REST_RATE_LIMIT_PER_PRINCIPAL: number
   /** True when JWT_SECRET was generated at start-up because none was configured. */
   DEV_SECRET: boolean
   /** The resolved algorithm list. */
@@ -154,6 +166,9 @@ async function configPlugin (app: import('fastify').FastifyInstance, opts: Confi
   if (!asymmetric && hmac.length !== algorithms.length) throw new ConfigError('JWT_ALGORITHMS has public-key algorithms but only JWT_SECRET is set: set JWT_PUBLIC_KEY or JWT_JWKS_URL, or use HS*')
   if (asymmetric && config.JWT_SECRET !== undefined) throw new ConfigError('JWT_SECRET and a public key are both set: choose one kind of key')
   config.JWT_ALGORITHM_LIST = algorithms
+  const perPrincipal = config.REST_RATE_LIMIT_PER_PRINCIPAL ?? Math.max(1, Math.floor(config.REST_RATE_LIMIT / 4))
+  if (perPrincipal > config.REST_RATE_LIMIT) throw new ConfigError(`REST_RATE_LIMIT_PER_PRINCIPAL (${perPrincipal}) exceeds REST_RATE_LIMIT (${config.REST_RATE_LIMIT}): a principal's bucket lies inside its tenant's`)
+  config.REST_RATE_LIMIT_PER_PRINCIPAL = perPrincipal
 }
 
 export default fp(configPlugin, { name: 'tenantcast-config', fastify: '5.x' })
@@ -167,6 +182,11 @@ export function sessionLimits (config: Config): SessionLimits {
     connectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
     connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT
   }
+}
+
+/** INGEST_ROLES as a list; empty means any member of the tenant may ingest. */
+export function ingestRoles (config: Config): string[] {
+  return config.INGEST_ROLES.split(',').map((r) => r.trim()).filter((r) => r !== '')
 }
 
 /** CLIENT_PUBLISH as glob patterns; undefined when client publishing is off. */

@@ -1,20 +1,26 @@
 import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { tenantKey } from '../domain/tenant-key.js'
 import { errorBody, HttpErrors } from '../errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Route-level rate limit for REST ingestion: keyed by the token's tenant, not by IP. */
     tenantRateLimit: RateLimitOptions
+    /**
+     * preHandler, after auth and before the route's `tenantRateLimit` hook: the principal's own
+     * bucket. A request it refuses never reaches, and so never spends, the tenant's budget.
+     */
+    principalRateLimit: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   }
 }
 
 /**
- * Load protection: REST ingestion per tenant (cluster-wide through Redis when it is set), and
- * @fastify/under-pressure, which sheds requests with 503 and fails /ready before the event
- * loop drowns.
+ * Load protection: REST ingestion per principal inside a budget per tenant (both cluster-wide
+ * through Redis when it is set), and @fastify/under-pressure, which sheds requests with 503
+ * and fails /ready before the event loop drowns.
  */
 async function limitsPlugin (app: FastifyInstance): Promise<void> {
   await app.register(rateLimit, {
@@ -34,6 +40,21 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
       return errorBody(new HttpErrors.RATE_LIMITED(`more than ${context.max} requests per minute for this tenant; retry in ${context.after}`))
     }
   } satisfies RateLimitOptions)
+  const perPrincipal = app.config.REST_RATE_LIMIT_PER_PRINCIPAL
+  const principalBucket = app.createRateLimit({
+    max: perPrincipal,
+    timeWindow: 60_000,
+    keyGenerator: (request: FastifyRequest) => `principal:${tenantKey(request.principal.tenantId, request.principal.userId)}`
+  })
+  app.decorate('principalRateLimit', async (request: FastifyRequest, reply: FastifyReply) => {
+    const result = await principalBucket(request)
+    if (result.isAllowed || !result.isExceeded) return
+    const { tenantId, userId } = request.principal
+    app.metrics.observer.rateLimited('rest', tenantId)
+    request.log.warn({ action: 'rest.rate_limited', scope: 'principal', tenantId, userId }, 'principal ingestion rate limit hit')
+    void reply.header('retry-after', result.ttlInSeconds)
+    throw new HttpErrors.RATE_LIMITED(`more than ${perPrincipal} requests per minute for this token; retry in ${result.ttlInSeconds} seconds`)
+  })
   await app.register(underPressure, {
     maxEventLoopDelay: app.config.MAX_EVENT_LOOP_DELAY,
     retryAfter: 1,

@@ -1,7 +1,7 @@
 // tenantcast client SDK, generated from client/ by `npm run build:client`. Do not edit.
 
 // client/backoff.ts
-var DEFAULT_BACKOFF = { initialDelay: 1e3, maxDelay: 5e3, factor: 2, maxAttempts: Infinity };
+var DEFAULT_BACKOFF = { initialDelay: 1e3, maxDelay: 5e3, factor: 2, maxAttempts: Infinity, minUptime: 5e3 };
 function backoffCeiling(policy, attempt) {
   return Math.min(policy.maxDelay, policy.initialDelay * policy.factor ** attempt);
 }
@@ -337,6 +337,7 @@ var TenantcastClient = class {
     this.timers.clearTimeout(link.heartbeat);
     this.timers.clearTimeout(this.refreshTimer);
     this.rejectPending(`the connection closed (${code}${reason === "" ? "" : ` ${reason}`})`);
+    if (link.authenticatedAt !== void 0 && this.policy !== void 0 && this.timers.now() - link.authenticatedAt >= this.policy.minUptime) this.attempt = 0;
     if (code === 4401) {
       void this.afterUnauthorized(link, code, reason);
       return;
@@ -438,6 +439,9 @@ var TenantcastClient = class {
       case "subscribed":
         this.subscribed(frame);
         break;
+      case "unsubscribed":
+        if (frame.reason !== void 0) this.removed(frame.channel, frame.reason);
+        break;
       case "user-joined":
       case "user-left":
         this.emit("presence", frame);
@@ -455,7 +459,7 @@ var TenantcastClient = class {
   }
   authenticated(link, frame) {
     link.authenticated = true;
-    this.attempt = 0;
+    link.authenticatedAt = this.timers.now();
     this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount };
     if (!this.positions.has(TENANT_STREAM)) this.positions.set(TENANT_STREAM, frame.position);
     this.setState("open");
@@ -493,6 +497,17 @@ var TenantcastClient = class {
     if (frame.position !== void 0 && this.channelEntries.has(frame.channel) && !this.positions.has(stream)) {
       this.positions.set(stream, frame.position);
     }
+  }
+  /** The server took the connection out of a channel (a refresh narrowed the channels claim): forget it, so no reconnect rejoins it. */
+  removed(channel, reason) {
+    const entry = this.channelEntries.get(channel);
+    if (entry === void 0) return;
+    this.channelEntries.delete(channel);
+    this.positions.delete(channelStream(channel));
+    const error = new TenantcastError(reason, `the server removed this client from channel ${channel} (${reason})`);
+    const waiters = entry.waiters.splice(0);
+    if (waiters.length === 0) this.emitError(error);
+    for (const waiter of waiters) waiter.reject(error);
   }
   failed(frame) {
     const error = new TenantcastError(frame.code, frame.message, frame.ref);

@@ -3,6 +3,9 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { AlarmInput, type Alarm } from '../domain/events.js'
+import { hasAnyRole } from '../domain/principal.js'
+import { HttpErrors } from '../errors.js'
+import { ingestRoles } from '../plugins/config.js'
 import { ErrorReply } from './schemas.js'
 
 export const IngestReply = Type.Object({
@@ -14,14 +17,24 @@ export const IngestReply = Type.Object({
 
 async function alarmsRoute (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const roles = ingestRoles(app.config)
   app.post('/api/v1/alarms', {
     onRequest: app.auth.requirePrincipal,
+    // In order: the role, the principal's bucket, then (added by @fastify/rate-limit) the tenant's.
+    preHandler: [
+      async (request) => {
+        if (roles.length > 0 && !hasAnyRole(request.principal, roles)) {
+          throw new HttpErrors.FORBIDDEN(`ingesting alarms needs one of the roles ${roles.join(', ')} (INGEST_ROLES)`)
+        }
+      },
+      app.principalRateLimit
+    ],
     config: { rateLimit: app.tenantRateLimit },
     schema: {
       summary: 'Ingest an alarm for the token\'s tenant',
       headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }),
       body: AlarmInput,
-      response: { 202: IngestReply, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply, 429: ErrorReply, 503: ErrorReply }
+      response: { 202: IngestReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 409: ErrorReply, 429: ErrorReply, 503: ErrorReply }
     }
   }, async (request, reply) => {
     const { tenantId, userId } = request.principal

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { CHANNEL_NAME } from '../domain/channels.js'
+import { CHANNEL_NAME, globMatcher } from '../domain/channels.js'
+import { HttpErrors } from '../errors.js'
 import { ErrorReply } from './schemas.js'
 
 export const PresenceReply = Type.Object({
@@ -33,9 +34,13 @@ async function presenceRoutes (fastify: FastifyInstance): Promise<void> {
     schema: {
       summary: 'A channel\'s members',
       params: Type.Object({ channel: Type.String({ pattern: CHANNEL_NAME }) }),
-      response: { 200: ChannelPresenceReply, 400: ErrorReply, 401: ErrorReply }
+      response: { 200: ChannelPresenceReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply }
     }
   }, async (request) => {
+    // Who is in a channel is visible to exactly those who may join it.
+    if (!globMatcher(request.principal.channels)(request.params.channel)) {
+      throw new HttpErrors.CHANNEL_FORBIDDEN('the token\'s channels claim does not allow this channel')
+    }
     const members = await app.presence.channelMembers(request.principal.tenantId, request.params.channel)
     return { channel: request.params.channel, members, connectionCount: members.length }
   })

@@ -3,10 +3,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { CHANNEL_NAME } from '../domain/channels.js'
 import type { Target } from '../domain/events.js'
+import { hasAnyRole, PUBLISHER_ROLES } from '../domain/principal.js'
 import { HttpErrors } from '../errors.js'
 import { ErrorReply } from './schemas.js'
-
-const PUBLISHER_ROLES = new Set(['publisher', 'admin'])
 
 export const PublishBody = Type.Object({
   event: Type.String({ minLength: 1, maxLength: 64 }),
@@ -40,11 +39,15 @@ async function publishRoute (fastify: FastifyInstance): Promise<void> {
       body: PublishBody,
       response: { 202: PublishReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 409: ErrorReply, 413: ErrorReply, 429: ErrorReply, 503: ErrorReply }
     },
-    preHandler: async (request) => {
-      if (!request.principal.roles.some((role) => PUBLISHER_ROLES.has(role))) {
-        throw new HttpErrors.FORBIDDEN('the publish API needs the publisher or admin role')
-      }
-    }
+    // In order: the role, the principal's bucket, then (added by @fastify/rate-limit) the tenant's.
+    preHandler: [
+      async (request) => {
+        if (!hasAnyRole(request.principal, PUBLISHER_ROLES)) {
+          throw new HttpErrors.FORBIDDEN('the publish API needs the publisher or admin role')
+        }
+      },
+      app.principalRateLimit
+    ]
   }, async (request, reply) => {
     const { tenantId } = request.principal
     const body = request.body

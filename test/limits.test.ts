@@ -106,3 +106,42 @@ t.test('/docs serves the OpenAPI description generated from the route schemas', 
   t.notOk('/api/v1/events' in spec.paths, 'the socket route is not an HTTP operation')
   t.equal((await fetch(`${gw.http}/docs`)).status, 200, 'the UI page is served')
 })
+
+t.test('one principal\'s flood gets 429 from its own bucket while another principal of the same tenant still gets 202', async (t) => {
+  const gw = await build(t, { REST_RATE_LIMIT: 10, REST_RATE_LIMIT_PER_PRINCIPAL: 3 })
+  const browser = sign({ tenantId: 'site', sub: 'viewer-tab' })
+  const flood = []
+  for (let i = 0; i < 12; i++) flood.push(await postAlarm(gw, browser))
+  t.same(flood.map((r) => r.status), [202, 202, 202, ...Array(9).fill(429)], 'the flooding token is held to its own 3 per minute')
+  t.match(flood[3]?.body, { statusCode: 429, code: 'RATE_LIMITED', message: /for this token/ })
+  const cameras = []
+  for (const camera of ['cam-1', 'cam-2', 'cam-3']) {
+    for (let i = 0; i < 3; i++) cameras.push([camera, (await postAlarm(gw, sign({ tenantId: 'site', sub: camera }))).status])
+  }
+  t.same(cameras.slice(0, 7).map(([, status]) => status), Array(7).fill(202), 'the cameras share the 7 requests the flood did not use')
+  t.same(cameras.slice(7).map(([, status]) => status), [429, 429], 'and the tenant budget still holds')
+  const exhausted = await postAlarm(gw, sign({ tenantId: 'site', sub: 'cam-4' }))
+  t.match(exhausted, { status: 429, body: { code: 'RATE_LIMITED', message: /for this tenant/ } })
+  t.equal((await postAlarm(gw, sign({ tenantId: 'other', sub: 'viewer-tab' }))).status, 202, 'the same sub in another tenant is another principal')
+})
+
+t.test('the per-principal limit defaults to a quarter of REST_RATE_LIMIT and may not exceed it', async (t) => {
+  const gw = await build(t, { REST_RATE_LIMIT: 8 })
+  const statuses = []
+  for (let i = 0; i < 3; i++) statuses.push((await postAlarm(gw, sign())).status)
+  t.same(statuses, [202, 202, 429])
+  await t.rejects(build(t, { REST_RATE_LIMIT: 8, REST_RATE_LIMIT_PER_PRINCIPAL: 9 }), /REST_RATE_LIMIT_PER_PRINCIPAL/)
+})
+
+t.test('INGEST_ROLES restricts who may ingest alarms, and a refused token spends no budget', async (t) => {
+  const gw = await build(t, { INGEST_ROLES: 'camera, ingest', REST_RATE_LIMIT: 2, REST_RATE_LIMIT_PER_PRINCIPAL: 2 })
+  for (let i = 0; i < 5; i++) {
+    const refused = await postAlarm(gw, sign({ sub: 'viewer', roles: ['viewer'] }))
+    t.match(refused, { status: 403, body: { code: 'FORBIDDEN', message: /camera, ingest/ } })
+  }
+  t.equal((await postAlarm(gw, sign({ sub: 'viewer' }))).status, 403, 'a token without roles is refused too')
+  t.equal((await postAlarm(gw, sign({ sub: 'cam-1', roles: ['camera'] }))).status, 202)
+  t.equal((await postAlarm(gw, sign({ sub: 'svc', roles: ['ingest', 'other'] }))).status, 202, 'the tenant budget was not spent by the refusals')
+  const open = await build(t)
+  t.equal((await postAlarm(open, sign({ sub: 'viewer' }))).status, 202, 'unset, any member of the tenant may ingest')
+})

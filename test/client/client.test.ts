@@ -226,3 +226,43 @@ t.test('an error frame without a pending request is reported as an error event',
   ;(client as unknown as { link: { socket: { send (text: string): void } } }).link.socket.send('{"type":"nope","id":"x1"}')
   t.match((await errors)[0], { code: 'UNKNOWN_TYPE', ref: 'x1' })
 })
+
+t.test('a channel the server leaves with unsubscribed CHANNEL_FORBIDDEN is dropped, reported and not rejoined on reconnect', async (t) => {
+  const gw = await build(t)
+  const proxy = await TcpProxy.start(t, Number(new URL(gw.http).port))
+  const client = open(t, { url: proxy.ws, token: sign({ channels: ['site-*'] }), reconnect: { initialDelay: 5 } })
+  await reach(client, 'open')
+  await client.subscribe('site-1')
+  await client.subscribe('site-2')
+  const errors: TenantcastError[] = []
+  client.on('error', (error) => { errors.push(error) })
+  await client.request({ type: 'authenticate', token: sign({ channels: ['site-1'] }) })
+  t.same(client.channels, ['site-1'], 'the forbidden channel is forgotten')
+  t.equal(client.position('channel:site-2'), undefined, 'and so is its position')
+  t.match(errors, [{ code: 'CHANNEL_FORBIDDEN', message: /site-2/ }])
+  proxy.cut()
+  await reach(client, 'reconnecting')
+  await reach(client, 'open')
+  t.ok(await eventually(() => proxy.requests.length === 2))
+  await client.request({ type: 'ping' })
+  t.equal(await settled(async () => await gw.app.realtime.channelConnectionCount('t1', 'site-1'), 1), 1, 'site-1 is rejoined')
+  t.equal(await gw.app.realtime.channelConnectionCount('t1', 'site-2'), 0, 'site-2 is not')
+  t.equal(errors.length, 1, 'no refused rejoin is reported')
+})
+
+t.test('handlers see who sent a client-published event in frame.from; server events carry none', async (t) => {
+  const gw = await build(t, { CLIENT_PUBLISH: '*' })
+  const viewer = await opened(t, gw, { sub: 'viewer' })
+  const operator = await opened(t, gw, { sub: 'operator', roles: ['publisher'] })
+  await viewer.subscribe('ops')
+  await operator.subscribe('ops')
+  const seen: Array<[string, string | undefined]> = []
+  viewer.on('alarm:created', (data, frame) => { seen.push([data.message, frame.from?.userId]) })
+  await postAlarm(gw, sign(), { message: 'from a camera' })
+  const alarm = { id: 'a1', type: 'alarm' as const, message: 'from a socket', camera: 'Gate', severity: 'high' as const, timestamp: new Date().toISOString() }
+  await operator.publish('ops', 'alarm:created', alarm)
+  t.ok(await eventually(() => seen.length === 2))
+  t.same(seen, [['from a camera', undefined], ['from a socket', 'operator']])
+  const refused = await viewer.publish('ops', 'alarm:created', alarm).catch((err: unknown) => err)
+  t.match(refused, { code: 'EVENT_FORBIDDEN' }, 'a viewer cannot forge one')
+})

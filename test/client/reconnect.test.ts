@@ -61,11 +61,11 @@ t.test('after the server side drops the socket, the client reconnects, resumes e
   t.equal(client.position(), `${epoch}:5`)
   t.equal(client.position('channel:ops'), `${epoch}:3`)
 
-  // A second drop counts from attempt 1 again: a successful reconnect resets the backoff.
+  // A second drop this soon counts on: the reconnected socket has not stayed up minUptime yet.
   proxy.cut()
   await reach(client, 'reconnecting')
   await reach(client, 'open')
-  t.match(log.closes, [{ attempt: 1 }, { attempt: 1 }])
+  t.match(log.closes, [{ attempt: 1 }, { attempt: 2 }])
 })
 
 t.test('before any event, the client resumes from the position it was given at authentication', async (t) => {
@@ -230,8 +230,8 @@ t.test('the backoff is full jitter: each delay is random * min(maxDelay, initial
   })
 })
 
-t.test('the defaults are 1000 ms initial, 5000 ms maximum, unlimited attempts', async (t) => {
-  t.same(DEFAULT_BACKOFF, { initialDelay: 1000, maxDelay: 5000, factor: 2, maxAttempts: Infinity })
+t.test('the defaults are 1000 ms initial, 5000 ms maximum, unlimited attempts, reset after 5000 ms up', async (t) => {
+  t.same(DEFAULT_BACKOFF, { initialDelay: 1000, maxDelay: 5000, factor: 2, maxAttempts: Infinity, minUptime: 5000 })
   const port = await freePort()
   const clock = new FakeClock()
   const client = open(t, { url: `ws://127.0.0.1:${port}/api/v1/events`, token: sign(), timers: clock, random: () => 0.999 })
@@ -322,4 +322,42 @@ t.test('the client reconnects to a scripted server and its replies are matched b
   await reach(client, 'open')
   t.equal(server.connections(), 2)
   t.equal(client.position(), 'e1:7')
+})
+
+t.test('a server that closes right after authentication sees the backoff grow; only a connection that stayed up minUptime resets it', async (t) => {
+  const sockets: Array<import('ws').WebSocket> = []
+  // The first four connections are closed at once after `authenticated`, as a server answering 1013 would.
+  const server = await scriptedServer(t, (socket, index) => {
+    socket.send(authenticatedFrame())
+    if (index < 4) socket.close(1013, 'BROKER_UNAVAILABLE')
+    else sockets.push(socket)
+  })
+  const clock = new FakeClock()
+  const client = open(t, { url: server.url, token: 'x', timers: clock, random: () => 0.5, heartbeatInterval: 0, reconnect: { initialDelay: 100, maxDelay: 1000, minUptime: 5000 } })
+  const closes: CloseInfo[] = []
+  client.on('close', (info) => { closes.push(info) })
+  for (let n = 0; n < 4; n++) {
+    t.ok(await eventually(() => closes.length === n + 1))
+    t.same(clock.pending(), [closes[n]?.delay], 'the reconnect timer is the only timer')
+    clock.runNext()
+  }
+  t.same(closes.map((c) => [c.code, c.attempt, c.delay]), [[1013, 1, 50], [1013, 2, 100], [1013, 3, 200], [1013, 4, 400]], 'each authenticated-then-closed connection counts as a failed attempt')
+
+  // Connection 5 stays up 1 ms short of minUptime: still not healthy.
+  await reach(client, 'open')
+  t.ok(await eventually(() => sockets.length === 1))
+  clock.time += 4999
+  sockets[0]?.close(1013, 'BROKER_UNAVAILABLE')
+  t.ok(await eventually(() => closes.length === 5))
+  t.match(closes[4], { attempt: 5, delay: 500 }, 'the backoff keeps growing, up to maxDelay')
+  clock.runNext()
+
+  // Connection 6 stays up minUptime: the next drop starts from the first delay again.
+  await reach(client, 'open')
+  t.ok(await eventually(() => sockets.length === 2))
+  clock.time += 5000
+  sockets[1]?.close(1013, 'BROKER_UNAVAILABLE')
+  t.ok(await eventually(() => closes.length === 6))
+  t.match(closes[5], { attempt: 1, delay: 50 }, 'a healthy connection resets the backoff')
+  t.equal(server.connections(), 6)
 })

@@ -158,7 +158,7 @@ t.test('client publishing works when enabled, only in joined channels, and carri
   await alice.next('subscribed')
   alice.send({ type: 'publish', channel: 'news', event: 'say', data: {}, id: 3 })
   t.match(await alice.next('error'), { code: 'PUBLISH_DISABLED', ref: 3 }, 'a channel outside the patterns is refused')
-  alice.send({ type: 'publish', channel: 'chat:general', event: 'event:created', data: { nope: 1 }, id: 4 })
+  alice.send({ type: 'publish', channel: 'chat:general', event: 'message', data: { nope: 1 }, id: 4 })
   t.match(await alice.next('error'), { code: 'INVALID_EVENT', ref: 4 })
   alice.close()
   bob.close()
@@ -256,4 +256,74 @@ t.test('the in-process API reaches channels, clients and users, and counts them'
   t.same(got.map((e) => e.event), ['ping:room', 'ping:client', 'ping:user'])
   await t.rejects(rt.broadcast('t1', 'alarm:created', { id: 'x' } as any), { code: 'VALIDATION_FAILED', statusCode: 400 })
   a.close()
+})
+
+t.test('a refresh with a narrower channels claim leaves the channels it no longer allows with unsubscribed CHANNEL_FORBIDDEN', async (t) => {
+  const gw = await build(t)
+  const client = await connect(gw, { channels: ['site-*', 'ops'] })
+  for (const channel of ['site-1', 'site-2', 'ops']) {
+    client.send({ type: 'subscribe', channel })
+    await client.next('subscribed')
+  }
+  const watcher = await connect(gw, { sub: 'watcher' })
+  watcher.send({ type: 'subscribe', channel: 'site-2' })
+  await watcher.next('subscribed')
+  t.match(await client.next('user-joined'), { channel: 'site-2', userId: 'watcher' })
+  client.send({ type: 'authenticate', token: sign({ channels: ['site-1', 'ops'] }), id: 'narrow' })
+  t.same(await client.next(), { type: 'unsubscribed', channel: 'site-2', reason: 'CHANNEL_FORBIDDEN' }, 'the channel the claim no longer allows is left, without a ref')
+  t.match(await client.next(), { type: 'authenticated', ref: 'narrow' })
+  t.match(await watcher.next('user-left'), { channel: 'site-2', userId: 'u1' }, 'its members see the user leave')
+  t.equal(await gw.app.realtime.channelConnectionCount('t1', 'site-2'), 1, 'only the watcher is left in site-2')
+  await gw.app.realtime.sendToChannel('t1', 'site-2', 'door:opened', { door: 2 })
+  await gw.app.realtime.sendToChannel('t1', 'site-1', 'door:opened', { door: 1 })
+  t.match(await client.next('event'), { stream: 'channel:site-1', data: { door: 1 } }, 'site-2 events no longer arrive; site-1 ones do')
+  client.send({ type: 'subscribe', channel: 'site-2', id: 'again' })
+  t.match(await client.next(), { type: 'error', code: 'CHANNEL_FORBIDDEN', ref: 'again' })
+  client.send({ type: 'authenticate', token: sign(), id: 'wide' })
+  t.match(await client.next(), { type: 'authenticated', ref: 'wide' }, 'a token without the claim drops nothing')
+  t.same(events(client).map((e) => e.stream), ['channel:site-1'])
+  client.close()
+  watcher.close()
+})
+
+t.test('a channel\'s presence honours the channels claim: a token that may not join it gets 403', async (t) => {
+  const gw = await build(t)
+  const member = await connect(gw, { sub: 'alice' })
+  member.send({ type: 'subscribe', channel: 'finance' })
+  await member.next('subscribed')
+  const refused = await get(gw, '/api/v1/presence/channels/finance', sign({ channels: ['site-*'] }))
+  t.equal(refused.status, 403)
+  t.match(refused.body, { statusCode: 403, code: 'CHANNEL_FORBIDDEN' })
+  t.notMatch(JSON.stringify(refused.body), 'alice', 'no member is named')
+  const allowed = await get(gw, '/api/v1/presence/channels/finance', sign({ channels: ['fin*'] }))
+  t.equal(allowed.status, 200)
+  t.same(allowed.body.members.map((m: any) => m.userId), ['alice'])
+  t.equal((await get(gw, '/api/v1/presence/channels/finance', sign({ channels: [] }))).status, 403, 'an empty claim allows no channel')
+  t.equal((await get(gw, '/api/v1/presence/channels/finance', sign())).status, 200, 'no claim allows every channel')
+  member.close()
+})
+
+t.test('server event names are refused from client publishes unless the token has the publisher or admin role', async (t) => {
+  const gw = await build(t, { CLIENT_PUBLISH: '*' })
+  const viewer = await connect(gw, { sub: 'viewer' })
+  const operator = await connect(gw, { sub: 'operator', roles: ['publisher'] })
+  const listener = await connect(gw, { sub: 'listener' })
+  for (const c of [viewer, operator, listener]) {
+    c.send({ type: 'subscribe', channel: 'ops' })
+    await c.next('subscribed')
+  }
+  const alarm = { id: 'a1', type: 'alarm', message: 'Intruder', camera: 'Gate', severity: 'critical', timestamp: new Date().toISOString() }
+  const report = { _id: 'r1', title: 'Fake' }
+  const incident = { _id: 'e1', title: 'Fake' }
+  for (const [event, data, id] of [['alarm:created', alarm, 1], ['alarm:updated', { id: 'a1' }, 2], ['event:created', incident, 3], ['report:created', report, 4], ['alarm:anything', {}, 5]] as const) {
+    viewer.send({ type: 'publish', channel: 'ops', event, data, id })
+    t.match(await viewer.next('error'), { code: 'EVENT_FORBIDDEN', ref: id }, `${event} is refused from a viewer`)
+  }
+  viewer.send({ type: 'publish', channel: 'ops', event: 'chat:line', data: { text: 'hi' }, id: 6 })
+  t.match(await viewer.next('published'), { ref: 6 }, 'other names are still allowed')
+  operator.send({ type: 'publish', channel: 'ops', event: 'alarm:created', data: alarm, id: 7 })
+  t.match(await operator.next('published'), { ref: 7 }, 'a publisher may publish a server event name')
+  const received = await listener.collect('event', 2)
+  t.same(received.map((e) => [e.event, e.from?.userId]), [['chat:line', 'viewer'], ['alarm:created', 'operator']], 'nothing the viewer spoofed arrived, and each event names its sender')
+  for (const c of [viewer, operator, listener]) c.close()
 })

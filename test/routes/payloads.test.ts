@@ -5,7 +5,7 @@ const publisher = sign({ sub: 'backend', roles: ['publisher'] })
 
 t.test('an alarm shaped as reference hosts send it (no id, type or timestamp) is delivered with the fields the server owns filled', async (t) => {
   const gw = await build(t, { CLIENT_PUBLISH: '*' })
-  const viewer = await connect(gw)
+  const viewer = await connect(gw, { roles: ['publisher'] })
   viewer.send({ type: 'subscribe', channel: 'ops', id: 1 })
   await viewer.next('subscribed')
 
@@ -53,7 +53,7 @@ t.test('a payload that fails validation names every failing field in one answer'
     t.ok(ingest.body.message.includes(part), `the alarm answer names ${part.split(' ')[0]}`)
   }
 
-  const viewer = await connect(gw)
+  const viewer = await connect(gw, { roles: ['publisher'] })
   viewer.send({ type: 'subscribe', channel: 'ops', id: 1 })
   await viewer.next('subscribed')
   viewer.send({ type: 'publish', channel: 'ops', event: 'alarm:created', data: { severity: 'urgent' }, id: 2 })

@@ -125,10 +125,13 @@ function errorHandler (error: FastifyError, request: FastifyRequest, reply: impo
   }
   const statusCode = error.statusCode ?? 500
   if (statusCode >= 500) {
-    if (statusCode === 503) void reply.header('Retry-After', '1')
+    if (statusCode === 503) {
+      const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs
+      void reply.header('Retry-After', typeof retryAfterMs === 'number' ? String(Math.max(1, Math.ceil(retryAfterMs / 1000))) : '1')
+    }
     request.log.error({ action: 'request.failed', err: error }, 'request failed')
   }
-  const known = statusCode < 500 || error.code === 'BROKER_UNAVAILABLE'
+  const known = statusCode < 500 || error.code === 'BROKER_UNAVAILABLE' || error.code === 'AUTH_UNAVAILABLE'
   const body = known
     ? errorBody({ statusCode, code: error.code ?? 'BAD_REQUEST', message: error.message })
     : errorBody(new HttpErrors.INTERNAL_ERROR())

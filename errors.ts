@@ -16,6 +16,8 @@ export const HttpErrors = {
   ORIGIN_FORBIDDEN: createError('ORIGIN_FORBIDDEN', 'origin %s is not allowed to open a socket', 403),
   IDEMPOTENCY_CONFLICT: createError('IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was used with a different request body', 409),
   BROKER_UNAVAILABLE: createError('BROKER_UNAVAILABLE', 'the event could not be stored: %s', 503),
+  /** The token could not be checked (its JWKS is unreachable); retry after Retry-After with the same token. */
+  AUTH_UNAVAILABLE: createError('AUTH_UNAVAILABLE', '%s', 503),
   INTERNAL_ERROR: createError('INTERNAL_ERROR', 'internal server error', 500)
 }
 

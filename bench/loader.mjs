@@ -82,7 +82,8 @@ function windowEnd (w) {
 }
 
 // ---------- tokens ----------
-const sign = createSigner({ key: secret, algorithm: 'HS256' })
+// Tokens expire, as in production (tenantcast refuses tokens without exp there).
+const sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: 24 * 3600 * 1000 })
 const tenantName = (t) => `bench-t${t}`
 const tokenFor = (tenant, user) => sign({ sub: `u${user}`, tenantId: tenantName(tenant) })
 const posterTokens = []

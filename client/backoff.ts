@@ -42,7 +42,7 @@ export function rateLimitedDelay (policy: BackoffPolicy, random: () => number): 
   return Math.floor(policy.maxDelay / 2 + random() * policy.maxDelay / 2)
 }
 
-/** The `retry=<ms>` hint of a 1001 `SERVER_SHUTDOWN retry=<ms>` close reason, if present. */
+/** The `retry=<ms>` hint of a close reason (1001 `SERVER_SHUTDOWN retry=<ms>`, 1013 `AUTH_UNAVAILABLE retry=<ms>`), if present. */
 export function retryHint (reason: string): number | undefined {
   const match = /\bretry=(\d+)\b/.exec(reason)
   return match === null ? undefined : Number(match[1])

@@ -397,7 +397,8 @@ export class TenantcastClient {
       this.stop({ code, reason, willReconnect: false })
       return
     }
-    this.scheduleReconnect(code, reason, code === 1001 ? retryHint(reason) : undefined)
+    // 1001 (shutdown) and 1013 (try again: e.g. AUTH_UNAVAILABLE while the gateway cannot reach its JWKS) may carry the server's delay.
+    this.scheduleReconnect(code, reason, code === 1001 || code === 1013 ? retryHint(reason) : undefined)
   }
 
   /** 4401: come back only with a different token from getToken. */

@@ -12,7 +12,11 @@ export const CloseCode = {
   POLICY: 1008,
   /** A frame larger than MAX_PAYLOAD. Sent by ws itself. */
   TOO_LARGE: 1009,
-  /** The broker could not serve this connection's history or position. Reconnect and resume. */
+  /**
+   * Try again later. `BROKER_UNAVAILABLE`: the broker could not serve this connection's history
+   * or position; reconnect and resume. `AUTH_UNAVAILABLE retry=<ms>`: the token could not be
+   * checked (its JWKS is unreachable); reconnect with the same token after the hinted ms.
+   */
   TRY_AGAIN: 1013,
   /** Slow consumer: the socket's send buffer passed MAX_BUFFERED_BYTES. Reconnect and resume. */
   SLOW_CONSUMER: 4008,

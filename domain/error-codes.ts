@@ -8,6 +8,8 @@ export const ErrorCode = {
   UNKNOWN_TYPE: 'UNKNOWN_TYPE',
   INVALID_MESSAGE: 'INVALID_MESSAGE',
   AUTHENTICATION_REQUIRED: 'AUTHENTICATION_REQUIRED',
+  /** A token refresh could not be checked (its keys are unreachable); the connection keeps its current token. */
+  AUTH_UNAVAILABLE: 'AUTH_UNAVAILABLE',
   IDENTITY_MISMATCH: 'IDENTITY_MISMATCH',
   INVALID_CHANNEL: 'INVALID_CHANNEL',
   CHANNEL_FORBIDDEN: 'CHANNEL_FORBIDDEN',

@@ -34,6 +34,8 @@ export const AuthReason = {
   TOKEN_ISSUER: 'TOKEN_ISSUER',
   TOKEN_AUDIENCE: 'TOKEN_AUDIENCE',
   TOKEN_KEY_UNKNOWN: 'TOKEN_KEY_UNKNOWN',
+  /** The token has no `exp` while expiry is required (JWT_REQUIRE_EXP, on in production). */
+  TOKEN_EXP_MISSING: 'TOKEN_EXP_MISSING',
   TENANT_MISSING: 'TENANT_MISSING',
   USER_MISSING: 'USER_MISSING'
 } as const
@@ -46,7 +48,20 @@ export class AuthFailure extends Error {
   }
 }
 
-/** Verifies a raw token and resolves to its principal, or rejects with an AuthFailure. */
+/**
+ * The token could not be checked right now, e.g. its JWKS is unreachable. Not a verdict on the
+ * token: the same token may be retried after `retryAfterMs`. Sockets close with 1013
+ * `AUTH_UNAVAILABLE retry=<ms>`, REST answers 503 with Retry-After; never 4401 or 401.
+ */
+export class AuthUnavailable extends Error {
+  readonly code = 'AUTH_UNAVAILABLE'
+  constructor (readonly retryAfterMs: number, message: string) {
+    super(message)
+    this.name = 'AuthUnavailable'
+  }
+}
+
+/** Verifies a raw token and resolves to its principal, or rejects with an AuthFailure or an AuthUnavailable. */
 export type VerifyToken = (token: string) => Promise<Principal>
 
 /** Optional issuer and audience checks: each list, when set, must contain the token's value. */

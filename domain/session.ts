@@ -9,7 +9,7 @@ import {
   presenceFrame, publishedFrame, recoveredFrame, type Ref
 } from './frames.js'
 import type { Client, Connection, Hub } from './hub.js'
-import { AuthFailure, AuthReason, PUBLISHER_ROLES, hasAnyRole, type Principal, type VerifyToken } from './principal.js'
+import { AuthFailure, AuthReason, AuthUnavailable, PUBLISHER_ROLES, hasAnyRole, type Principal, type VerifyToken } from './principal.js'
 import type { Observer } from './observer.js'
 import type { Presence } from './presence.js'
 import { parseFrame, type ClientMessage } from './protocol.js'
@@ -223,6 +223,10 @@ export class Session {
     try {
       principal = await this.options.verify(token)
     } catch (err) {
+      if (err instanceof AuthUnavailable) {
+        this.unavailable(err, ref)
+        return
+      }
       const failure = err instanceof AuthFailure ? err : new AuthFailure(AuthReason.TOKEN_INVALID, 'the token could not be verified')
       // A failed refresh leaves the live connection on its current, still valid token.
       if (this.state === 'open') {
@@ -531,6 +535,20 @@ export class Session {
   private arm (ms: number, fn: () => void): void {
     this.options.clock.clearTimeout(this.timer)
     this.timer = this.options.clock.setTimeout(fn, ms)
+  }
+
+  /**
+   * The token could not be checked (its keys are unreachable): not a verdict, so never 4401.
+   * A refresh keeps the connection on its current token; a first authentication closes with
+   * 1013 and a retry hint, and the client comes back with the same token.
+   */
+  private unavailable (err: AuthUnavailable, ref: Ref): void {
+    this.options.log.warn({ action: 'websocket.auth.unavailable', retryAfterMs: err.retryAfterMs, refresh: this.state === 'open', ...this.identity() }, err.message)
+    if (this.state === 'open') {
+      this.reply(errorFrame(ErrorCode.AUTH_UNAVAILABLE, `${err.message}; retry in ${err.retryAfterMs} ms`, ref))
+      return
+    }
+    this.close(CloseCode.TRY_AGAIN, `AUTH_UNAVAILABLE retry=${err.retryAfterMs}`)
   }
 
   /** Closes with 4401. `verified` failures were already reported by the verifier itself. */

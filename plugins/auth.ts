@@ -2,20 +2,20 @@ import fastifyJwt from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createVerifier, type Algorithm, type DecodedJwt } from 'fast-jwt'
-import { Unauthorized } from '../errors.js'
+import { HttpErrors, Unauthorized } from '../errors.js'
 import { bearerToken } from '../domain/bearer.js'
 import { JwksKeys } from '../domain/jwks.js'
-import { AuthFailure, AuthReason, checkIssuerAndAudience, principalFromClaims, type Principal, type VerifyToken } from '../domain/principal.js'
+import { AuthFailure, AuthReason, AuthUnavailable, checkIssuerAndAudience, principalFromClaims, type Principal, type VerifyToken } from '../domain/principal.js'
 
 export interface Auth {
   /** Verifies a raw token; rejects with an AuthFailure carrying a stable reason. */
   verify: VerifyToken
   /** Signs a token with JWT_SECRET (dev token, CLI, tests); throws when keys are public-only. */
   sign (claims: Record<string, unknown>, options?: { expiresIn?: number | string }): string
-  /** onRequest hook: requires `Authorization: Bearer`, sets `request.principal`, or replies 401. */
+  /** onRequest hook: requires `Authorization: Bearer`, sets `request.principal`, or replies 401 (503 when the keys are unavailable). */
   requirePrincipal (request: FastifyRequest): Promise<void>
-  /** Called with the reason of every rejected credential (metrics). */
-  onFailure?: (reason: AuthReason) => void
+  /** Called with the reason of every rejected credential, and AUTH_UNAVAILABLE when one could not be checked (metrics). */
+  onFailure?: (reason: AuthReason | 'AUTH_UNAVAILABLE') => void
 }
 
 declare module 'fastify' {
@@ -39,12 +39,13 @@ const reasons: Record<string, AuthReason> = {
   FAST_JWT_MISSING_SIGNATURE: AuthReason.TOKEN_INVALID
 }
 
-/** The algorithm a token claims, read before any verification; undefined when unreadable. */
-function headerAlgorithm (token: string): unknown {
+/** The header a token claims, read before any verification; undefined when unreadable. */
+function tokenHeader (token: string): { alg?: unknown, kid?: unknown } | undefined {
   const dot = token.indexOf('.')
   if (dot <= 0) return undefined
   try {
-    return (JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8')) as { alg?: unknown }).alg
+    const header = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8')) as unknown
+    return typeof header === 'object' && header !== null ? header : undefined
   } catch {
     return undefined
   }
@@ -67,7 +68,15 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
       decoratorName: 'tenantcastUser'
     })
   }
-  const jwks = config.JWT_JWKS_URL === undefined ? undefined : new JwksKeys(config.JWT_JWKS_URL, { cooldownMs: config.JWT_JWKS_COOLDOWN_MS })
+  const jwks = config.JWT_JWKS_URL === undefined
+    ? undefined
+    : new JwksKeys(config.JWT_JWKS_URL, {
+      cooldownMs: config.JWT_JWKS_COOLDOWN_MS,
+      maxAgeMs: config.JWT_JWKS_MAX_AGE_MS,
+      waitMs: config.JWT_JWKS_WAIT_MS,
+      // A verification cached against a key set that changed could outlive a withdrawn key.
+      onChange: () => { (verifier as { cache?: { clear: () => void } }).cache?.clear() }
+    })
   const publicKey = config.JWT_PUBLIC_KEY?.replace(/\\n/g, '\n')
   // One verifier for every kind of key, algorithms pinned. A static key is prepared once (a
   // key function would rebuild it per token). Public-key checks cost ~20x an HMAC, so their
@@ -76,6 +85,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
   const verifier: (token: string) => unknown = jwks !== undefined
     ? createVerifier({ ...common, key: async (decoded: DecodedJwt) => await jwks.key(typeof decoded.header.kid === 'string' ? decoded.header.kid : undefined) })
     : createVerifier({ ...common, key: (publicKey ?? secret) as string })
+  const requireExp = config.JWT_REQUIRE_EXP
   const issuers = list(config.JWT_ISSUER)
   const audiences = list(config.JWT_AUDIENCE)
   const claim = config.TENANT_CLAIM
@@ -83,21 +93,26 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
   const auth: Auth = {
     async verify (token) {
       try {
-        const alg = headerAlgorithm(token)
-        if (alg === undefined) throw new AuthFailure(AuthReason.TOKEN_MALFORMED, 'the token is malformed')
+        const header = tokenHeader(token)
+        if (header?.alg === undefined) throw new AuthFailure(AuthReason.TOKEN_MALFORMED, 'the token is malformed')
+        const alg = header.alg
         if (typeof alg !== 'string' || !algorithms.includes(alg as Algorithm)) {
           throw new AuthFailure(AuthReason.TOKEN_ALGORITHM, `tokens signed with ${String(alg)} are not accepted`)
         }
+        // The key first, even when fast-jwt has this token's result cached: a cache hit skips
+        // the key lookup, and only the lookup knows whether the key set is still fresh.
+        if (jwks !== undefined) await jwks.key(typeof header.kid === 'string' ? header.kid : undefined)
         let claims: Record<string, unknown>
         try {
           claims = await verifier(token) as Record<string, unknown>
         } catch (err) {
-          // fast-jwt wraps what the key lookup threw (an unknown kid) in its own error.
+          // fast-jwt wraps what the key lookup threw (an unknown kid, an outage) in its own error.
           const original = (err as { originalError?: unknown }).originalError
-          if (original instanceof AuthFailure) throw original
+          if (original instanceof AuthFailure || original instanceof AuthUnavailable) throw original
           const code = (err as { code?: unknown }).code
           throw new AuthFailure(typeof code === 'string' ? reasons[code] ?? AuthReason.TOKEN_INVALID : AuthReason.TOKEN_INVALID, (err as Error).message)
         }
+        if (requireExp && typeof claims.exp !== 'number') throw new AuthFailure(AuthReason.TOKEN_EXP_MISSING, 'the token has no exp claim, and tokens must expire here')
         checkIssuerAndAudience(claims, issuers, audiences)
         const principal = principalFromClaims(claims, claim, config.USER_CLAIM)
         // A live socket stays open as long as its token would still be accepted.
@@ -105,6 +120,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
         return principal
       } catch (err) {
         if (err instanceof AuthFailure) auth.onFailure?.(err.reason)
+        else if (err instanceof AuthUnavailable) auth.onFailure?.(err.code)
         throw err
       }
     },
@@ -122,6 +138,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
       try {
         request.principal = await auth.verify(token)
       } catch (err) {
+        if (err instanceof AuthUnavailable) throw Object.assign(new HttpErrors.AUTH_UNAVAILABLE(err.message), { retryAfterMs: err.retryAfterMs })
         const failure = err as AuthFailure
         throw new Unauthorized[failure.reason](failure.message)
       }

@@ -8,6 +8,7 @@ import type { SessionLimits } from '../domain/session.js'
  * Every setting, its type, unit and default. Values come from the environment, overridden by
  * the `config` option when tenantcast is registered as a plugin.
  */
+const JWT_SECRET_MIN_LENGTH = 32
 const ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512']
 
 export const ConfigSchema = Type.Object({
@@ -21,14 +22,24 @@ export const ConfigSchema = Type.Object({
    * `action` lines already say what happened.
    */
   LOG_REQUESTS: Type.Boolean({ default: false }),
-  /** HMAC secret for HS* tokens. In production one of it, JWT_PUBLIC_KEY or JWT_JWKS_URL is required; generated in development. */
-  JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  /**
+   * HMAC secret for HS* tokens, at least 32 characters. In production one of it,
+   * JWT_PUBLIC_KEY or JWT_JWKS_URL is required; generated in development.
+   */
+  JWT_SECRET: Type.Optional(Type.String({ minLength: JWT_SECRET_MIN_LENGTH })),
   /** PEM public key (SPKI) for RS*, PS* or ES* tokens. `\n` escapes are accepted. */
   JWT_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
   /** A JWKS URL for RS*, PS* or ES* tokens; keys are cached and refetched on an unknown kid. */
   JWT_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
-  /** Minimum ms between two JWKS refetches triggered by unknown kids. */
+  /** Minimum ms between two JWKS fetches (unknown kids, stale keys, failed attempts). */
   JWT_JWKS_COOLDOWN_MS: Type.Integer({ minimum: 0, default: 30000 }),
+  /** Ms after a JWKS fetch past which its keys are refetched before use: a withdrawn key stops working by then. */
+  JWT_JWKS_MAX_AGE_MS: Type.Integer({ minimum: 1, default: 600000 }),
+  /**
+   * Longest ms a token waits for the JWKS (a fetch in flight, or the next fetch the cooldown
+   * allows) before it is told to retry (1013 / 503). Below AUTH_TIMEOUT_MS.
+   */
+  JWT_JWKS_WAIT_MS: Type.Integer({ minimum: 0, default: 5000 }),
   /**
    * The only algorithms a token may use, comma-separated. Default HS256 with a secret, RS256
    * and ES256 with a public key or JWKS. HMAC and public-key algorithms never mix.
@@ -38,6 +49,8 @@ export const ConfigSchema = Type.Object({
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   /** Accepted `aud` values, comma-separated; unset means not checked. */
   JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  /** Refuse tokens without `exp` (TOKEN_EXP_MISSING). Default: on when NODE_ENV=production, off otherwise. */
+  JWT_REQUIRE_EXP: Type.Optional(Type.Boolean()),
   /** Seconds of clock skew tolerated on exp and nbf. */
   JWT_CLOCK_SKEW: Type.Integer({ minimum: 0, maximum: 300, default: 0 }),
   /** The claim that carries the tenant id. */
@@ -121,6 +134,8 @@ export type Config = Static<typeof ConfigSchema> & {
   DEV_SECRET: boolean
   /** The resolved algorithm list. */
   JWT_ALGORITHM_LIST: string[]
+  /** JWT_REQUIRE_EXP with its environment default resolved. */
+  JWT_REQUIRE_EXP: boolean
 }
 
 export interface ConfigOptions {
@@ -151,7 +166,7 @@ async function configPlugin (app: import('fastify').FastifyInstance, opts: Confi
   config.DEV_SECRET = false
   if (config.JWT_SECRET === undefined && !asymmetric) {
     if (config.NODE_ENV === 'production') {
-      throw new ConfigError('JWT_SECRET is not set: set JWT_SECRET to a random secret of at least 32 characters, or JWT_PUBLIC_KEY or JWT_JWKS_URL (required when NODE_ENV=production)')
+      throw new ConfigError(`JWT_SECRET is not set: set JWT_SECRET to a random secret of at least ${JWT_SECRET_MIN_LENGTH} characters, or JWT_PUBLIC_KEY or JWT_JWKS_URL (required when NODE_ENV=production)`)
     }
     config.JWT_SECRET = randomBytes(32).toString('base64url')
     config.DEV_SECRET = true
@@ -169,6 +184,11 @@ async function configPlugin (app: import('fastify').FastifyInstance, opts: Confi
   const perPrincipal = config.REST_RATE_LIMIT_PER_PRINCIPAL ?? Math.max(1, Math.floor(config.REST_RATE_LIMIT / 4))
   if (perPrincipal > config.REST_RATE_LIMIT) throw new ConfigError(`REST_RATE_LIMIT_PER_PRINCIPAL (${perPrincipal}) exceeds REST_RATE_LIMIT (${config.REST_RATE_LIMIT}): a principal's bucket lies inside its tenant's`)
   config.REST_RATE_LIMIT_PER_PRINCIPAL = perPrincipal
+  config.JWT_REQUIRE_EXP ??= config.NODE_ENV === 'production'
+  // A lookup still waiting for the JWKS when the auth timeout fires would end as a 4401.
+  if (config.JWT_JWKS_URL !== undefined && config.JWT_JWKS_WAIT_MS >= config.AUTH_TIMEOUT_MS) {
+    throw new ConfigError(`JWT_JWKS_WAIT_MS (${config.JWT_JWKS_WAIT_MS}) must be below AUTH_TIMEOUT_MS (${config.AUTH_TIMEOUT_MS})`)
+  }
 }
 
 export default fp(configPlugin, { name: 'tenantcast-config', fastify: '5.x' })

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Server as SocketIoServer, Socket } from 'socket.io'
 import { systemClock } from '../domain/clock.js'
-import { AuthFailure, AuthReason } from '../domain/principal.js'
+import { AuthFailure, AuthReason, AuthUnavailable } from '../domain/principal.js'
 import { ClientMessages } from '../domain/protocol.js'
 import { Session } from '../domain/session.js'
 import { connectErrorMessage, connectionOf, tokenOf } from '../transports/socketio.js'
@@ -46,6 +46,11 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
       return
     }
     app.auth.verify(token).then(() => { next() }, (err: unknown) => {
+      if (err instanceof AuthUnavailable) {
+        // Not a verdict on the token: the client retries it after the hint.
+        next(Object.assign(new Error(err.code), { data: { code: err.code, retryAfterMs: err.retryAfterMs } }))
+        return
+      }
       const reason = err instanceof AuthFailure ? err.reason : AuthReason.TOKEN_INVALID
       const error = new Error(connectErrorMessage(reason)) as Error & { data?: unknown }
       error.data = { code: reason }

@@ -346,7 +346,7 @@ var TenantcastClient = class {
       this.stop({ code, reason, willReconnect: false });
       return;
     }
-    this.scheduleReconnect(code, reason, code === 1001 ? retryHint(reason) : void 0);
+    this.scheduleReconnect(code, reason, code === 1001 || code === 1013 ? retryHint(reason) : void 0);
   }
   /** 4401: come back only with a different token from getToken. */
   async afterUnauthorized(link, code, reason) {

@@ -96,7 +96,7 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
     const port = await freePort()
     // `env -u` keeps tap's coverage hooks out of the child, which runs through tsx.
     const child = spawn('env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, '--import', 'tsx', 'server.ts'], {
-      env: { ...process.env, NODE_ENV: 'production', JWT_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', REDIS_URL, REDIS_PREFIX: prefix, PRESENCE_TTL: '1', HISTORY_SIZE: '10000' },
+      env: { ...process.env, NODE_ENV: 'production', JWT_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', JWT_REQUIRE_EXP: 'false', REDIS_URL, REDIS_PREFIX: prefix, PRESENCE_TTL: '1', HISTORY_SIZE: '10000' },
       stdio: ['ignore', 'ignore', 'pipe']
     })
     t.teardown(() => { child.kill('SIGKILL') })

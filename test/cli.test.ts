@@ -1,51 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import t from 'tap'
 import { connect, decodeTokenPayload } from '../client/index.js'
 import { reach } from './client/helpers.js'
+import { TsChild } from './child.js'
 import { build, freePort, post, postAlarm, SECRET, sign } from './helper.js'
 
 type Tap = { teardown (fn: () => unknown): void }
 
-/**
- * The CLI as users run it: bin/tenantcast.ts in a child process. `env -u` keeps tap's coverage
- * hooks out of the tsx-run child (see test/plugins/config.test.ts).
- */
-class Cli {
-  readonly child: ChildProcess
-  stdout = ''
-  stderr = ''
-  readonly exited: Promise<number | null>
-  private wake: Array<() => void> = []
-
+/** The CLI as users run it: bin/tenantcast.ts in a child process, its coverage counted. */
+class Cli extends TsChild {
   constructor (args: string[], env: Record<string, string | undefined> = {}) {
-    this.child = spawn('env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, '--import', 'tsx', 'bin/tenantcast.ts', ...args], {
-      env: { ...process.env, JWT_SECRET: undefined, TENANTCAST_TOKEN: undefined, TENANTCAST_URL: undefined, ...env },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    const notify = (): void => { for (const wake of this.wake.splice(0)) wake() }
-    this.child.stdout?.on('data', (chunk: Buffer) => { this.stdout += String(chunk); notify() })
-    this.child.stderr?.on('data', (chunk: Buffer) => { this.stderr += String(chunk); notify() })
-    // Bounded: a child still running after 20 s is killed and the test fails on its exit code.
-    const limit = setTimeout(() => { this.child.kill('SIGKILL') }, 20_000)
-    this.exited = new Promise((resolve) => {
-      this.child.on('close', (code) => {
-        clearTimeout(limit)
-        notify()
-        resolve(code)
-      })
-    })
-  }
-
-  /** Waits until a condition on the output holds; throws when the process exits first. */
-  async until (condition: () => boolean): Promise<void> {
-    while (!condition()) {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`the CLI exited (${String(this.child.exitCode)}): ${this.stderr}`)
-      await new Promise<void>((resolve) => { this.wake.push(resolve) })
-    }
-  }
-
-  lines (): string[] {
-    return this.stdout.split('\n').filter((line) => line !== '')
+    super('bin/tenantcast.ts', args, { JWT_SECRET: undefined, TENANTCAST_TOKEN: undefined, TENANTCAST_URL: undefined, ...env })
   }
 }
 

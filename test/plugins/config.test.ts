@@ -1,8 +1,8 @@
-import { spawnSync } from 'node:child_process'
 import Fastify from 'fastify'
 import t from 'tap'
 import tenantcast, { type TenantcastOptions } from '../../app.js'
 import { ConfigError } from '../../plugins/config.js'
+import { TsChild } from '../child.js'
 
 /** Registers and readies the gateway; resolves to the start-up error, if any. */
 async function boot (app: ReturnType<typeof Fastify>, config: TenantcastOptions['config']): Promise<unknown> {
@@ -41,15 +41,9 @@ t.test('a non-numeric PORT fails at start-up with a message that names it', asyn
 })
 
 t.test('the standalone server prints one clear line and exits 1 on a bad configuration', async (t) => {
-  // `env -u` drops the coverage hooks tap injects into child processes: the child runs through
-  // tsx, whose source maps differ from tap's loader and would corrupt the merged coverage map.
-  const result = spawnSync('env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, '--import', 'tsx', 'server.ts'], {
-    env: { ...process.env, NODE_ENV: 'production', JWT_SECRET: '', PORT: '3000' },
-    encoding: 'utf8',
-    timeout: 30_000
-  })
-  t.equal(result.status, 1)
-  const lines = result.stderr.trim().split('\n').filter((l) => l.startsWith('tenantcast:'))
+  const server = new TsChild('server.ts', [], { NODE_ENV: 'production', JWT_SECRET: '', PORT: '3000' })
+  t.equal(await server.exited, 1)
+  const lines = server.stderr.trim().split('\n').filter((l) => l.startsWith('tenantcast:'))
   t.equal(lines.length, 1, 'exactly one line')
   t.match(lines[0], /JWT_SECRET/)
 })

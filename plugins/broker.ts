@@ -28,7 +28,7 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
     })
     // Start even when Redis is down: /ready says so, ingestion answers 503, and the gateway
     // recovers by itself once Redis is reachable.
-    if (!await redis.connected(5000)) app.log.warn({ action: 'broker.redis.unreachable' }, 'Redis is not reachable yet; not ready until it is')
+    if (!await redis.connected(3000)) app.log.warn({ action: 'broker.redis.unreachable' }, 'Redis is not reachable yet; not ready until it is')
     broker = redis
   } else {
     const memory = new MemoryBroker({ historySize: config.HISTORY_SIZE, historyTtlMs: config.HISTORY_TTL * 1000, clock: systemClock, onListenerError })

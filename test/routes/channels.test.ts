@@ -230,9 +230,14 @@ t.test('fields nested under payload are accepted as if top-level, and replies ke
   const subscribed = await client.next()
   t.match(subscribed, { type: 'subscribed', channel: 'updates', position: { offset: 0 }, ref: 's' })
   t.same(Object.keys(subscribed).sort(), ['channel', 'position', 'ref', 'type'], 'no payload wrapper in the reply')
-  client.send({ type: 'subscribe', payload: { channel: 'x', __proto__: { polluted: true } }, id: 'p' })
-  await client.next()
+  // Raw text: `__proto__` written in an object literal would set the prototype and never reach
+  // the wire, while JSON.parse makes it an own key, as an attacker sends it.
+  client.socket.send('{"type":"subscribe","payload":{"channel":"x","__proto__":{"polluted":true,"channel":"evil"}},"id":"p"}')
+  t.match(await client.next(), { type: 'subscribed', channel: 'x', ref: 'p' })
+  client.socket.send('{"type":"subscribe","payload":{"__proto__":{"channel":"evil"}},"id":"q"}')
+  t.match(await client.next(), { type: 'error', code: 'INVALID_MESSAGE', ref: 'q' }, 'a channel inherited from __proto__ is not a channel')
   t.equal(({} as any).polluted, undefined, 'no prototype was polluted')
+  t.equal(({} as any).channel, undefined)
   client.close()
 })
 

@@ -18,7 +18,7 @@ export class TsChild {
     this.child.stdout?.on('data', (chunk: Buffer) => { this.stdout += String(chunk); notify() })
     this.child.stderr?.on('data', (chunk: Buffer) => { this.stderr += String(chunk); notify() })
     // Bounded: a child still running past its limit is killed and its test fails on the exit code.
-    const limit = setTimeout(() => { this.child.kill('SIGKILL') }, options.limitMs ?? 20_000)
+    const limit = setTimeout(() => { this.child.kill('SIGKILL') }, options.limitMs ?? 60_000)
     this.exited = new Promise((resolve) => {
       this.child.on('close', (code) => {
         clearTimeout(limit)

@@ -3,7 +3,7 @@ import { isValidChannel, globMatcher } from './channels.js'
 import { CloseCode } from './close-codes.js'
 import { MAX_TIMER_MS, type Clock } from './clock.js'
 import { ErrorCode } from './error-codes.js'
-import { checkEventData, type EventEnvelope, type StoredEvent } from './events.js'
+import { checkEventData, RESERVED_EVENT_NAMES, type EventEnvelope, type StoredEvent } from './events.js'
 import {
   authenticatedFrame, connectedFrame, errorFrame, eventFrame, membershipFrame, pongFrame,
   presenceFrame, publishedFrame, recoveredFrame, type Ref
@@ -406,6 +406,10 @@ export class Session {
     }
     if (!client.channels.has(channel)) {
       this.reply(errorFrame(ErrorCode.NOT_SUBSCRIBED, 'join the channel before publishing to it', ref))
+      return
+    }
+    if (RESERVED_EVENT_NAMES.has(event)) {
+      this.reply(errorFrame(ErrorCode.EVENT_NAME_RESERVED, `the event name ${event} is reserved by Socket.IO`, ref))
       return
     }
     const check = checkEventData(event, data)

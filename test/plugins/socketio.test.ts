@@ -151,3 +151,16 @@ t.test('event names Socket.IO reserves are refused at publish with EVENT_NAME_RE
     client.close()
   }
 })
+
+t.test('a Socket.IO replay goes out as engine.io drains and delivers every event in order', { timeout: 20000 }, async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true, MAX_BUFFERED_BYTES: 4096, HISTORY_SIZE: 300 })
+  const text = 'y'.repeat(8000)
+  let epoch = ''
+  for (let n = 0; n < 200; n++) epoch = (await gw.app.realtime.broadcast('acme', 'note', { text })).epoch
+  const offsets: number[] = []
+  const socket = ioClient(gw, { token: sign({ tenantId: 'acme' }), since: `${epoch}:0` })
+  t.teardown(() => { socket.close() })
+  socket.on('note', (_data: unknown, meta: { offset: number }) => { offsets.push(meta.offset) })
+  t.match(await once(socket, 'recovered'), { recovered: true, count: 200 })
+  t.same(offsets, Array.from({ length: 200 }, (_, i) => i + 1))
+})

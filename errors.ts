@@ -8,6 +8,7 @@ import { AuthReason } from './domain/principal.js'
  */
 export const HttpErrors = {
   VALIDATION_FAILED: createError('VALIDATION_FAILED', '%s', 400),
+  EVENT_NAME_RESERVED: createError('EVENT_NAME_RESERVED', 'the event name %s is reserved by Socket.IO', 400),
   NOT_FOUND: createError('NOT_FOUND', 'Route %s not found', 404),
   FORBIDDEN: createError('FORBIDDEN', '%s', 403),
   CHANNEL_FORBIDDEN: createError('CHANNEL_FORBIDDEN', '%s', 403),

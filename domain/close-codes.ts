@@ -12,6 +12,8 @@ export const CloseCode = {
   POLICY: 1008,
   /** A frame larger than MAX_PAYLOAD. Sent by ws itself. */
   TOO_LARGE: 1009,
+  /** The server failed to send to this socket (SEND_FAILED). Reconnect and resume. */
+  SERVER_ERROR: 1011,
   /**
    * Try again later. `BROKER_UNAVAILABLE`: the broker could not serve this connection's history
    * or position; reconnect and resume. `AUTH_UNAVAILABLE retry=<ms>`: the token could not be

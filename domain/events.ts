@@ -141,6 +141,13 @@ export function isServerEventName (event: string): boolean {
 export const EVENT_NAME = '^[A-Za-z][A-Za-z0-9_.:-]{0,63}$'
 const eventNamePattern = new RegExp(EVENT_NAME)
 
+/**
+ * Names Socket.IO reserves for its own lifecycle (its `emit` throws on them, and its clients
+ * could not tell them from a real disconnect). They are refused at publish whatever the
+ * binding, so that whether an event is accepted never depends on who is connected.
+ */
+export const RESERVED_EVENT_NAMES: ReadonlySet<string> = new Set(['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener'])
+
 const validators = Object.fromEntries(
   Object.entries(PublishCatalogue).map(([name, schema]) => [name, Compile(schema)])
 ) as Record<string, ReturnType<typeof Compile>>

@@ -17,6 +17,11 @@ export interface Connection {
    * its own name). Without it the shared serialized frame goes to `send`.
    */
   sendEvent?: (event: StoredEvent, frame: string) => void
+  /**
+   * Resolves once the socket has handed what it queued to the kernel (or has closed), so that
+   * a long write (a replay) can go out at the reader's pace. Without it nothing is awaited.
+   */
+  drained?: () => Promise<void>
 }
 
 /** An authenticated connection, as the hub indexes it. The session owns it. */
@@ -37,6 +42,11 @@ export interface Client {
    * the history read that included it; the first live event above the floor clears it.
    */
   readonly floors: Map<string, number>
+  /**
+   * Closes the socket and ends its session at once, so that no later frame of it is handled.
+   * The hub calls it for every client it drops; it must tolerate being called again.
+   */
+  readonly close: (code: number, reason: string) => void
 }
 
 export interface HubOptions {
@@ -45,6 +55,8 @@ export interface HubOptions {
   /** Most live events held for one stream while it replays; past it the socket is a slow consumer. */
   maxHeldEvents: number
   onSlowConsumer?: (client: Client) => void
+  /** A connection threw while being sent to; it was closed with 1011 and the others were served. */
+  onSendFailed?: (client: Client, err: unknown) => void
   observer?: Observer
 }
 
@@ -101,9 +113,9 @@ export class Hub {
     this.notify({ kind: 'remove', client })
   }
 
-  /** Joins a channel; false when the client was already in it. */
+  /** Joins a channel; false when the client was already in it, or is not (or no longer) in the hub. */
   join (client: Client, channel: string): boolean {
-    if (client.channels.has(channel)) return false
+    if (client.channels.has(channel) || this.byId.get(tenantKey(client.tenantId, client.id)) !== client) return false
     client.channels.add(channel)
     addTo(this.byChannel, tenantKey(client.tenantId, channel), client)
     this.notify({ kind: 'join', client, channel })
@@ -166,13 +178,14 @@ export class Hub {
     const clients = channel === undefined ? this.byTenant.get(tenantId) : this.byChannel.get(tenantKey(tenantId, channel))
     for (const client of clients ?? []) {
       this.remove(client)
-      client.connection.close(code, reason)
+      client.close(code, reason)
     }
   }
 
   /**
    * Sends one stored event to every entitled local socket and returns how many got it (or
    * hold it for a replay in progress). The frame is serialized once per call, never per socket.
+   * A connection that throws is dropped alone: the others still get the event.
    */
   deliver (event: StoredEvent): number {
     const recipients = this.recipients(event)
@@ -229,21 +242,37 @@ export class Hub {
 
   private write (client: Client, frame: string, event?: StoredEvent): boolean {
     const connection = client.connection
-    if (connection.bufferedAmount > this.options.maxBufferedBytes) {
-      this.dropSlow(client)
+    try {
+      if (connection.bufferedAmount > this.options.maxBufferedBytes) {
+        this.dropSlow(client)
+        return false
+      }
+      if (event !== undefined && connection.sendEvent !== undefined) connection.sendEvent(event, frame)
+      else connection.send(frame)
+      return true
+    } catch (err) {
+      // Closed rather than skipped: a skipped event would be a silent gap; a closed socket
+      // reconnects and resumes.
+      this.drop(client, CloseCode.SERVER_ERROR, 'SEND_FAILED')
+      this.options.onSendFailed?.(client, err)
       return false
     }
-    if (event !== undefined && connection.sendEvent !== undefined) connection.sendEvent(event, frame)
-    else connection.send(frame)
-    return true
   }
 
   private dropSlow (client: Client): void {
-    this.remove(client)
-    client.held.clear()
-    client.connection.close(CloseCode.SLOW_CONSUMER, 'SLOW_CONSUMER')
+    this.drop(client, CloseCode.SLOW_CONSUMER, 'SLOW_CONSUMER')
     this.observer.slowConsumer(client.tenantId)
     this.options.onSlowConsumer?.(client)
+  }
+
+  private drop (client: Client, code: number, reason: string): void {
+    this.remove(client)
+    client.held.clear()
+    try {
+      client.close(code, reason)
+    } catch {
+      // A socket that cannot even be closed is already out of every index; its transport reaps it.
+    }
   }
 
   private notify (change: MembershipChange): void {

@@ -3,7 +3,7 @@ import { isValidChannel, globMatcher } from './channels.js'
 import { CloseCode } from './close-codes.js'
 import { MAX_TIMER_MS, type Clock } from './clock.js'
 import { ErrorCode } from './error-codes.js'
-import { checkEventData, isServerEventName, type EventEnvelope, type StoredEvent } from './events.js'
+import { checkEventData, isServerEventName, RESERVED_EVENT_NAMES, type EventEnvelope, type StoredEvent } from './events.js'
 import {
   authenticatedFrame, connectedFrame, errorFrame, eventFrame, membershipFrame, pongFrame,
   presenceFrame, publishedFrame, recoveredFrame, type Ref
@@ -45,6 +45,12 @@ export interface SessionOptions {
   clientPublish: readonly string[] | undefined
   /** Most events one replay sends (the history bound). */
   replayLimit: number
+  /**
+   * Bytes a replay queues on the socket before it waits for the socket to drain, so that a
+   * replay stays inside the slow-consumer guard (MAX_BUFFERED_BYTES) instead of queueing the
+   * whole history in one turn.
+   */
+  replayPaceBytes: number
   clock: Clock
   log: SessionLog
 }
@@ -64,6 +70,12 @@ type State = 'awaiting-auth' | 'open' | 'closed'
 
 /**
  * The protocol state machine of one connection: awaiting-auth, then open, then closed.
+ *
+ * `closed` is terminal and is entered the moment anything decides the socket is done: the
+ * socket closed, the session closed it, or the hub dropped it (Client.close). From then on
+ * no frame is handled, and the client is in no hub index, so in no presence. Every step
+ * that awaits re-checks it before touching the hub, so a socket that closed during token
+ * verification, a presence lookup or a history read never enters (or re-enters) an index.
  *
  * Frames are handled one at a time, in arrival order, even when one of them waits on the
  * broker. The session owns the auth timeout and the token-expiry timer, and it is the only
@@ -89,6 +101,8 @@ export class Session {
   private canJoin: (channel: string) => boolean = () => true
   private readonly bucket: TokenBucket
   private strikes = 0
+  /** Replay bytes sent since the last wait for drain. */
+  private unpaced = 0
 
   constructor (private readonly options: SessionOptions) {
     this.canPublish = options.clientPublish === undefined ? () => false : globMatcher(options.clientPublish)
@@ -101,13 +115,12 @@ export class Session {
    */
   start (token: string | undefined, since?: string): void {
     this.reply(connectedFrame(this.options.clientId))
-    if (token !== undefined) {
-      this.enqueue(async () => { await this.authenticate(token, since, undefined) })
-      return
-    }
+    // Armed for an upgrade token too: a refused one (a malformed `since`) leaves the socket
+    // waiting for `authenticate`, and that wait is bounded.
     this.arm(this.options.authTimeoutMs, () => {
       this.fail(new AuthFailure(AuthReason.AUTHENTICATION_REQUIRED, 'no authenticate message arrived in time'))
     })
+    if (token !== undefined) this.enqueue(async () => { await this.authenticate(token, since, undefined) })
   }
 
   /** Handles one text frame from the client. Never throws. */
@@ -134,11 +147,11 @@ export class Session {
     this.enqueue(async () => { this.reply(errorFrame(ErrorCode.INVALID_FRAME, 'frames must be JSON text, not binary')) })
   }
 
-  /** Closes from the server side, e.g. on shutdown. */
+  /** Closes from the server side (shutdown, a limit, the hub dropping it). The session ends at once. */
   close (code: number, reason: string): void {
     if (this.state === 'closed') return
-    this.options.connection.close(code, reason)
     this.ended()
+    this.options.connection.close(code, reason)
   }
 
   /** Call when the socket has closed, for whatever reason. Idempotent. */
@@ -151,9 +164,11 @@ export class Session {
     if (client !== undefined) {
       this.options.hub.remove(client)
       client.held.clear()
-      for (const channel of client.channels) this.announce('user-left', channel)
       for (const stream of this.watching) this.options.broker.unwatch(client.tenantId, stream)
       this.watching.clear()
+      // Deferred: a session the hub ends mid-delivery must not send (and maybe drop the next
+      // slow member, and so on) from inside that delivery's loop.
+      if (client.channels.size > 0) queueMicrotask(() => { for (const channel of client.channels) this.announce('user-left', channel) })
     }
     if (wasOpen) {
       this.options.log.info({ action: 'websocket.connection.disconnected', ...this.identity() }, 'websocket disconnected')
@@ -179,6 +194,11 @@ export class Session {
       this.close(CloseCode.RATE_LIMITED, 'RATE_LIMITED')
     }
     return false
+  }
+
+  /** Not a getter on `state`: TypeScript would keep its narrowing across an await. */
+  private isClosed (): boolean {
+    return this.state === 'closed'
   }
 
   private enqueue (task: () => Promise<void>): void {
@@ -219,10 +239,13 @@ export class Session {
   }
 
   private async authenticate (token: string, sinceText: string | undefined, ref: Ref): Promise<void> {
+    const since = this.position(sinceText, ref)
+    if (since === null) return
     let principal: Principal
     try {
       principal = await this.options.verify(token)
     } catch (err) {
+      if (this.isClosed()) return
       if (err instanceof AuthUnavailable) {
         this.unavailable(err, ref)
         return
@@ -237,12 +260,12 @@ export class Session {
       this.fail(failure, true)
       return
     }
+    if (this.isClosed()) return
     if (this.state === 'open') {
       await this.refresh(principal, ref)
       return
     }
-    if (await this.overCapacity(principal)) return
-    const since = this.position(sinceText, ref)
+    if (await this.overCapacity(principal) || this.isClosed()) return
     this.state = 'open'
     this.principal = principal
     this.canJoin = globMatcher(principal.channels)
@@ -253,7 +276,8 @@ export class Session {
       connection: this.options.connection,
       channels: new Set(),
       held: new Map([[TENANT_STREAM, []]]),
-      floors: new Map()
+      floors: new Map(),
+      close: (code, reason) => { this.close(code, reason) }
     }
     this.client = client
     this.options.hub.add(client)
@@ -262,6 +286,7 @@ export class Session {
     if (read === undefined) return
     this.tenantEpoch = read.epoch
     const connectionCount = await this.count(principal.tenantId)
+    if (this.isClosed()) return
     this.options.log.info({ action: 'websocket.connection.established', ...this.identity() }, 'websocket authenticated')
     this.reply(authenticatedFrame({
       userId: principal.userId,
@@ -270,7 +295,7 @@ export class Session {
       connectionCount,
       position: { epoch: read.epoch, offset: read.latest }
     }, ref))
-    this.attach(TENANT_STREAM, since, read, ref)
+    await this.attach(TENANT_STREAM, since, read, ref)
   }
 
   /** Enforces the per-user and per-tenant connection caps; a socket over either gets 4029. */
@@ -280,6 +305,7 @@ export class Session {
       connectionsPerUser === 0 ? 0 : this.options.presence.userConnectionCount(principal.tenantId, principal.userId).catch(() => this.options.hub.userConnectionCount(principal.tenantId, principal.userId)),
       connectionsPerTenant === 0 ? 0 : this.options.presence.connectionCount(principal.tenantId).catch(() => this.options.hub.tenantConnectionCount(principal.tenantId))
     ])
+    if (this.isClosed()) return true
     const reason = connectionsPerUser > 0 && user >= connectionsPerUser
       ? 'USER_CONNECTION_LIMIT'
       : connectionsPerTenant > 0 && tenant >= connectionsPerTenant ? 'TENANT_CONNECTION_LIMIT' : undefined
@@ -314,11 +340,12 @@ export class Session {
       if (!this.canJoin(channel)) this.leave(channel, membershipFrame('unsubscribed', channel, { reason: ErrorCode.CHANNEL_FORBIDDEN }))
     }
     this.armExpiry(principal)
+    const connectionCount = await this.count(principal.tenantId)
     this.reply(authenticatedFrame({
       userId: principal.userId,
       tenantId: principal.tenantId,
       clientId: this.options.clientId,
-      connectionCount: await this.count(principal.tenantId),
+      connectionCount,
       position: { epoch: this.tenantEpoch, offset: this.attachedAt.get(TENANT_STREAM) ?? 0 }
     }, ref))
   }
@@ -326,16 +353,18 @@ export class Session {
   /** `resume {since}` on a live connection: replays the tenant stream's events it missed before attaching. */
   private async resume (sinceText: string, ref: Ref): Promise<void> {
     const since = this.position(sinceText, ref)
-    if (since === undefined) return
+    if (since === null || since === undefined) return
     const client = this.client as Client
     client.held.set(TENANT_STREAM, [])
     const read = await this.read(TENANT_STREAM, since)
     if (read === undefined) return
-    this.attach(TENANT_STREAM, since, read, ref)
+    await this.attach(TENANT_STREAM, since, read, ref)
   }
 
   private async subscribe (channel: string, sinceText: string | undefined, ref: Ref, alias: boolean): Promise<void> {
     const client = this.client as Client
+    const since = this.position(sinceText, ref)
+    if (since === null) return
     if (!isValidChannel(channel)) {
       this.reply(errorFrame(ErrorCode.INVALID_CHANNEL, 'a channel name is 1-128 characters of A-Z a-z 0-9 _ . : @ / -, starting with a letter or digit', ref))
       return
@@ -353,15 +382,14 @@ export class Session {
       this.reply(errorFrame(ErrorCode.CHANNEL_LIMIT, `a connection may join at most ${this.options.maxChannels} channels`, ref))
       return
     }
-    const since = this.position(sinceText, ref)
     const stream = channelStream(channel)
     client.held.set(stream, [])
-    this.options.hub.join(client, channel)
+    if (!this.options.hub.join(client, channel)) return
     const read = await this.read(stream, since)
     if (read === undefined) return
     this.reply(membershipFrame(joined, channel, { position: { epoch: read.epoch, offset: read.latest } }, ref))
     this.announce('user-joined', channel)
-    this.attach(stream, since, read, ref)
+    await this.attach(stream, since, read, ref)
   }
 
   private unsubscribe (channel: string, ref: Ref, alias: boolean): void {
@@ -392,6 +420,10 @@ export class Session {
     }
     if (!client.channels.has(channel)) {
       this.reply(errorFrame(ErrorCode.NOT_SUBSCRIBED, 'join the channel before publishing to it', ref))
+      return
+    }
+    if (RESERVED_EVENT_NAMES.has(event)) {
+      this.reply(errorFrame(ErrorCode.EVENT_NAME_RESERVED, `the event name ${event} is reserved by Socket.IO`, ref))
       return
     }
     if (isServerEventName(event) && !hasAnyRole(this.principal as Principal, PUBLISHER_ROLES)) {
@@ -447,11 +479,11 @@ export class Session {
   /**
    * Finishes attaching a stream whose live events are being held: replays what the client
    * missed after `since` (if it can), reports the recovery, then releases the held events
-   * above everything already sent.
+   * above everything already sent. Both go out as the socket drains (see `sendPaced`); live
+   * events that arrive meanwhile join the held queue, so order and exactly-once still hold.
    */
-  private attach (stream: string, since: Position | undefined, read: StreamRead, ref: Ref): void {
+  private async attach (stream: string, since: Position | undefined, read: StreamRead, ref: Ref): Promise<void> {
     const client = this.client as Client
-    const hub = this.options.hub
     // Events above `attachedAt` already went out live; a replay stops there.
     const ceiling = this.attachedAt.get(stream) ?? read.latest
     let floor = ceiling
@@ -465,7 +497,7 @@ export class Session {
           if (event.offset > ceiling) break
           to = event.offset
           if (!this.entitled(event)) continue
-          if (!hub.send(client, eventFrame(event))) return
+          if (!await this.sendPaced(client, eventFrame(event))) return
           count++
         }
         floor = Math.min(since.offset, ceiling)
@@ -482,13 +514,27 @@ export class Session {
     }
     this.attachedAt.set(stream, floor)
     const held = client.held.get(stream) ?? []
-    client.held.delete(stream)
-    for (const event of held) {
+    // Emptied and deleted with no await in between: the hub holds for this stream until then.
+    for (let event = held.shift(); event !== undefined; event = held.shift()) {
       if (event.offset <= ceiling) continue
-      if (!hub.send(client, eventFrame(event))) return
+      if (!await this.sendPaced(client, eventFrame(event))) return
       sentThrough = event.offset
     }
+    client.held.delete(stream)
     client.floors.set(stream, sentThrough)
+  }
+
+  /**
+   * Sends one replayed frame through the hub's slow-consumer guard; every `replayPaceBytes`
+   * it waits for the socket to drain. False when the socket is gone or was dropped.
+   */
+  private async sendPaced (client: Client, frame: string): Promise<boolean> {
+    if (this.isClosed() || !this.options.hub.send(client, frame)) return false
+    this.unpaced += frame.length
+    if (this.unpaced < this.options.replayPaceBytes) return true
+    this.unpaced = 0
+    await this.options.connection.drained?.()
+    return !this.isClosed()
   }
 
   /** Whether this connection may see a replayed event: the hub's live filter, for history. */
@@ -502,12 +548,16 @@ export class Session {
     }
   }
 
-  /** Parses a `since` position; a malformed one is reported and treated as absent. */
-  private position (text: string | undefined, ref: Ref): Position | undefined {
+  /**
+   * Parses a `since` position. A malformed one is answered with INVALID_POSITION and returns
+   * null: the request it came with is refused whole, so it gets that one answer only.
+   */
+  private position (text: string | undefined, ref: Ref): Position | undefined | null {
     if (text === undefined) return undefined
     const position = parsePosition(text)
-    if (position === undefined) this.reply(errorFrame(ErrorCode.INVALID_POSITION, 'since must be <epoch>:<offset>', ref))
-    return position
+    if (position !== undefined) return position
+    this.reply(errorFrame(ErrorCode.INVALID_POSITION, 'since must be <epoch>:<offset>', ref))
+    return null
   }
 
   private announce (type: 'user-joined' | 'user-left', channel: string): void {

@@ -16,6 +16,9 @@ async function hubPlugin (app: FastifyInstance): Promise<void> {
     observer: app.metrics.observer,
     onSlowConsumer: (client) => {
       app.log.warn({ action: 'websocket.slow_consumer', clientId: client.id, tenantId: client.tenantId, userId: client.userId }, 'slow consumer closed with 4008')
+    },
+    onSendFailed: (client, err) => {
+      app.log.error({ action: 'websocket.send_failed', err, clientId: client.id, tenantId: client.tenantId, userId: client.userId }, 'send failed; socket closed with 1011')
     }
   }))
 }

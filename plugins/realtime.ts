@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { checkEventData, completeEventData, type EventEnvelope, type EventName, type PublishCatalogue, type StoredEvent, type Target } from '../domain/events.js'
+import { checkEventData, completeEventData, RESERVED_EVENT_NAMES, type EventEnvelope, type EventName, type PublishCatalogue, type StoredEvent, type Target } from '../domain/events.js'
 import { HttpErrors } from '../errors.js'
 
 /**
@@ -26,7 +26,7 @@ export interface PublishInput<K extends string = string> {
  * The in-process API of the gateway, for host apps and for tenantcast's own routes. Every
  * call stays inside the tenant it names. Each publish resolves once the broker stored the
  * event; it rejects with 400 VALIDATION_FAILED for a payload that does not match the
- * catalogue, 413 PAYLOAD_TOO_LARGE past MAX_PUBLISH_BYTES, and 503 BROKER_UNAVAILABLE when the
+ * catalogue, 400 EVENT_NAME_RESERVED for a name Socket.IO reserves, 413 PAYLOAD_TOO_LARGE past MAX_PUBLISH_BYTES, and 503 BROKER_UNAVAILABLE when the
  * event could not be stored.
  */
 export interface Realtime {
@@ -57,6 +57,7 @@ async function realtimePlugin (app: FastifyInstance): Promise<void> {
   const maxBytes = app.config.MAX_PUBLISH_BYTES
   const realtime: Realtime = {
     async publish (input) {
+      if (RESERVED_EVENT_NAMES.has(input.event)) throw new HttpErrors.EVENT_NAME_RESERVED(input.event)
       const check = checkEventData(input.event, input.data)
       if (!check.ok) throw new HttpErrors.VALIDATION_FAILED(check.message)
       const id = input.id ?? randomUUID()

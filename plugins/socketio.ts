@@ -75,6 +75,7 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
       maxChannels: app.config.MAX_CHANNELS,
       clientPublish: clientPublishPatterns(app.config),
       replayLimit: app.config.HISTORY_SIZE,
+      replayPaceBytes: Math.floor(app.config.MAX_BUFFERED_BYTES / 2),
       clock: systemClock,
       log
     })

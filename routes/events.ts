@@ -98,6 +98,7 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
       maxChannels: app.config.MAX_CHANNELS,
       clientPublish,
       replayLimit: app.config.HISTORY_SIZE,
+      replayPaceBytes: Math.floor(app.config.MAX_BUFFERED_BYTES / 2),
       clock: systemClock,
       log: request.log
     })

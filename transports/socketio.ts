@@ -56,6 +56,23 @@ export function connectionOf (socket: Socket): Connection {
     sendEvent (event: StoredEvent) {
       socket.emit(event.event, event.data, { id: event.id, stream: event.stream, offset: event.offset, epoch: event.epoch, timestamp: event.timestamp, correlationId: event.correlationId, from: event.from })
     },
+    /**
+     * engine.io hands its write buffer to the transport only once the previous batch was
+     * written; waiting for that (`drain`) keeps a replay to about one batch in memory.
+     */
+    async drained () {
+      const conn = socket.conn as unknown as { writeBuffer: unknown[], readyState: string, once: (event: string, fn: () => void) => void, off: (event: string, fn: () => void) => void }
+      if (conn.writeBuffer.length === 0 || conn.readyState !== 'open') return
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          conn.off('drain', done)
+          conn.off('close', done)
+          resolve()
+        }
+        conn.once('drain', done)
+        conn.once('close', done)
+      })
+    },
     close (code, reason) {
       socket.emit('tenantcast:close', { code, reason })
       socket.disconnect(true)

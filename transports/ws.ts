@@ -88,6 +88,25 @@ export class CoalescingConnection implements Connection {
     this.socket.close(code, reason)
   }
 
+  /**
+   * Hands this turn's queue to the socket, then waits while the socket holds more than its
+   * high-water mark: until Node's `drain`, or the socket's close.
+   */
+  async drained (): Promise<void> {
+    this.flush()
+    const raw = (this.socket as unknown as { _socket?: Socket })._socket
+    if (raw === undefined || !raw.writable || !raw.writableNeedDrain) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        raw.off('drain', done)
+        raw.off('close', done)
+        resolve()
+      }
+      raw.on('drain', done)
+      raw.on('close', done)
+    })
+  }
+
   get bufferedAmount (): number {
     return this.socket.bufferedAmount
   }

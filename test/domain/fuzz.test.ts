@@ -56,6 +56,7 @@ function world (): { a: Session, b: Session, aConn: Recorder, bConn: Recorder, e
     maxChannels: 20,
     clientPublish: ['*'],
     replayLimit: 50,
+    replayPaceBytes: 1 << 20,
     clock: frozenClock,
     log
   })

@@ -11,7 +11,8 @@ class FakeConnection implements Connection {
 }
 
 function client (id: string, tenantId: string, userId: string): Client & { connection: FakeConnection } {
-  return { id, tenantId, userId, connection: new FakeConnection(), channels: new Set(), held: new Map(), floors: new Map() }
+  const connection = new FakeConnection()
+  return { id, tenantId, userId, connection, channels: new Set(), held: new Map(), floors: new Map(), close: (code, reason) => { connection.close(code, reason) } }
 }
 
 function event (tenantId: string, target: StoredEvent['target'] = { kind: 'tenant' }): StoredEvent {
@@ -79,4 +80,42 @@ t.test('a socket over the buffer limit is closed with 4008 and gets nothing more
   t.equal(hub.tenantConnectionCount('acme'), 1)
   t.equal(hub.deliver(event('acme')), 1)
   t.equal(fast.connection.sent.length, 2)
+})
+
+t.test('a client the hub dropped cannot join a channel again', async (t) => {
+  const hub = new Hub({ maxBufferedBytes: 100, maxHeldEvents: 100 })
+  const dropped = client('d', 'acme', 'a')
+  hub.add(dropped)
+  dropped.connection.bufferedAmount = 101
+  hub.deliver(event('acme'))
+  t.same(dropped.connection.closedWith, [4008, 'SLOW_CONSUMER'])
+  t.equal(hub.join(dropped, 'ops'), false)
+  t.equal(hub.channelConnectionCount('acme', 'ops'), 0)
+})
+
+t.test('a stream gap closes its sockets through their own close, so their sessions end at once', async (t) => {
+  const hub = new Hub({ maxBufferedBytes: 1024, maxHeldEvents: 100 })
+  const ended: string[] = []
+  const a = { ...client('a', 'acme', 'u'), close: (code: number, reason: string) => { ended.push(`${code} ${reason}`) } }
+  hub.add(a)
+  hub.closeStream('acme', 'tenant', 4008, 'STREAM_GAP')
+  t.same(ended, ['4008 STREAM_GAP'])
+  t.equal(hub.size(), 0)
+  t.equal(hub.join(a, 'ops'), false, 'and it joins nothing afterwards')
+})
+
+t.test('a connection that throws on send is closed with 1011 and the others still get the event', async (t) => {
+  const failed: string[] = []
+  const hub = new Hub({ maxBufferedBytes: 1024, maxHeldEvents: 100, onSendFailed: (c) => { failed.push(c.id) } })
+  const before = client('before', 'acme', 'a')
+  const broken = client('broken', 'acme', 'b')
+  const after = [client('after1', 'acme', 'c'), client('after2', 'acme', 'd')]
+  broken.connection.send = () => { throw new Error('"disconnect" is a reserved event name') }
+  for (const c of [before, broken, ...after]) hub.add(c)
+  t.equal(hub.deliver(event('acme')), 3)
+  t.same([before, ...after].map((c) => c.connection.sent.length), [1, 1, 1])
+  t.same(broken.connection.closedWith, [1011, 'SEND_FAILED'])
+  t.same(failed, ['broken'])
+  t.equal(hub.size(), 3, 'the broken connection left every index')
+  t.equal(hub.send(before, 'x'), true)
 })

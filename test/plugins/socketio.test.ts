@@ -123,3 +123,44 @@ t.test('with SOCKETIO_ENABLED off there is no Socket.IO endpoint', async (t) => 
   const response = await fetch(`${gw.http}/socket.io/?EIO=4&transport=polling`)
   t.equal(response.status, 404)
 })
+
+t.test('event names Socket.IO reserves are refused at publish with EVENT_NAME_RESERVED, and every client keeps receiving', { timeout: 20000 }, async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true, CLIENT_PUBLISH: '*' })
+  // The Socket.IO socket first: on main its throw stopped delivery to everyone after it.
+  const socket = ioClient(gw, { token: sign({ tenantId: 'acme', sub: 'sio' }) })
+  t.teardown(() => { socket.close() })
+  await once(socket, 'join:company')
+  const ws = [await connect(gw, { tenantId: 'acme', sub: 'w1' }), await connect(gw, { tenantId: 'acme', sub: 'w2' }), await connect(gw, { tenantId: 'acme', sub: 'w3' })]
+  const publisher = sign({ tenantId: 'acme', roles: ['publisher'] })
+  for (const name of ['disconnect', 'connect', 'connect_error', 'disconnecting', 'newListener', 'removeListener']) {
+    const reply = await post(gw, '/api/v1/publish', publisher, { event: name, data: { n: 1 } })
+    t.equal(reply.status, 400, name)
+    t.match(reply.body, { code: 'EVENT_NAME_RESERVED' }, name)
+  }
+  await t.rejects(gw.app.realtime.broadcast('acme', 'disconnect', {}), { code: 'EVENT_NAME_RESERVED', statusCode: 400 }, 'the in-process API refuses them too')
+  ws[0]?.send({ type: 'subscribe', channel: 'room', id: 's' })
+  await ws[0]?.next('subscribed')
+  ws[0]?.send({ type: 'publish', channel: 'room', event: 'disconnect', data: {}, id: 'p' })
+  t.match(await ws[0]?.next('error'), { code: 'EVENT_NAME_RESERVED', ref: 'p' }, 'a client publish is refused the same way')
+  const arrived = once<Record<string, unknown>>(socket, 'after')
+  t.equal((await post(gw, '/api/v1/publish', publisher, { event: 'after', data: { ok: true } })).status, 202)
+  t.match(await arrived, { ok: true })
+  for (const client of ws) {
+    await drain(client)
+    t.same(events(client).map((e) => e.event), ['after'], 'each WebSocket client got the next event, and nothing reserved')
+    client.close()
+  }
+})
+
+t.test('a Socket.IO replay goes out as engine.io drains and delivers every event in order', { timeout: 20000 }, async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true, MAX_BUFFERED_BYTES: 4096, HISTORY_SIZE: 300 })
+  const text = 'y'.repeat(8000)
+  let epoch = ''
+  for (let n = 0; n < 200; n++) epoch = (await gw.app.realtime.broadcast('acme', 'note', { text })).epoch
+  const offsets: number[] = []
+  const socket = ioClient(gw, { token: sign({ tenantId: 'acme' }), since: `${epoch}:0` })
+  t.teardown(() => { socket.close() })
+  socket.on('note', (_data: unknown, meta: { offset: number }) => { offsets.push(meta.offset) })
+  t.match(await once(socket, 'recovered'), { recovered: true, count: 200 })
+  t.same(offsets, Array.from({ length: 200 }, (_, i) => i + 1))
+})

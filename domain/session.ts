@@ -58,6 +58,8 @@ export interface SessionLimits {
   /** Open connections per user and per tenant; 0 means no limit. */
   connectionsPerUser: number
   connectionsPerTenant: number
+  /** Largest frame, in UTF-8 bytes, that arrives before auth; a larger one closes with 1009. */
+  preAuthFrameBytes: number
 }
 
 type State = 'awaiting-auth' | 'open' | 'closed'
@@ -112,6 +114,12 @@ export class Session {
 
   /** Handles one text frame from the client. Never throws. */
   receive (text: string): void {
+    // Before auth only a small frame is read at all: an anonymous socket cannot make us parse 64 KiB.
+    if (this.state === 'awaiting-auth' && Buffer.byteLength(text) > this.options.limits.preAuthFrameBytes) {
+      this.options.log.warn({ action: 'websocket.preauth.too_large', clientId: this.options.clientId }, 'frame too large before auth; closing with 1009')
+      this.close(CloseCode.TOO_LARGE, 'PRE_AUTH_FRAME_TOO_LARGE')
+      return
+    }
     if (!this.admit()) return
     this.enqueue(async () => {
       const parsed = parseFrame(text)
@@ -198,8 +206,10 @@ export class Session {
       await this.authenticate(message.token, message.since, message.id)
       return
     }
+    // Before auth only `ping` and `authenticate` are accepted; anything else ends the socket.
     if (this.state !== 'open') {
       this.reply(errorFrame(ErrorCode.AUTHENTICATION_REQUIRED, 'authenticate first', message.id))
+      this.fail(new AuthFailure(AuthReason.AUTHENTICATION_REQUIRED, `${message.type} before authenticate`))
       return
     }
     switch (message.type) {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { isIP } from 'node:net'
 import fastifyEnv from '@fastify/env'
 import fp from 'fastify-plugin'
 import { Type, type Static } from 'typebox'
@@ -45,6 +46,23 @@ export const ConfigSchema = Type.Object({
   AUTH_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10000 }),
   /** Largest client frame, in bytes; a larger one closes the socket with 1009. */
   MAX_PAYLOAD: Type.Integer({ minimum: 1024, default: 65536 }),
+  /**
+   * Largest client frame before the socket is authenticated, in bytes (1009
+   * PRE_AUTH_FRAME_TOO_LARGE past it). The floor fits an `authenticate` frame with the
+   * longest token the protocol accepts (8192 characters).
+   */
+  PRE_AUTH_MAX_PAYLOAD: Type.Integer({ minimum: 10240, default: 16384 }),
+  /** Sockets from one client address that may wait for `authenticate` at once (4029 UNAUTHENTICATED_IP_LIMIT past it). */
+  MAX_UNAUTHENTICATED_PER_IP: Type.Integer({ minimum: 1, default: 50 }),
+  /** Sockets on this instance that may wait for `authenticate` at once (4029 UNAUTHENTICATED_LIMIT past it). */
+  MAX_UNAUTHENTICATED: Type.Integer({ minimum: 1, default: 1000 }),
+  /**
+   * Standalone server only: the proxies whose X-Forwarded-For names the client, as
+   * comma-separated addresses, CIDR ranges or `loopback`, `linklocal`, `uniquelocal`. Unset:
+   * the header is ignored and the peer address is the client. An embedding host sets
+   * Fastify's own `trustProxy` instead.
+   */
+  TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
   /** Unsent bytes a socket may hold before it is closed as a slow consumer (4008). */
   MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, default: 1048576 }),
   /** Most events retained per stream for resume and REST history. */
@@ -87,6 +105,8 @@ export const ConfigSchema = Type.Object({
   MAX_PUBLISH_BYTES: Type.Integer({ minimum: 64, default: 16384 }),
   /** REST ingestion and publish requests per tenant per minute (cluster-wide with Redis). */
   REST_RATE_LIMIT: Type.Integer({ minimum: 1, default: 1200 }),
+  /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise). */
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   /** Label per-tenant metrics with the tenant id. Off by default: tenants are unbounded cardinality. */
   METRICS_TENANT_LABELS: Type.Boolean({ default: false }),
   /** Event-loop delay, in ms, past which /ready fails and requests are shed with 503. */
@@ -146,6 +166,7 @@ async function configPlugin (app: import('fastify').FastifyInstance, opts: Confi
   if (!asymmetric && hmac.length !== algorithms.length) throw new ConfigError('JWT_ALGORITHMS has public-key algorithms but only JWT_SECRET is set: set JWT_PUBLIC_KEY or JWT_JWKS_URL, or use HS*')
   if (asymmetric && config.JWT_SECRET !== undefined) throw new ConfigError('JWT_SECRET and a public key are both set: choose one kind of key')
   config.JWT_ALGORITHM_LIST = algorithms
+  trustedProxies(config.TRUST_PROXY)
 }
 
 export default fp(configPlugin, { name: 'tenantcast-config', fastify: '5.x' })
@@ -157,7 +178,8 @@ export function sessionLimits (config: Config): SessionLimits {
     frameBurst: config.CLIENT_FRAME_BURST,
     frameStrikes: config.CLIENT_FRAME_STRIKES,
     connectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
-    connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT
+    connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT,
+    preAuthFrameBytes: config.PRE_AUTH_MAX_PAYLOAD
   }
 }
 
@@ -165,4 +187,24 @@ export function sessionLimits (config: Config): SessionLimits {
 export function clientPublishPatterns (config: Config): string[] | undefined {
   const patterns = config.CLIENT_PUBLISH.split(',').map((p) => p.trim()).filter((p) => p !== '')
   return patterns.length === 0 ? undefined : patterns
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+/**
+ * TRUST_PROXY as Fastify's `trustProxy` option: the list of trusted proxies, or false when
+ * unset. Checked here so that a typo fails start-up with a message that names the setting.
+ */
+export function trustedProxies (value: string | undefined): string[] | false {
+  if (value === undefined || value === '') return false
+  const entries = value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+  for (const entry of entries) {
+    const [address = '', bits, ...rest] = entry.split('/')
+    const family = isIP(address)
+    const prefixOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32))
+    if (!PROXY_NAMES.has(entry) && (family === 0 || !prefixOk || rest.length > 0)) {
+      throw new ConfigError(`TRUST_PROXY has "${entry}": use comma-separated IP addresses, CIDR ranges (10.0.0.0/8), loopback, linklocal or uniquelocal`)
+    }
+  }
+  return entries.length === 0 ? false : entries
 }

@@ -125,6 +125,7 @@ export class Session {
       const parsed = parseFrame(text)
       if (!parsed.ok) {
         this.reply(errorFrame(parsed.code, parsed.message, parsed.ref))
+        this.refuseBeforeAuth(parsed.code)
         return
       }
       await this.dispatch(parsed.message)
@@ -139,7 +140,10 @@ export class Session {
   /** The client sent something that is not a text frame. */
   receiveBinary (): void {
     if (!this.admit()) return
-    this.enqueue(async () => { this.reply(errorFrame(ErrorCode.INVALID_FRAME, 'frames must be JSON text, not binary')) })
+    this.enqueue(async () => {
+      this.reply(errorFrame(ErrorCode.INVALID_FRAME, 'frames must be JSON text, not binary'))
+      this.refuseBeforeAuth('a binary frame')
+    })
   }
 
   /** Closes from the server side, e.g. on shutdown. */
@@ -189,6 +193,12 @@ export class Session {
     return false
   }
 
+  /** Before auth only a valid `ping` or `authenticate` is accepted: anything else, answered already, ends the socket with 4401. */
+  private refuseBeforeAuth (what: string): void {
+    if (this.state === 'open') return
+    this.fail(new AuthFailure(AuthReason.AUTHENTICATION_REQUIRED, `${what} before authenticate`))
+  }
+
   private enqueue (task: () => Promise<void>): void {
     this.queue = this.queue.then(async () => {
       if (this.state !== 'closed') await task()
@@ -206,10 +216,9 @@ export class Session {
       await this.authenticate(message.token, message.since, message.id)
       return
     }
-    // Before auth only `ping` and `authenticate` are accepted; anything else ends the socket.
     if (this.state !== 'open') {
       this.reply(errorFrame(ErrorCode.AUTHENTICATION_REQUIRED, 'authenticate first', message.id))
-      this.fail(new AuthFailure(AuthReason.AUTHENTICATION_REQUIRED, `${message.type} before authenticate`))
+      this.refuseBeforeAuth(message.type)
       return
     }
     switch (message.type) {

@@ -94,3 +94,22 @@ t.test('before auth an authenticate frame with an 8 KB token fits, and after aut
   await drain(client)
   client.close()
 })
+
+t.test('before auth a malformed, unknown or binary frame is answered with its code, then closed with 4401 AUTHENTICATION_REQUIRED', async (t) => {
+  const gw = await build(t)
+  const cases: Array<[string, (client: Client) => void, string]> = [
+    ['invalid JSON', (c) => { c.send('{nope') }, 'INVALID_JSON'],
+    ['an unknown type', (c) => { c.send({ type: 'launch', id: 1 }) }, 'UNKNOWN_TYPE'],
+    ['an authenticate without a token', (c) => { c.send({ type: 'authenticate', id: 2 }) }, 'INVALID_MESSAGE'],
+    ['a binary frame', (c) => { c.socket.send(Buffer.from([1, 2, 3]), { binary: true }) }, 'INVALID_FRAME']
+  ]
+  for (const [name, send, code] of cases) {
+    const client = new Client(gw.ws)
+    await client.next('connected')
+    send(client)
+    client.send({ type: 'ping', id: 'after' })
+    t.match(await client.next(), { type: 'error', code }, `${name} gets ${code}`)
+    t.same(await client.closed, { code: CloseCode.UNAUTHORIZED, reason: 'AUTHENTICATION_REQUIRED' }, `${name} ends the socket`)
+    t.notOk(client.frames.some((f) => f.ref === 'after'), 'no later frame is answered')
+  }
+})

@@ -11,7 +11,7 @@ import { describeErrors } from './domain/validation.js'
 import authPlugin from './plugins/auth.js'
 import brokerPlugin from './plugins/broker.js'
 import busPlugin from './plugins/bus.js'
-import configPlugin, { type Config, type ConfigOptions } from './plugins/config.js'
+import configPlugin, { trustedProxies, type Config, type ConfigOptions } from './plugins/config.js'
 export type { Config }
 import fanoutPlugin from './plugins/fanout.js'
 import hubPlugin from './plugins/hub.js'
@@ -190,7 +190,10 @@ export async function createStandalone (opts: TenantcastOptions & { logStream?: 
       ...(opts.logStream === undefined ? {} : { stream: opts.logStream })
     },
     // A load balancer's request id correlates its logs with ours.
-    requestIdHeader: 'x-request-id'
+    requestIdHeader: 'x-request-id',
+    // X-Forwarded-For names the client only when the peer is a configured proxy: anyone else
+    // could send the header and pick the address that per-IP caps and logs see.
+    trustProxy: trustedProxies(opts.config?.TRUST_PROXY ?? process.env.TRUST_PROXY)
   })
   // Fastify's default 404 logs the raw URL, query-string token included.
   app.setNotFoundHandler((request, reply) => {

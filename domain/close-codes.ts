@@ -10,7 +10,7 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   /** Policy violation, e.g. a refused Origin. */
   POLICY: 1008,
-  /** A frame larger than MAX_PAYLOAD. Sent by ws itself. */
+  /** A frame larger than MAX_PAYLOAD (sent by ws itself), or before auth than PRE_AUTH_MAX_PAYLOAD (reason PRE_AUTH_FRAME_TOO_LARGE). */
   TOO_LARGE: 1009,
   /** The server failed to send to this socket (SEND_FAILED). Reconnect and resume. */
   SERVER_ERROR: 1011,

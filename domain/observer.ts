@@ -12,7 +12,7 @@ export interface Observer {
   sent (bytes: number): void
   frameIn (): void
   slowConsumer (tenantId: string): void
-  rateLimited (kind: 'frames' | 'connections' | 'rest', tenantId: string): void
+  rateLimited (kind: 'frames' | 'connections' | 'unauthenticated' | 'rest', tenantId: string): void
   authFailed (reason: string): void
 }
 

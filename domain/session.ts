@@ -64,6 +64,8 @@ export interface SessionLimits {
   /** Open connections per user and per tenant; 0 means no limit. */
   connectionsPerUser: number
   connectionsPerTenant: number
+  /** Largest frame, in UTF-8 bytes, that arrives before auth; a larger one closes with 1009. */
+  preAuthFrameBytes: number
 }
 
 type State = 'awaiting-auth' | 'open' | 'closed'
@@ -125,11 +127,18 @@ export class Session {
 
   /** Handles one text frame from the client. Never throws. */
   receive (text: string): void {
+    // Before auth only a small frame is read at all: an anonymous socket cannot make us parse 64 KiB.
+    if (this.state === 'awaiting-auth' && Buffer.byteLength(text) > this.options.limits.preAuthFrameBytes) {
+      this.options.log.warn({ action: 'websocket.preauth.too_large', clientId: this.options.clientId }, 'frame too large before auth; closing with 1009')
+      this.close(CloseCode.TOO_LARGE, 'PRE_AUTH_FRAME_TOO_LARGE')
+      return
+    }
     if (!this.admit()) return
     this.enqueue(async () => {
       const parsed = parseFrame(text)
       if (!parsed.ok) {
         this.reply(errorFrame(parsed.code, parsed.message, parsed.ref))
+        this.refuseBeforeAuth(parsed.code)
         return
       }
       await this.dispatch(parsed.message)
@@ -144,7 +153,10 @@ export class Session {
   /** The client sent something that is not a text frame. */
   receiveBinary (): void {
     if (!this.admit()) return
-    this.enqueue(async () => { this.reply(errorFrame(ErrorCode.INVALID_FRAME, 'frames must be JSON text, not binary')) })
+    this.enqueue(async () => {
+      this.reply(errorFrame(ErrorCode.INVALID_FRAME, 'frames must be JSON text, not binary'))
+      this.refuseBeforeAuth('a binary frame')
+    })
   }
 
   /** Closes from the server side (shutdown, a limit, the hub dropping it). The session ends at once. */
@@ -201,6 +213,12 @@ export class Session {
     return this.state === 'closed'
   }
 
+  /** Before auth only a valid `ping` or `authenticate` is accepted: anything else, answered already, ends the socket with 4401. */
+  private refuseBeforeAuth (what: string): void {
+    if (this.state === 'open') return
+    this.fail(new AuthFailure(AuthReason.AUTHENTICATION_REQUIRED, `${what} before authenticate`))
+  }
+
   private enqueue (task: () => Promise<void>): void {
     this.queue = this.queue.then(async () => {
       if (this.state !== 'closed') await task()
@@ -220,6 +238,7 @@ export class Session {
     }
     if (this.state !== 'open') {
       this.reply(errorFrame(ErrorCode.AUTHENTICATION_REQUIRED, 'authenticate first', message.id))
+      this.refuseBeforeAuth(message.type)
       return
     }
     switch (message.type) {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { isIP } from 'node:net'
 import fastifyEnv from '@fastify/env'
 import fp from 'fastify-plugin'
 import { Type, type Static } from 'typebox'
@@ -66,6 +67,23 @@ export const ConfigSchema = Type.Object({
   AUTH_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10000 }),
   /** Largest client frame, in bytes; a larger one closes the socket with 1009. */
   MAX_PAYLOAD: Type.Integer({ minimum: 1024, default: 65536 }),
+  /**
+   * Largest client frame before the socket is authenticated, in bytes (1009
+   * PRE_AUTH_FRAME_TOO_LARGE past it). The floor fits an `authenticate` frame with the
+   * longest token the protocol accepts (8192 characters).
+   */
+  PRE_AUTH_MAX_PAYLOAD: Type.Integer({ minimum: 10240, default: 16384 }),
+  /** Sockets from one client address that may wait for `authenticate` at once (4029 UNAUTHENTICATED_IP_LIMIT past it). */
+  MAX_UNAUTHENTICATED_PER_IP: Type.Integer({ minimum: 1, default: 50 }),
+  /** Sockets on this instance that may wait for `authenticate` at once (4029 UNAUTHENTICATED_LIMIT past it). */
+  MAX_UNAUTHENTICATED: Type.Integer({ minimum: 1, default: 1000 }),
+  /**
+   * Standalone server only: the proxies whose X-Forwarded-For names the client, as
+   * comma-separated addresses, CIDR ranges or `loopback`, `linklocal`, `uniquelocal`. Unset:
+   * the header is ignored and the peer address is the client. An embedding host sets
+   * Fastify's own `trustProxy` instead.
+   */
+  TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
   /** Unsent bytes a socket may hold before it is closed as a slow consumer (4008). */
   MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, default: 1048576 }),
   /** Most events retained per stream for resume and REST history. */
@@ -118,6 +136,8 @@ export const ConfigSchema = Type.Object({
    * Empty (the default): any member of the tenant may ingest, as before this setting existed.
    */
   INGEST_ROLES: Type.String({ default: '' }),
+  /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise). */
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   /** Label per-tenant metrics with the tenant id. Off by default: tenants are unbounded cardinality. */
   METRICS_TENANT_LABELS: Type.Boolean({ default: false }),
   /** Event-loop delay, in ms, past which /ready fails and requests are shed with 503. */
@@ -189,6 +209,7 @@ async function configPlugin (app: import('fastify').FastifyInstance, opts: Confi
   if (config.JWT_JWKS_URL !== undefined && config.JWT_JWKS_WAIT_MS >= config.AUTH_TIMEOUT_MS) {
     throw new ConfigError(`JWT_JWKS_WAIT_MS (${config.JWT_JWKS_WAIT_MS}) must be below AUTH_TIMEOUT_MS (${config.AUTH_TIMEOUT_MS})`)
   }
+  trustedProxies(config.TRUST_PROXY)
 }
 
 export default fp(configPlugin, { name: 'tenantcast-config', fastify: '5.x' })
@@ -200,7 +221,8 @@ export function sessionLimits (config: Config): SessionLimits {
     frameBurst: config.CLIENT_FRAME_BURST,
     frameStrikes: config.CLIENT_FRAME_STRIKES,
     connectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
-    connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT
+    connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT,
+    preAuthFrameBytes: config.PRE_AUTH_MAX_PAYLOAD
   }
 }
 
@@ -213,4 +235,24 @@ export function ingestRoles (config: Config): string[] {
 export function clientPublishPatterns (config: Config): string[] | undefined {
   const patterns = config.CLIENT_PUBLISH.split(',').map((p) => p.trim()).filter((p) => p !== '')
   return patterns.length === 0 ? undefined : patterns
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+/**
+ * TRUST_PROXY as Fastify's `trustProxy` option: the list of trusted proxies, or false when
+ * unset. Checked here so that a typo fails start-up with a message that names the setting.
+ */
+export function trustedProxies (value: string | undefined): string[] | false {
+  if (value === undefined || value === '') return false
+  const entries = value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+  for (const entry of entries) {
+    const [address = '', bits, ...rest] = entry.split('/')
+    const family = isIP(address)
+    const prefixOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32))
+    if (!PROXY_NAMES.has(entry) && (family === 0 || !prefixOk || rest.length > 0)) {
+      throw new ConfigError(`TRUST_PROXY has "${entry}": use comma-separated IP addresses, CIDR ranges (10.0.0.0/8), loopback, linklocal or uniquelocal`)
+    }
+  }
+  return entries.length === 0 ? false : entries
 }

@@ -3,11 +3,13 @@ import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Server as SocketIoServer, Socket } from 'socket.io'
+import { CloseCode } from '../domain/close-codes.js'
 import { systemClock } from '../domain/clock.js'
 import { AuthFailure, AuthReason, AuthUnavailable } from '../domain/principal.js'
 import { ClientMessages } from '../domain/protocol.js'
 import { Session } from '../domain/session.js'
-import { connectErrorMessage, connectionOf, tokenOf } from '../transports/socketio.js'
+import { closeCodeOf, connectErrorMessage, connectionOf, setCloseCode, tokenOf } from '../transports/socketio.js'
+import { originPolicy } from '../routes/events.js'
 import { clientPublishPatterns, sessionLimits } from './config.js'
 
 export const SOCKET_IO_PATH = '/socket.io/'
@@ -20,6 +22,8 @@ export const SOCKET_IO_PATH = '/socket.io/'
 async function socketIoPlugin (app: FastifyInstance): Promise<void> {
   if (!app.config.SOCKETIO_ENABLED) return
   const { Server } = await import('socket.io')
+  const originAllowed = originPolicy(app.config.ALLOWED_ORIGINS)
+  const log = app.log.child({ transport: 'socket.io' })
   const server = app.server
   // @fastify/websocket routes every upgrade through Fastify; Socket.IO's upgrades must reach
   // engine.io alone, or both would answer the same socket.
@@ -35,7 +39,18 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
     httpCompression: false,
     serveClient: false,
     destroyUpgrade: false,
-    maxHttpBufferSize: app.config.MAX_PAYLOAD
+    maxHttpBufferSize: app.config.MAX_PAYLOAD,
+    // The WebSocket route's Origin policy, checked on every handshake before a session
+    // exists: a polling handshake is refused with 403, a websocket upgrade with engine.io's 400.
+    allowRequest: (req, callback) => {
+      const origin = req.headers.origin
+      if (origin === undefined || originAllowed(origin, req.headers.host)) {
+        callback(null, true)
+        return
+      }
+      log.warn({ action: 'socketio.origin.refused', origin }, 'foreign origin refused')
+      callback('ORIGIN_FORBIDDEN', false)
+    }
   })
 
   io.use((socket, next) => {
@@ -60,7 +75,6 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
 
   const inbound = new Set(Object.keys(ClientMessages))
   io.on('connection', (socket) => {
-    const log = app.log.child({ transport: 'socket.io' })
     const session = new Session({
       clientId: randomUUID(),
       connection: connectionOf(socket),
@@ -89,8 +103,8 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
         : { type: 'publish', channel: fields.channel, event: name, data: fields.data, id: fields.id }
       session.receive(JSON.stringify(frame))
     })
-    socket.on('disconnect', () => {
-      app.metrics.connectionClosed(1000)
+    socket.on('disconnect', (reason) => {
+      app.metrics.connectionClosed(closeCodeOf(socket, reason))
       session.ended()
     })
     const since = (socket.handshake.auth as { since?: unknown }).since
@@ -98,6 +112,7 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
   })
 
   app.addHook('preClose', async () => {
+    for (const socket of io.of('/').sockets.values()) setCloseCode(socket, CloseCode.GOING_AWAY)
     io.disconnectSockets(true)
     await new Promise<void>((resolve) => { io.close(() => { resolve() }) })
   })

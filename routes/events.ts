@@ -3,8 +3,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { errorBody, HttpErrors } from '../errors.js'
 import type { WebSocket } from 'ws'
 import { bearerToken } from '../domain/bearer.js'
+import { CloseCode } from '../domain/close-codes.js'
 import { systemClock } from '../domain/clock.js'
 import { Session } from '../domain/session.js'
+import { UnauthenticatedSockets } from '../domain/unauthenticated.js'
 import { clientPublishPatterns, sessionLimits } from '../plugins/config.js'
 import { CoalescingConnection } from '../transports/ws.js'
 
@@ -82,14 +84,39 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
     await reply.code(403).send(errorBody(new HttpErrors.ORIGIN_FORBIDDEN(origin)))
   }
 
+  // Sockets that came without a token wait for `authenticate` holding a slot of this cap, so
+  // anonymous sockets cannot pile up. request.ip is the peer, or X-Forwarded-For behind a
+  // trusted proxy (Fastify's trustProxy: TRUST_PROXY standalone, the host's own when embedded).
+  const unauthenticated = new UnauthenticatedSockets(config.MAX_UNAUTHENTICATED_PER_IP, config.MAX_UNAUTHENTICATED)
+
   app.get(app.config.WS_PATH, { websocket: true, onRequest: checkOrigin }, (socket, request) => {
     // Listeners go on synchronously, before anything awaits, or early frames are lost.
+    app.metrics.connectionOpened()
+    socket.on('close', (code) => { app.metrics.connectionClosed(code) })
+    const token = upgradeToken(request)
+    let release = (): void => {}
+    if (token === undefined) {
+      const slot = unauthenticated.admit(request.ip)
+      if ('refused' in slot) {
+        app.metrics.observer.rateLimited('unauthenticated', '')
+        request.log.warn({ action: 'websocket.unauthenticated.limited', reason: slot.refused, remoteAddress: request.ip }, 'too many sockets waiting for authenticate')
+        socket.close(CloseCode.RATE_LIMITED, slot.refused)
+        return
+      }
+      release = slot.release
+      socket.on('close', release)
+    }
     const session = new Session({
       clientId: randomUUID(),
       connection: new CoalescingConnection(socket, config.WS_COALESCE),
       hub: app.hub,
       broker: app.broker,
-      verify: app.auth.verify,
+      // A socket that has shown a valid token no longer waits for one: it leaves the cap.
+      verify: async (candidate) => {
+        const principal = await app.auth.verify(candidate)
+        release()
+        return principal
+      },
       publish: async (envelope) => await app.realtime.publish(envelope),
       presence: app.presence,
       limits,
@@ -102,19 +129,15 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
       clock: systemClock,
       log: request.log
     })
-    app.metrics.connectionOpened()
     alive.add(socket)
     socket.on('pong', () => { alive.add(socket) })
     socket.on('message', (data, isBinary) => {
       if (isBinary) session.receiveBinary()
       else session.receive(data.toString())
     })
-    socket.on('close', (code) => {
-      app.metrics.connectionClosed(code)
-      session.ended()
-    })
+    socket.on('close', () => { session.ended() })
     const since = (request.query as Record<string, unknown>).since
-    session.start(upgradeToken(request), typeof since === 'string' ? since : undefined)
+    session.start(token, typeof since === 'string' ? since : undefined)
   })
 }
 

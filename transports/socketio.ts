@@ -1,5 +1,6 @@
-import type { Socket } from 'socket.io'
+import type { DisconnectReason, Socket } from 'socket.io'
 import { bearerToken } from '../domain/bearer.js'
+import { CloseCode } from '../domain/close-codes.js'
 import type { StoredEvent } from '../domain/events.js'
 import type { Connection } from '../domain/hub.js'
 import { AuthReason } from '../domain/principal.js'
@@ -74,6 +75,7 @@ export function connectionOf (socket: Socket): Connection {
       })
     },
     close (code, reason) {
+      setCloseCode(socket, code)
       socket.emit('tenantcast:close', { code, reason })
       socket.disconnect(true)
     },
@@ -83,4 +85,31 @@ export function connectionOf (socket: Socket): Connection {
       return transport.socket?.bufferedAmount ?? 0
     }
   }
+}
+
+/** What a socket's `data` holds for us: the close code the server chose, until `disconnect` reports it. */
+interface CloseData { closeCode?: number }
+
+/** Records the code the server closes a socket with; the first one set wins. */
+export function setCloseCode (socket: Socket, code: number): void {
+  const data = socket.data as CloseData
+  data.closeCode ??= code
+}
+
+/** Socket.IO's disconnect reasons as the WebSocket close code a ws socket would have reported. */
+const REASON_CODES: Record<DisconnectReason, number> = {
+  'client namespace disconnect': CloseCode.NORMAL,
+  'server namespace disconnect': CloseCode.NORMAL,
+  'server shutting down': CloseCode.GOING_AWAY,
+  'forced server close': CloseCode.GOING_AWAY,
+  'parse error': 1002,
+  'transport close': 1006,
+  'transport error': 1006,
+  'ping timeout': 1006,
+  'forced close': 1006
+}
+
+/** The close code of a disconnected socket, for metrics: the server's own when it chose one. */
+export function closeCodeOf (socket: Socket, reason: DisconnectReason): number {
+  return (socket.data as CloseData).closeCode ?? REASON_CODES[reason] ?? 1006
 }

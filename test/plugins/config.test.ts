@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import tenantcast, { type TenantcastOptions } from '../../app.js'
-import { ConfigError } from '../../plugins/config.js'
+import { ConfigError, trustedProxies } from '../../plugins/config.js'
 import { TsChild } from '../child.js'
 
 /** Registers and readies the gateway; resolves to the start-up error, if any. */
@@ -46,4 +46,18 @@ t.test('the standalone server prints one clear line and exits 1 on a bad configu
   const lines = server.stderr.trim().split('\n').filter((l) => l.startsWith('tenantcast:'))
   t.equal(lines.length, 1, 'exactly one line')
   t.match(lines[0], /JWT_SECRET/)
+})
+
+t.test('a TRUST_PROXY entry that is no address, range or proxy-addr name fails at start-up and names the setting', async (t) => {
+  for (const value of ['10.0.0.0/33', 'proxy.example.com', '10.0.0.1/8/1', '::1/129']) {
+    const app = Fastify()
+    const err = await boot(app, { TRUST_PROXY: value })
+    t.type(err, ConfigError, value)
+    t.match((err as Error).message, /TRUST_PROXY/)
+    await app.close()
+  }
+  const app = Fastify()
+  t.equal(await boot(app, { TRUST_PROXY: '127.0.0.1, 10.0.0.0/8, ::1/128, loopback', LOG_LEVEL: 'silent' }), undefined, 'addresses, ranges and names are accepted')
+  await app.close()
+  t.same(trustedProxies(undefined), false, 'unset trusts no proxy')
 })

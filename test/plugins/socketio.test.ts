@@ -1,4 +1,5 @@
 import { io, type Socket } from 'socket.io-client'
+import WebSocket from 'ws'
 import t from 'tap'
 import { build, connect, drain, events, post, postAlarm, sign, type Gateway } from '../helper.js'
 
@@ -163,4 +164,44 @@ t.test('a Socket.IO replay goes out as engine.io drains and delivers every event
   socket.on('note', (_data: unknown, meta: { offset: number }) => { offsets.push(meta.offset) })
   t.match(await once(socket, 'recovered'), { recovered: true, count: 200 })
   t.same(offsets, Array.from({ length: 200 }, (_, i) => i + 1))
+})
+
+t.test('the Socket.IO endpoint refuses a foreign Origin before connect, as the WebSocket route does', async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true, ALLOWED_ORIGINS: 'https://app.example.com' })
+  const polling = async (origin?: string): Promise<number> => (await fetch(`${gw.http}/socket.io/?EIO=4&transport=polling`, { headers: origin === undefined ? {} : { origin } })).status
+  t.equal(await polling('https://evil.example'), 403, 'a polling handshake from a foreign origin')
+  t.equal(await polling('https://app.example.com'), 200)
+  t.equal(await polling(), 200, 'a non-browser client sends no Origin')
+  const upgrade = async (origin: string): Promise<number> => await new Promise((resolve) => {
+    const socket = new WebSocket(`${gw.ws.replace(/\/api\/v1\/events$/, '')}/socket.io/?EIO=4&transport=websocket`, { origin })
+    socket.on('open', () => { socket.close(); resolve(101) })
+    socket.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); socket.terminate() })
+    socket.on('error', () => {})
+  })
+  t.equal(await upgrade('https://evil.example'), 400, 'a websocket handshake from a foreign origin (engine.io answers refused upgrades with 400)')
+  t.equal(await upgrade('https://app.example.com'), 101)
+  const refused = io(gw.http, { path: '/socket.io/', transports: ['websocket'], reconnection: false, auth: { token: sign() }, extraHeaders: { origin: 'https://evil.example' } })
+  t.teardown(() => { refused.close() })
+  t.equal(await Promise.race([once(refused, 'connect_error').then(() => 'refused'), once(refused, 'connect').then(() => 'connected')]), 'refused')
+  t.equal(await gw.app.realtime.connectionCount('t1'), 0, 'the refused client never joined the hub')
+  t.match(gw.logs.join(''), /socketio\.origin\.refused/)
+})
+
+t.test('Socket.IO closes are counted under their real close code', async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true, MAX_CONNECTIONS_PER_USER: 1 })
+  const first = ioClient(gw, { token: sign() })
+  t.teardown(() => { first.close() })
+  await once(first, 'join:company')
+  const second = ioClient(gw, { token: sign() })
+  t.teardown(() => { second.close() })
+  const [closed, disconnected] = [once(second, 'tenantcast:close'), once(second, 'disconnect')]
+  t.match(await closed, { code: 4029, reason: 'USER_CONNECTION_LIMIT' })
+  await disconnected
+  first.close()
+  const scrape = async (): Promise<string> => await (await fetch(`${gw.http}/metrics`)).text()
+  const counted = (text: string): number => [...text.matchAll(/^tenantcast_connections_closed_total\{[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
+  for (let i = 0; i < 100 && counted(await scrape()) < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  const text = await scrape()
+  t.match(text, /tenantcast_connections_closed_total\{code="4029"\} 1\n/, 'the server\'s 4029 is counted as 4029')
+  t.match(text, /tenantcast_connections_closed_total\{code="1000"\} 1\n/, 'the client\'s own disconnect as 1000')
 })

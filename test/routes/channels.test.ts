@@ -211,13 +211,17 @@ t.test('channel names, the channels claim and the channel cap are enforced with 
   client.close()
 })
 
-t.test('requests before authentication are refused with AUTHENTICATION_REQUIRED and their ref', async (t) => {
+t.test('a request other than authenticate or ping before authentication gets AUTHENTICATION_REQUIRED with its ref, then 4401', async (t) => {
   const gw = await build(t)
   const client = new Client(gw.ws)
   await client.next('connected')
+  client.send({ type: 'ping', id: 'first' })
+  t.match(await client.next(), { type: 'pong', ref: 'first' }, 'ping is accepted before auth')
   client.send({ type: 'subscribe', channel: 'x', id: 'early' })
+  client.send({ type: 'ping', id: 'after' })
   t.match(await client.next(), { type: 'error', code: 'AUTHENTICATION_REQUIRED', ref: 'early' })
-  client.close()
+  t.same(await client.closed, { code: 4401, reason: 'AUTHENTICATION_REQUIRED' })
+  t.notOk(client.frames.some((f) => f.ref === 'after'), 'no later frame is answered')
 })
 
 t.test('fields nested under payload are accepted as if top-level, and replies keep the canonical shape', async (t) => {

@@ -62,3 +62,20 @@ t.test('rate-limit counters move, with tenant labels when switched on', async (t
   t.equal(samples.get('tenantcast_rate_limited_total{kind="frames",tenant="t1"}'), 3)
   t.equal(samples.get('tenantcast_deliveries_total{tenant="t1"}'), undefined, 'nothing was delivered before the socket opened')
 })
+
+t.test('with METRICS_TOKEN set, /metrics needs it as a Bearer token', async (t) => {
+  const token = 'metrics-scrape-token-0123456789'
+  const gw = await build(t, { METRICS_TOKEN: token })
+  const none = await fetch(`${gw.http}/metrics`)
+  t.equal(none.status, 401)
+  t.match(await none.json(), { statusCode: 401, code: 'AUTHENTICATION_REQUIRED' })
+  t.equal(none.headers.get('www-authenticate'), 'Bearer')
+  const wrong = await fetch(`${gw.http}/metrics`, { headers: { authorization: 'Bearer metrics-scrape-token-012345678x' } })
+  t.equal(wrong.status, 401)
+  t.match(await wrong.json(), { code: 'TOKEN_INVALID' })
+  const jwt = await fetch(`${gw.http}/metrics`, { headers: { authorization: `Bearer ${sign({ roles: ['admin'] })}` } })
+  t.equal(jwt.status, 401, 'a tenant token is not a scrape token')
+  const right = await fetch(`${gw.http}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+  t.equal(right.status, 200)
+  t.match(await right.text(), /tenantcast_connections_open 0/)
+})

@@ -32,6 +32,12 @@ export interface SessionOptions {
   hub: Hub
   broker: Pick<Broker, 'read' | 'watch' | 'unwatch'>
   verify: VerifyToken
+  /**
+   * Whether a verified token has been revoked since (the kill switch). Asked again right
+   * before the client enters the hub, so a revocation that arrived while auth awaited the
+   * connection caps cannot let it in.
+   */
+  refuses: (principal: Principal) => boolean
   publish: ClientPublish
   /** Open connections, cluster-wide where the deployment can tell. */
   presence: Pick<Presence, 'connectionCount' | 'userConnectionCount'>
@@ -238,6 +244,10 @@ export class Session {
       return
     }
     if (await this.overCapacity(principal)) return
+    if (this.options.refuses(principal)) {
+      this.fail(new AuthFailure(AuthReason.TOKEN_REVOKED, 'the token was revoked'))
+      return
+    }
     const since = this.position(sinceText, ref)
     this.state = 'open'
     this.principal = principal
@@ -248,6 +258,7 @@ export class Session {
       userId: principal.userId,
       connection: this.options.connection,
       channels: new Set(),
+      issuedAt: principal.iat,
       held: new Map([[TENANT_STREAM, []]]),
       floors: new Map()
     }
@@ -303,6 +314,8 @@ export class Session {
       return
     }
     this.principal = principal
+    const client = this.client as Client
+    client.issuedAt = principal.iat
     this.canJoin = globMatcher(principal.channels)
     this.armExpiry(principal)
     this.reply(authenticatedFrame({

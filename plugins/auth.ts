@@ -5,6 +5,7 @@ import { createVerifier, type Algorithm, type DecodedJwt } from 'fast-jwt'
 import { Unauthorized } from '../errors.js'
 import { bearerToken } from '../domain/bearer.js'
 import { JwksKeys } from '../domain/jwks.js'
+import { Revocations } from '../domain/revocations.js'
 import { AuthFailure, AuthReason, checkIssuerAndAudience, principalFromClaims, type Principal, type VerifyToken } from '../domain/principal.js'
 
 export interface Auth {
@@ -14,6 +15,13 @@ export interface Auth {
   sign (claims: Record<string, unknown>, options?: { expiresIn?: number | string }): string
   /** onRequest hook: requires `Authorization: Bearer`, sets `request.principal`, or replies 401. */
   requirePrincipal (request: FastifyRequest): Promise<void>
+  /**
+   * Revocations in force (the kill switch). `verify` refuses a revoked token with
+   * TOKEN_REVOKED; the admin routes and the control channel add to them.
+   */
+  revocations: Revocations
+  /** Whether a verified principal's token has been revoked since. */
+  refuses (principal: Principal): boolean
   /** Called with the reason of every rejected credential (metrics). */
   onFailure?: (reason: AuthReason) => void
 }
@@ -79,6 +87,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
   const issuers = list(config.JWT_ISSUER)
   const audiences = list(config.JWT_AUDIENCE)
   const claim = config.TENANT_CLAIM
+  const revocations = new Revocations(() => Date.now())
 
   const auth: Auth = {
     async verify (token) {
@@ -100,6 +109,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
         }
         checkIssuerAndAudience(claims, issuers, audiences)
         const principal = principalFromClaims(claims, claim)
+        if (revocations.refuses(principal)) throw new AuthFailure(AuthReason.TOKEN_REVOKED, 'the token was revoked; sign in again for a new one')
         // A live socket stays open as long as its token would still be accepted.
         if (principal.exp !== undefined) principal.exp += config.JWT_CLOCK_SKEW
         return principal
@@ -108,6 +118,8 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
         throw err
       }
     },
+    revocations,
+    refuses: (principal) => revocations.refuses(principal),
     sign (claims, options) {
       if (secret === undefined) throw new Error('tokens can only be signed with JWT_SECRET')
       const jwt = (app.jwt as unknown as Record<string, { sign: (payload: object, options: object) => string }>).tenantcast

@@ -241,6 +241,21 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
     t.equal((await get(c, '/api/v1/presence', sign({ sub: 'alice', iat: reply.body.before }))).status, 200)
   })
 
+  t.test('an instance whose Redis link was cut during a revocation refuses the revoked tokens once it is back', async (t) => {
+    const proxy = await RedisProxy.start()
+    t.teardown(async () => { await proxy.close() })
+    const prefix = await redisPrefix(t)
+    const viaProxy = await build(t, { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_PREFIX: prefix })
+    const direct = await build(t, { REDIS_URL, REDIS_PREFIX: prefix })
+    const earlier = { sub: 'alice', iat: Math.floor(Date.now() / 1000) - 60 }
+    proxy.cut()
+    t.equal((await post(direct, '/api/v1/admin/revoke', sign({ sub: 'boss', roles: ['admin'] }), { userId: 'alice' })).status, 202)
+    proxy.restore()
+    await waitFor(async () => (await get(viaProxy, '/api/v1/presence', sign(earlier))).status === 401)
+    const refused = await get(viaProxy, '/api/v1/presence', sign(earlier))
+    t.equal(refused.body.code, 'TOKEN_REVOKED', 'the missed revocation was read back from Redis')
+  })
+
   t.test('while Redis is unreachable ingestion answers 503, sockets stay open, and delivery resumes without a gap', async (t) => {
     const proxy = await RedisProxy.start()
     t.teardown(async () => { await proxy.close() })

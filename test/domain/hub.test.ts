@@ -80,3 +80,22 @@ t.test('a socket over the buffer limit is closed with 4008 and gets nothing more
   t.equal(hub.deliver(event('acme')), 1)
   t.equal(fast.connection.sent.length, 2)
 })
+
+t.test('disconnect closes a tenant\'s matching clients, drops them from every index and spares newer tokens', async (t) => {
+  const hub = new Hub({ maxBufferedBytes: 1024, maxHeldEvents: 100 })
+  const old = { ...client('c1', 'acme', 'alice'), issuedAt: 100 }
+  const fresh = { ...client('c2', 'acme', 'alice'), issuedAt: 200 }
+  const bob = client('c3', 'acme', 'bob')
+  const other = client('c4', 'other', 'alice')
+  for (const c of [old, fresh, bob, other]) hub.add(c)
+  hub.join(old, 'room')
+  t.equal(hub.disconnect('acme', { clientId: 'c3', userId: 'alice' }, 4403, 'REVOKED'), 0, 'a connection id of another user is not matched')
+  t.equal(hub.disconnect('acme', { userId: 'alice', issuedBefore: 150 }, 4403, 'REVOKED'), 1)
+  t.same(old.connection.closedWith, [4403, 'REVOKED'])
+  t.equal(fresh.connection.closedWith, undefined, 'a token issued at or after `before` is spared')
+  t.equal(hub.channelConnectionCount('acme', 'room'), 0)
+  t.equal(hub.disconnect('acme', {}, 4403, 'REVOKED'), 2, 'no target: the whole tenant')
+  t.same([fresh, bob].map((c) => c.connection.closedWith), [[4403, 'REVOKED'], [4403, 'REVOKED']])
+  t.equal(other.connection.closedWith, undefined)
+  t.same([hub.tenantConnectionCount('acme'), hub.tenantConnectionCount('other')], [0, 1])
+})

@@ -16,12 +16,14 @@ export type { Config }
 import fanoutPlugin from './plugins/fanout.js'
 import hubPlugin from './plugins/hub.js'
 import idempotencyPlugin from './plugins/idempotency.js'
+import killSwitchPlugin from './plugins/kill-switch.js'
 import limitsPlugin from './plugins/limits.js'
 import metricsPlugin from './plugins/metrics.js'
 import presencePlugin from './plugins/presence.js'
 import realtimePlugin from './plugins/realtime.js'
 import redisPlugin from './plugins/redis.js'
 import socketIoPlugin from './plugins/socketio.js'
+import adminRoutes from './routes/admin.js'
 import alarmsRoute from './routes/alarms.js'
 import consoleRoutes from './routes/console.js'
 import historyRoute from './routes/history.js'
@@ -59,6 +61,7 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   await app.register(brokerPlugin)
   await app.register(hubPlugin)
   await app.register(presencePlugin)
+  await app.register(killSwitchPlugin)
   await app.register(fanoutPlugin)
   await app.register(realtimePlugin)
   await app.register(idempotencyPlugin)
@@ -105,6 +108,7 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   await app.register(alarmsRoute)
   await app.register(publishRoute)
   await app.register(presenceRoutes)
+  await app.register(adminRoutes)
   await app.register(historyRoute)
   await app.register(eventsRoute)
   await app.register(metricsRoute)

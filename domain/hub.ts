@@ -32,6 +32,8 @@ export interface Client {
   readonly connection: Connection
   /** Channels joined, by tenant-local name. */
   readonly channels: Set<string>
+  /** The `iat` of the token the connection holds now, in epoch seconds; a refresh updates it. */
+  issuedAt?: number | undefined
   /**
    * Streams being replayed. Live events for them are held here, in offset order, and the
    * session sends them once the replay is out, so that nothing is duplicated or skipped.
@@ -180,6 +182,27 @@ export class Hub {
       this.remove(client)
       client.close(code, reason)
     }
+  }
+
+  /**
+   * Closes the tenant's local sockets that match: one user's, one connection, or all of them
+   * when neither is named; `issuedBefore` (epoch seconds) spares sockets holding a token
+   * issued at or after it. Returns how many were closed. Each leaves every index first, so
+   * nothing more is delivered to it.
+   */
+  disconnect (tenantId: string, match: { userId?: string | undefined, clientId?: string | undefined, issuedBefore?: number | undefined }, code: number, reason: string): number {
+    let clients: Iterable<Client> | undefined
+    if (match.clientId !== undefined) {
+      const client = this.byId.get(tenantKey(tenantId, match.clientId))
+      clients = client === undefined || (match.userId !== undefined && client.userId !== match.userId) ? undefined : [client]
+    } else {
+      clients = match.userId === undefined ? this.byTenant.get(tenantId) : this.byUser.get(tenantKey(tenantId, match.userId))
+    }
+    const before = match.issuedBefore
+    const doomed = [...clients ?? []].filter((c) => before === undefined || c.issuedAt === undefined || c.issuedAt < before)
+    // Through the client's own close, so its session ends at once and handles no later frame.
+    for (const client of doomed) this.drop(client, code, reason)
+    return doomed.length
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
-import type { Client, Hub, MembershipChange } from './hub.js'
-import type { RemoteConnection } from './presence.js'
+import type { Client, Hub, Member, MembershipChange } from './hub.js'
+import type { RemotePresence } from './presence.js'
 
 export interface RedisPresenceOptions {
   prefix: string
@@ -12,65 +12,128 @@ export interface RedisPresenceOptions {
 }
 
 /**
+ * Sums the fields of every other live instance's hash `<head><instance><tail>`, in one round
+ * trip that costs O(instances), whatever the tenant's size. A value that is not a number (a
+ * connection entry) counts as one. The per-instance keys are derived, not declared: this
+ * needs a single Redis, not a Redis Cluster.
+ * KEYS: the instances set. ARGV: now ms, own id, head, tail, fields...
+ */
+const SUM = `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
+local sums = {}
+for i = 5, #ARGV do sums[i - 4] = 0 end
+for _, id in ipairs(ids) do
+  if id ~= ARGV[2] then
+    local values = redis.call('HMGET', ARGV[3] .. id .. ARGV[4], unpack(ARGV, 5))
+    for j = 1, #values do
+      if values[j] then sums[j] = sums[j] + (tonumber(values[j]) or 1) end
+    end
+  end
+end
+return sums
+`
+
+type RedisWithSum = Redis & {
+  tcPresenceSum (instances: string, now: number, self: string, head: string, tail: string, ...fields: string[]): Promise<number[]>
+}
+
+/** Counter fields of an instance's per-tenant counters hash. */
+const TENANT = 't'
+const userField = (userId: string): string => `u:${userId}`
+const channelField = (channel: string): string => `c:${channel}`
+
+/**
  * Mirrors this instance's hub into Redis and reads the other instances' mirrors.
  *
- * Layout, per tenant: a hash `pres:<tenant>:<instance>` of clientId → {userId, channels}, and
- * a sorted set `pres:<tenant>:instances` of instance → expiry time. Every heartbeat (a third
- * of the TTL) rewrites each local tenant's hash in full, so the mirror heals by itself after
- * a Redis outage, and a crashed instance's entries vanish once their TTL passes.
+ * Layout: a sorted set `pres:instances` of instance → expiry time; per tenant and instance, a
+ * hash `pres:<tenant>:<instance>` of clientId → {userId, channels} (for the member lists) and
+ * a hash `pres:<tenant>:<instance>:n` of counters: `t` (connections), `u:<userId>` and
+ * `c:<channel>`. A change writes the hub's current counts, not increments, so a lost or
+ * repeated write never leaves a counter drifting. Every heartbeat (a third of the TTL)
+ * rewrites each local tenant's hashes in full, so the mirror heals by itself after a Redis
+ * outage, and a crashed instance drops out of every sum once its expiry passes.
  */
-export class RedisPresenceMirror {
+export class RedisPresenceMirror implements RemotePresence {
+  private readonly redis: RedisWithSum
   private readonly timer: NodeJS.Timeout
   private readonly unobserve: () => void
   /** Tenants written at least once, so that a tenant whose last local client left is cleared. */
   private readonly written = new Set<string>()
 
-  constructor (private readonly redis: Redis, private readonly hub: Hub, private readonly options: RedisPresenceOptions) {
+  constructor (redis: Redis, private readonly hub: Hub, private readonly options: RedisPresenceOptions) {
+    this.redis = redis as RedisWithSum
+    if (typeof this.redis.tcPresenceSum !== 'function') redis.defineCommand('tcPresenceSum', { numberOfKeys: 1, lua: SUM })
     this.unobserve = hub.observe((change) => { this.onChange(change) })
     this.timer = setInterval(() => { void this.heartbeat() }, Math.max(100, Math.floor(options.ttlMs / 3)))
     this.timer.unref()
   }
 
-  /** The connections every other live instance reports for a tenant. */
-  async remote (tenantId: string): Promise<RemoteConnection[]> {
-    const instances = await this.redis.zrangebyscore(this.instancesKey(tenantId), Date.now(), '+inf')
-    const others = instances.filter((id) => id !== this.options.instanceId)
-    if (others.length === 0) return []
-    const pipeline = this.redis.pipeline()
-    for (const id of others) pipeline.hgetall(this.hashKey(tenantId, id))
-    const replies = (await pipeline.exec()) ?? []
-    const connections: RemoteConnection[] = []
-    for (const [err, hash] of replies) {
-      if (err !== null) throw err
-      for (const [clientId, value] of Object.entries(hash as Record<string, string>)) {
-        const { u, c } = JSON.parse(value) as { u: string, c: string[] }
-        connections.push({ clientId, userId: u, channels: c })
-      }
-    }
-    return connections
+  async connectionCount (tenantId: string): Promise<number> {
+    return (await this.sum(tenantId, ':n', TENANT))[0] ?? 0
   }
 
-  /** Rewrites every local tenant's hash and refreshes the expiries. */
+  async userConnectionCount (tenantId: string, userId: string): Promise<number> {
+    return (await this.sum(tenantId, ':n', userField(userId)))[0] ?? 0
+  }
+
+  async channelConnectionCount (tenantId: string, channel: string): Promise<number> {
+    return (await this.sum(tenantId, ':n', channelField(channel)))[0] ?? 0
+  }
+
+  async isClientConnected (tenantId: string, clientId: string): Promise<boolean> {
+    return ((await this.sum(tenantId, '', clientId))[0] ?? 0) > 0
+  }
+
+  /** From the other instances' user counters: O(online users), not O(connections). */
+  async users (tenantId: string): Promise<Map<string, number>> {
+    const users = new Map<string, number>()
+    for (const hash of await this.others(tenantId, ':n')) {
+      for (const [field, value] of Object.entries(hash)) {
+        if (!field.startsWith('u:')) continue
+        const userId = field.slice(2)
+        users.set(userId, (users.get(userId) ?? 0) + Number(value))
+      }
+    }
+    return users
+  }
+
+  async channelMembers (tenantId: string, channel: string): Promise<Member[]> {
+    const members: Member[] = []
+    for (const hash of await this.others(tenantId, '')) {
+      for (const [clientId, value] of Object.entries(hash)) {
+        const { u, c } = JSON.parse(value) as { u: string, c: string[] }
+        if (c.includes(channel)) members.push({ userId: u, clientId })
+      }
+    }
+    return members
+  }
+
+  /** Rewrites every local tenant's hashes and refreshes the expiries. */
   async heartbeat (): Promise<void> {
     const tenants = new Set([...this.hub.tenants(), ...this.written])
     const pipeline = this.redis.multi()
-    const expiresAt = Date.now() + this.options.ttlMs
+    const now = Date.now()
     for (const tenantId of tenants) {
       const hash = this.hashKey(tenantId, this.options.instanceId)
-      pipeline.del(hash)
+      const counters = `${hash}:n`
+      pipeline.del(hash, counters)
       const clients = [...this.hub.tenantClients(tenantId)]
       if (clients.length === 0) {
-        pipeline.zrem(this.instancesKey(tenantId), this.options.instanceId)
         this.written.delete(tenantId)
         continue
       }
+      const counts: Record<string, number> = { [TENANT]: clients.length }
+      for (const client of clients) {
+        counts[userField(client.userId)] = (counts[userField(client.userId)] ?? 0) + 1
+        for (const channel of client.channels) counts[channelField(channel)] = (counts[channelField(channel)] ?? 0) + 1
+      }
       pipeline.hset(hash, Object.fromEntries(clients.map((c) => [c.id, entry(c)])))
+      pipeline.hset(counters, counts)
       pipeline.pexpire(hash, this.options.ttlMs)
-      pipeline.zadd(this.instancesKey(tenantId), expiresAt, this.options.instanceId)
-      pipeline.zremrangebyscore(this.instancesKey(tenantId), '-inf', Date.now())
-      pipeline.pexpire(this.instancesKey(tenantId), this.options.ttlMs)
+      pipeline.pexpire(counters, this.options.ttlMs)
       this.written.add(tenantId)
     }
+    this.announce(pipeline, now)
     await pipeline.exec().catch((err: Error) => {
       this.options.log.warn({ action: 'presence.redis.heartbeat_failed', err: err.message }, 'presence heartbeat failed')
     })
@@ -82,34 +145,77 @@ export class RedisPresenceMirror {
     this.unobserve()
     const pipeline = this.redis.multi()
     for (const tenantId of this.written) {
-      pipeline.del(this.hashKey(tenantId, this.options.instanceId))
-      pipeline.zrem(this.instancesKey(tenantId), this.options.instanceId)
+      const hash = this.hashKey(tenantId, this.options.instanceId)
+      pipeline.del(hash, `${hash}:n`)
     }
+    pipeline.zrem(this.instancesKey(), this.options.instanceId)
     await pipeline.exec().catch(() => {})
+  }
+
+  private async sum (tenantId: string, tail: string, ...fields: string[]): Promise<number[]> {
+    return await this.redis.tcPresenceSum(this.instancesKey(), Date.now(), this.options.instanceId, this.hashKey(tenantId, ''), tail, ...fields)
+  }
+
+  /** The other live instances' hashes `pres:<tenant>:<instance><tail>`. */
+  private async others (tenantId: string, tail: string): Promise<Array<Record<string, string>>> {
+    const instances = await this.redis.zrangebyscore(this.instancesKey(), Date.now(), '+inf')
+    const others = instances.filter((id) => id !== this.options.instanceId)
+    if (others.length === 0) return []
+    const pipeline = this.redis.pipeline()
+    for (const id of others) pipeline.hgetall(this.hashKey(tenantId, id) + tail)
+    const hashes: Array<Record<string, string>> = []
+    for (const [err, hash] of (await pipeline.exec()) ?? []) {
+      if (err !== null) throw err
+      hashes.push(hash as Record<string, string>)
+    }
+    return hashes
   }
 
   private onChange (change: MembershipChange): void {
     const { client } = change
+    const hub = this.hub
     const hash = this.hashKey(client.tenantId, this.options.instanceId)
-    const write = change.kind === 'remove'
-      ? this.redis.hdel(hash, client.id)
-      : this.redis.multi()
-        .hset(hash, client.id, entry(client))
-        .pexpire(hash, this.options.ttlMs)
-        .zadd(this.instancesKey(client.tenantId), Date.now() + this.options.ttlMs, this.options.instanceId)
-        .pexpire(this.instancesKey(client.tenantId), this.options.ttlMs)
-        .exec()
-    if (change.kind !== 'remove') this.written.add(client.tenantId)
+    const counters = `${hash}:n`
+    const write = this.redis.multi()
+    // Absolute counts from the hub: the last write wins, and it is the latest state.
+    const set = (field: string, count: number): void => {
+      if (count > 0) write.hset(counters, field, count)
+      else write.hdel(counters, field)
+    }
+    if (change.kind === 'remove') {
+      write.hdel(hash, client.id)
+      set(TENANT, hub.tenantConnectionCount(client.tenantId))
+      set(userField(client.userId), hub.userConnectionCount(client.tenantId, client.userId))
+      for (const channel of client.channels) set(channelField(channel), hub.channelConnectionCount(client.tenantId, channel))
+    } else {
+      write.hset(hash, client.id, entry(client)).pexpire(hash, this.options.ttlMs)
+      if (change.kind === 'join' || change.kind === 'leave') {
+        set(channelField(change.channel), hub.channelConnectionCount(client.tenantId, change.channel))
+      } else {
+        set(TENANT, hub.tenantConnectionCount(client.tenantId))
+        set(userField(client.userId), hub.userConnectionCount(client.tenantId, client.userId))
+      }
+      write.pexpire(counters, this.options.ttlMs)
+      this.announce(write, Date.now())
+      this.written.add(client.tenantId)
+    }
     // While Redis is away the mirror is stale; the next heartbeat after it returns repairs it.
-    write.catch(() => {})
+    write.exec().catch(() => {})
+  }
+
+  /** Marks this instance live until one TTL from now, and drops the instances that are not. */
+  private announce (pipeline: ReturnType<Redis['multi']>, now: number): void {
+    pipeline.zadd(this.instancesKey(), now + this.options.ttlMs, this.options.instanceId)
+    pipeline.zremrangebyscore(this.instancesKey(), '-inf', now)
+    pipeline.pexpire(this.instancesKey(), this.options.ttlMs)
   }
 
   private hashKey (tenantId: string, instanceId: string): string {
     return `${this.options.prefix}pres:${encodeURIComponent(tenantId)}:${instanceId}`
   }
 
-  private instancesKey (tenantId: string): string {
-    return `${this.options.prefix}pres:${encodeURIComponent(tenantId)}:instances`
+  private instancesKey (): string {
+    return `${this.options.prefix}pres:instances`
   }
 }
 

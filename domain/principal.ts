@@ -8,7 +8,9 @@ export const Principal = Type.Object({
   /** Glob patterns from the optional `channels` claim; when present, only these may be joined. */
   channels: Type.Optional(Type.Array(Type.String())),
   /** Token expiry, in epoch seconds, when the token has one. */
-  exp: Type.Optional(Type.Number())
+  exp: Type.Optional(Type.Number()),
+  /** When the token was issued (`iat`), in epoch seconds, when the token says. */
+  iat: Type.Optional(Type.Number())
 })
 export type Principal = Static<typeof Principal>
 
@@ -36,6 +38,8 @@ export const AuthReason = {
   TOKEN_KEY_UNKNOWN: 'TOKEN_KEY_UNKNOWN',
   /** The token has no `exp` while expiry is required (JWT_REQUIRE_EXP, on in production). */
   TOKEN_EXP_MISSING: 'TOKEN_EXP_MISSING',
+  /** The user's tokens issued before a time were revoked (POST /api/v1/admin/revoke). */
+  TOKEN_REVOKED: 'TOKEN_REVOKED',
   TENANT_MISSING: 'TENANT_MISSING',
   USER_MISSING: 'USER_MISSING'
 } as const
@@ -108,5 +112,6 @@ export function principalFromClaims (claims: Record<string, unknown>, tenantClai
   const principal: Principal = { userId, tenantId, roles }
   if (Array.isArray(claims.channels)) principal.channels = claims.channels.filter((c): c is string => typeof c === 'string')
   if (typeof claims.exp === 'number') principal.exp = claims.exp
+  if (typeof claims.iat === 'number') principal.iat = claims.iat
   return principal
 }

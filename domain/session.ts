@@ -32,6 +32,12 @@ export interface SessionOptions {
   hub: Hub
   broker: Pick<Broker, 'read' | 'watch' | 'unwatch'>
   verify: VerifyToken
+  /**
+   * Whether a verified token has been revoked since (the kill switch). Asked again right
+   * before the client enters the hub, so a revocation that arrived while auth awaited the
+   * connection caps cannot let it in.
+   */
+  refuses: (principal: Principal) => boolean
   publish: ClientPublish
   /** Open connections, cluster-wide where the deployment can tell. */
   presence: Pick<Presence, 'connectionCount' | 'userConnectionCount'>
@@ -285,6 +291,11 @@ export class Session {
       return
     }
     if (await this.overCapacity(principal) || this.isClosed()) return
+    // A revocation that arrived while the caps were looked up still keeps the socket out.
+    if (this.options.refuses(principal)) {
+      this.fail(new AuthFailure(AuthReason.TOKEN_REVOKED, 'the token was revoked'))
+      return
+    }
     this.state = 'open'
     this.principal = principal
     this.canJoin = globMatcher(principal.channels)
@@ -294,6 +305,7 @@ export class Session {
       userId: principal.userId,
       connection: this.options.connection,
       channels: new Set(),
+      issuedAt: principal.iat,
       held: new Map([[TENANT_STREAM, []]]),
       floors: new Map(),
       close: (code, reason) => { this.close(code, reason) }
@@ -352,9 +364,10 @@ export class Session {
       return
     }
     this.principal = principal
+    const client = this.client as Client
+    client.issuedAt = principal.iat
     this.canJoin = globMatcher(principal.channels)
     // The new claim is the whole grant: channels it no longer allows are left at once.
-    const client = this.client as Client
     for (const channel of [...client.channels]) {
       if (!this.canJoin(channel)) this.leave(channel, membershipFrame('unsubscribed', channel, { reason: ErrorCode.CHANNEL_FORBIDDEN }))
     }

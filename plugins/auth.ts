@@ -5,6 +5,7 @@ import { createVerifier, type Algorithm, type DecodedJwt } from 'fast-jwt'
 import { HttpErrors, Unauthorized } from '../errors.js'
 import { bearerToken } from '../domain/bearer.js'
 import { JwksKeys } from '../domain/jwks.js'
+import { Revocations } from '../domain/revocations.js'
 import { AuthFailure, AuthReason, AuthUnavailable, checkIssuerAndAudience, principalFromClaims, type Principal, type VerifyToken } from '../domain/principal.js'
 
 export interface Auth {
@@ -14,6 +15,13 @@ export interface Auth {
   sign (claims: Record<string, unknown>, options?: { expiresIn?: number | string }): string
   /** onRequest hook: requires `Authorization: Bearer`, sets `request.principal`, or replies 401 (503 when the keys are unavailable). */
   requirePrincipal (request: FastifyRequest): Promise<void>
+  /**
+   * Revocations in force (the kill switch). `verify` refuses a revoked token with
+   * TOKEN_REVOKED; the admin routes and the control channel add to them.
+   */
+  revocations: Revocations
+  /** Whether a verified principal's token has been revoked since. */
+  refuses (principal: Principal): boolean
   /** Called with the reason of every rejected credential, and AUTH_UNAVAILABLE when one could not be checked (metrics). */
   onFailure?: (reason: AuthReason | 'AUTH_UNAVAILABLE') => void
 }
@@ -89,6 +97,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
   const issuers = list(config.JWT_ISSUER)
   const audiences = list(config.JWT_AUDIENCE)
   const claim = config.TENANT_CLAIM
+  const revocations = new Revocations(() => Date.now())
 
   const auth: Auth = {
     async verify (token) {
@@ -115,6 +124,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
         if (requireExp && typeof claims.exp !== 'number') throw new AuthFailure(AuthReason.TOKEN_EXP_MISSING, 'the token has no exp claim, and tokens must expire here')
         checkIssuerAndAudience(claims, issuers, audiences)
         const principal = principalFromClaims(claims, claim, config.USER_CLAIM)
+        if (revocations.refuses(principal)) throw new AuthFailure(AuthReason.TOKEN_REVOKED, 'the token was revoked; sign in again for a new one')
         // A live socket stays open as long as its token would still be accepted.
         if (principal.exp !== undefined) principal.exp += config.JWT_CLOCK_SKEW
         return principal
@@ -124,6 +134,8 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
         throw err
       }
     },
+    revocations,
+    refuses: (principal) => revocations.refuses(principal),
     sign (claims, options) {
       if (secret === undefined) throw new Error('tokens can only be signed with JWT_SECRET')
       const jwt = (app.jwt as unknown as Record<string, { sign: (payload: object, options: object) => string }>).tenantcast

@@ -108,6 +108,14 @@ export const ConfigSchema = Type.Object({
   /** Seconds an instance's presence entries outlive its last heartbeat (a crashed instance's expire after it). */
   PRESENCE_TTL: Type.Integer({ minimum: 1, default: 30 }),
   /**
+   * Seconds a revocation (POST /api/v1/admin/revoke) lasts after its `before` time. Set it to
+   * at least the longest lifetime (exp - iat) of the tokens you issue: a refused token must
+   * have expired by the time its revocation does.
+   */
+  REVOKE_TTL: Type.Integer({ minimum: 1, default: 86400 }),
+  /** GET /api/v1/presence requests per user (tenant and sub) per minute. */
+  PRESENCE_RATE_LIMIT: Type.Integer({ minimum: 1, default: 60 }),
+  /**
    * Browser origins allowed to open sockets, comma-separated (`https://app.example.com`), or
    * `*` for any. Unset: same origin only. Clients that send no Origin are always allowed.
    */

@@ -23,7 +23,7 @@ async function presencePlugin (app: FastifyInstance): Promise<void> {
     ttlMs: app.config.PRESENCE_TTL * 1000,
     log: app.log
   })
-  app.decorate('presence', new MergedPresence(app.hub, async (tenantId) => await mirror.remote(tenantId)))
+  app.decorate('presence', new MergedPresence(app.hub, mirror))
   // preClose: the shared Redis connection is still open, so the entries can be removed.
   app.addHook('preClose', async () => { await mirror.close() })
 }

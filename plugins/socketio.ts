@@ -81,6 +81,7 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
       hub: app.hub,
       broker: app.broker,
       verify: app.auth.verify,
+      refuses: app.auth.refuses,
       publish: async (envelope) => await app.realtime.publish(envelope),
       presence: app.presence,
       limits: sessionLimits(app.config),

@@ -117,6 +117,7 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
         release()
         return principal
       },
+      refuses: app.auth.refuses,
       publish: async (envelope) => await app.realtime.publish(envelope),
       presence: app.presence,
       limits,

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import {
-  build, Client, connect, drain, events, freePort, get, post, postAlarm, redisPrefix, redisSkip, REDIS_URL, SECRET, sign,
+  build, Client, connect, drain, events, freePort, get, post, postAlarm, redisPrefix, redisSkip, REDIS_URL, SECRET, settled, sign,
   type Frame, type Gateway
 } from './helper.js'
 
@@ -142,6 +142,118 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
     t.ok(acknowledged.length > afterCrash, `${afterCrash} acknowledged before the crash, ${acknowledged.length - afterCrash} after`)
     await waitFor(async () => (await b.app.realtime.connectionCount('crash')) === 0)
     t.equal(await b.app.realtime.connectionCount('crash'), 0, 'the crashed instance\'s sockets left the cluster view')
+  })
+
+  t.test('connection caps are cluster-wide', async (t) => {
+    const [a, b] = await pair(t, { MAX_CONNECTIONS_PER_USER: 2, MAX_CONNECTIONS_PER_TENANT: 3 })
+    const tabs = [await connect(a, { sub: 'alice' }), await connect(b, { sub: 'alice' })]
+    t.same(await new Client(`${a.ws}?token=${sign({ sub: 'alice' })}`).closed, { code: 4029, reason: 'USER_CONNECTION_LIMIT' })
+    const bob = await connect(b, { sub: 'bob' })
+    t.same(await new Client(`${a.ws}?token=${sign({ sub: 'carol' })}`).closed, { code: 4029, reason: 'TENANT_CONNECTION_LIMIT' })
+    tabs[1]?.close()
+    await tabs[1]?.closed
+    t.equal(await settled(async () => await a.app.realtime.connectionCount('t1'), 2), 2, 'a close on B frees a place seen from A')
+    const carol = await connect(a, { sub: 'carol' })
+    t.match(carol.frames.find((f) => f.type === 'authenticated'), { connectionCount: 3 })
+    for (const c of [tabs[0], bob, carol]) c?.close()
+  })
+
+  t.test('a connect costs the same Redis work however many sockets the tenant has elsewhere', async (t) => {
+    const prefix = await redisPrefix(t)
+    // A long TTL keeps heartbeats out of the observed window.
+    const shared = { REDIS_URL, REDIS_PREFIX: prefix, PRESENCE_TTL: 60 }
+    const [a, b] = [await build(t, shared), await build(t, shared)]
+    const { Redis } = await import('ioredis')
+    const probe = new Redis(REDIS_URL)
+    const monitor = await probe.monitor()
+    t.teardown(() => { monitor.disconnect(); probe.disconnect() })
+    const seen: string[][] = []
+    monitor.on('monitor', (_time: string, args: string[]) => { if (args.some((arg) => arg.startsWith(prefix))) seen.push(args) })
+    /** The Redis commands under our prefix that one authenticate on B issues. */
+    const connectOnB = async (): Promise<string[][]> => {
+      const fence = async (): Promise<void> => {
+        const key = `${prefix}fence:${Math.random()}`
+        await probe.get(key)
+        for (let i = 0; i < 200 && !seen.some((args) => args.includes(key)); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      await fence()
+      seen.length = 0
+      const client = await connect(b, { sub: 'newcomer' })
+      await fence()
+      const commands = seen.filter((args) => !args.some((arg) => arg.includes('fence:')))
+      client.close()
+      await client.closed
+      await settled(async () => await b.app.realtime.userConnectionCount('t1', 'newcomer'), 0)
+      return commands
+    }
+    // Warm-up: A is a live instance (with no socket left) and the scripts are loaded.
+    const first = await connect(a, { sub: 'early' })
+    first.close()
+    await first.closed
+    await settled(async () => await b.app.realtime.connectionCount('t1'), 0)
+    await connectOnB()
+    const alone = await connectOnB()
+    const crowd = []
+    for (let i = 0; i < 150; i++) crowd.push(await connect(a, { sub: `u${i % 50}` }))
+    t.equal(await b.app.realtime.connectionCount('t1'), 150)
+    const crowded = await connectOnB()
+    const names = (commands: string[][]): string[] => commands.map((args) => (args[0] ?? '').toLowerCase())
+    t.same(names(crowded), names(alone), 'the same commands with 150 sockets on A as with none')
+    t.notOk(names(crowded).some((name) => ['hgetall', 'hscan', 'hvals', 'hkeys'].includes(name)), 'no per-connection entry is read at connect')
+    for (const c of crowd) c.close()
+  })
+
+  t.test('a disconnect on one instance closes the matching sockets on every instance within 1 s', async (t) => {
+    const [a, b] = await pair(t)
+    const admin = sign({ sub: 'boss', roles: ['admin'] })
+    const onA = await connect(a, { sub: 'alice' })
+    const onB = await connect(b, { sub: 'alice' })
+    const bob = await connect(b, { sub: 'bob' })
+    const reply = await post(a, '/api/v1/admin/disconnect', admin, { userId: 'alice' })
+    t.same(reply.body, { closed: 1 }, 'A closed its own socket')
+    const within = async (client: Client): Promise<unknown> => await Promise.race([client.closed, new Promise((resolve) => setTimeout(() => { resolve('still open after 1 s') }, 1000))])
+    t.same(await within(onA), { code: 4403, reason: 'REVOKED' })
+    t.same(await within(onB), { code: 4403, reason: 'REVOKED' }, 'B closed its socket of the user')
+    const clientId = bob.frames.find((f) => f.type === 'connected')?.clientId as string
+    await post(a, '/api/v1/admin/disconnect', admin, { clientId })
+    t.same(await within(bob), { code: 4403, reason: 'REVOKED' }, 'a connection id is found on the other instance')
+    const rest = [await connect(a, { sub: 'carol' }), await connect(b, { sub: 'dave' })]
+    const stranger = await connect(b, { sub: 'dave', tenantId: 'other' })
+    await post(b, '/api/v1/admin/disconnect', admin, { all: true })
+    for (const c of rest) t.same(await within(c), { code: 4403, reason: 'REVOKED' })
+    await drain(stranger)
+    t.equal(stranger.socket.readyState, stranger.socket.OPEN, 'another tenant is untouched')
+    stranger.close()
+  })
+
+  t.test('a revocation holds on every instance, including one started after it', async (t) => {
+    const [a, b] = await pair(t)
+    const earlier = { sub: 'alice', iat: Math.floor(Date.now() / 1000) - 60 }
+    const onB = await connect(b, earlier)
+    const reply = await post(a, '/api/v1/admin/revoke', sign({ sub: 'boss', roles: ['admin'] }), { userId: 'alice' })
+    t.equal(reply.status, 202)
+    t.same(await Promise.race([onB.closed, new Promise((resolve) => setTimeout(resolve, 1000))]), { code: 4403, reason: 'REVOKED' }, 'B closed the user\'s live socket')
+    t.same(await new Client(`${b.ws}?token=${sign(earlier)}`).closed, { code: 4401, reason: 'TOKEN_REVOKED' })
+    const c = await build(t, { REDIS_URL, REDIS_PREFIX: (a.app.tenantcast.config.REDIS_PREFIX), PRESENCE_TTL: 2 })
+    const refused = await get(c, '/api/v1/presence', sign(earlier))
+    t.equal(refused.status, 401)
+    t.equal(refused.body.code, 'TOKEN_REVOKED', 'an instance started later loads the revocation from Redis')
+    t.equal((await get(c, '/api/v1/presence', sign({ sub: 'alice', iat: reply.body.before }))).status, 200)
+  })
+
+  t.test('an instance whose Redis link was cut during a revocation refuses the revoked tokens once it is back', async (t) => {
+    const proxy = await RedisProxy.start()
+    t.teardown(async () => { await proxy.close() })
+    const prefix = await redisPrefix(t)
+    const viaProxy = await build(t, { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_PREFIX: prefix })
+    const direct = await build(t, { REDIS_URL, REDIS_PREFIX: prefix })
+    const earlier = { sub: 'alice', iat: Math.floor(Date.now() / 1000) - 60 }
+    proxy.cut()
+    t.equal((await post(direct, '/api/v1/admin/revoke', sign({ sub: 'boss', roles: ['admin'] }), { userId: 'alice' })).status, 202)
+    proxy.restore()
+    await waitFor(async () => (await get(viaProxy, '/api/v1/presence', sign(earlier))).status === 401)
+    const refused = await get(viaProxy, '/api/v1/presence', sign(earlier))
+    t.equal(refused.body.code, 'TOKEN_REVOKED', 'the missed revocation was read back from Redis')
   })
 
   t.test('while Redis is unreachable ingestion answers 503, sockets stay open, and delivery resumes without a gap', async (t) => {

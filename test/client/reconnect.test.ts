@@ -174,6 +174,25 @@ t.test('after 4401 a getToken that throws stops the client and reports why', asy
   t.same(errors, ['TOKEN_UNAVAILABLE: getToken failed: identity provider down'])
 })
 
+t.test('after 4403 REVOKED from the kill switch the client stops, even with a getToken that would give a new token', async (t) => {
+  const gw = await build(t)
+  const clock = new FakeClock()
+  let calls = 0
+  const client = open(t, { url: gw.ws, getToken: () => { calls++; return sign({ sub: 'leaver', jti: String(calls) }) }, timers: clock })
+  await reach(client, 'open')
+  const closed = next(client, 'close')
+  const reply = await fetch(`${gw.http}/api/v1/admin/disconnect`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${sign({ sub: 'boss', roles: ['admin'] })}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ userId: 'leaver' })
+  })
+  t.equal(reply.status, 202)
+  t.same((await closed)[0], { code: 4403, reason: 'REVOKED', willReconnect: false })
+  t.equal(client.state, 'closed')
+  t.same(clock.pending(), [], 'no reconnect is scheduled')
+  t.equal(calls, 1, 'no new token is asked for')
+})
+
 t.test('a frame larger than MAX_PAYLOAD closes with 1009 and the client does not reconnect', async (t) => {
   const gw = await build(t, { MAX_PAYLOAD: 1024 })
   const clock = new FakeClock()

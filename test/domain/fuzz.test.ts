@@ -48,6 +48,7 @@ function world (): { a: Session, b: Session, aConn: Recorder, bConn: Recorder, e
     hub,
     broker,
     verify,
+    refuses: () => false,
     publish: async (envelope) => await broker.publish({ ...envelope, id: `e-${Math.random()}`, timestamp: new Date(0).toISOString() }),
     presence: new MergedPresence(hub),
     limits: { frameRate: 1e9, frameBurst: 1e9, frameStrikes: 1e9, connectionsPerUser: 0, connectionsPerTenant: 0, preAuthFrameBytes: 16384 },

@@ -119,3 +119,22 @@ t.test('a connection that throws on send is closed with 1011 and the others stil
   t.equal(hub.size(), 3, 'the broken connection left every index')
   t.equal(hub.send(before, 'x'), true)
 })
+
+t.test('disconnect closes a tenant\'s matching clients, drops them from every index and spares newer tokens', async (t) => {
+  const hub = new Hub({ maxBufferedBytes: 1024, maxHeldEvents: 100 })
+  const old = { ...client('c1', 'acme', 'alice'), issuedAt: 100 }
+  const fresh = { ...client('c2', 'acme', 'alice'), issuedAt: 200 }
+  const bob = client('c3', 'acme', 'bob')
+  const other = client('c4', 'other', 'alice')
+  for (const c of [old, fresh, bob, other]) hub.add(c)
+  hub.join(old, 'room')
+  t.equal(hub.disconnect('acme', { clientId: 'c3', userId: 'alice' }, 4403, 'REVOKED'), 0, 'a connection id of another user is not matched')
+  t.equal(hub.disconnect('acme', { userId: 'alice', issuedBefore: 150 }, 4403, 'REVOKED'), 1)
+  t.same(old.connection.closedWith, [4403, 'REVOKED'])
+  t.equal(fresh.connection.closedWith, undefined, 'a token issued at or after `before` is spared')
+  t.equal(hub.channelConnectionCount('acme', 'room'), 0)
+  t.equal(hub.disconnect('acme', {}, 4403, 'REVOKED'), 2, 'no target: the whole tenant')
+  t.same([fresh, bob].map((c) => c.connection.closedWith), [[4403, 'REVOKED'], [4403, 'REVOKED']])
+  t.equal(other.connection.closedWith, undefined)
+  t.same([hub.tenantConnectionCount('acme'), hub.tenantConnectionCount('other')], [0, 1])
+})

@@ -56,7 +56,9 @@ async function killSwitchPlugin (app: FastifyInstance): Promise<void> {
     for (const revocation of revocations) closedOnOthers({ kind: 'revoke', revocation })
   })
   // Before the first request: an instance that starts must already refuse what was revoked.
-  if (control instanceof RedisControl) await control.start()
+  // Bounded so that, with Redis down, every start-up wait together stays inside Fastify's plugin
+  // timeout; the revocations are read back once the control connection is ready.
+  if (control instanceof RedisControl) await control.start(2000)
   app.addHook('onClose', async () => { await control.close() })
 
   const send = async (message: ControlMessage): Promise<number> => {

@@ -10,8 +10,13 @@ export interface RedisBrokerOptions {
   prefix: string
   /** Most events held per stream. */
   historySize: number
-  /** Longest an event is held, in ms. */
+  /** Longest an event is held, in ms; a stream's log expires this long after its last event. */
   historyTtlMs: number
+  /**
+   * How long a stream's metadata (epoch, last offset) outlives its last publish or read, in ms.
+   * At least `historyTtlMs`, so the log never outlives the epoch that names its offsets.
+   */
+  historyMetaTtlMs: number
   /** How long `watch` waits for Redis to confirm a subscription, in ms. */
   watchTimeoutMs?: number
   onListenerError: (err: unknown) => void
@@ -34,8 +39,8 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- The epoch lives next to the stream. When the metadata is gone (flush, restart without
--- persistence) a new epoch starts and whatever log is left over is dropped with it.
+-- The epoch lives next to the stream. When the metadata is gone (expired, flushed, or a restart
+-- without persistence) a new epoch starts and whatever log is left over is dropped with it.
 local function meta(metaKey, log, candidate)
   local epoch = redis.call('HGET', metaKey, 'epoch')
   if not epoch then
@@ -49,8 +54,10 @@ end
 
 /**
  * Assign the offset, append to the log (trimmed by size and age) and publish for live
- * delivery, in one atomic step: offsets never interleave or skip between instances.
- * KEYS: meta, log. ARGV: envelope JSON, candidate epoch, max length, ttl ms, live channel.
+ * delivery, in one atomic step: offsets never interleave or skip between instances. Every key
+ * gets its lifetime here: the log expires with its newest event, the metadata later.
+ * KEYS: meta, log. ARGV: envelope JSON, candidate epoch, max length, ttl ms, live channel,
+ * meta ttl ms.
  */
 const PUBLISH = TRIM + `
 local epoch = meta(KEYS[1], KEYS[2], ARGV[2])
@@ -58,16 +65,23 @@ local offset = redis.call('HINCRBY', KEYS[1], 'latest', 1)
 local t = now()
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-0', 'e', ARGV[1], 't', t)
 trim(KEYS[2], t - tonumber(ARGV[4]))
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('PUBLISH', ARGV[5], '{"offset":' .. offset .. ',"epoch":"' .. epoch .. '","e":' .. ARGV[1] .. '}')
 return {offset, epoch}
 `
 
 /**
- * Read what a stream holds. KEYS: meta, log. ARGV: candidate epoch, after ('' for none),
- * limit, ttl ms.
+ * Read what a stream holds. A stream without metadata is empty and stays absent: a read writes
+ * no key, so subscribing to names nobody publishes to costs Redis nothing. It reports the
+ * candidate epoch; the first publish picks its own, so a client holding position 0 of the
+ * candidate is told `recovered: false` on resume, never given a wrong replay.
+ * KEYS: meta, log. ARGV: candidate epoch, after ('' for none), limit, ttl ms, meta ttl ms.
  */
 const READ = TRIM + `
-local epoch = meta(KEYS[1], KEYS[2], ARGV[1])
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then return {ARGV[1], 0, 1, {}} end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local latest = tonumber(redis.call('HGET', KEYS[1], 'latest'))
 trim(KEYS[2], now() - tonumber(ARGV[4]))
 local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
@@ -90,8 +104,8 @@ interface Watch {
 }
 
 type RedisWithScripts = Redis & {
-  tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string): Promise<[number, string]>
-  tcRead (meta: string, log: string, epoch: string, after: string, limit: number, ttl: number): Promise<[string, number, number, Array<[string, string[]]>]>
+  tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string, metaTtl: number): Promise<[number, string]>
+  tcRead (meta: string, log: string, epoch: string, after: string, limit: number, ttl: number, metaTtl: number): Promise<[string, number, number, Array<[string, string[]]>]>
 }
 
 /**
@@ -140,18 +154,19 @@ export class RedisBroker implements Broker {
 
   async publish (envelope: EventEnvelope): Promise<StoredEvent> {
     const stream = streamOf(envelope.target)
+    const keys = this.keys(envelope.tenantId, stream)
     const [offset, epoch] = await this.command.tcPublish(
-      this.key(envelope.tenantId, stream, 'meta'), this.key(envelope.tenantId, stream, 'log'),
-      JSON.stringify(envelope), randomUUID(), this.options.historySize, this.options.historyTtlMs,
-      this.channel(envelope.tenantId, stream)
+      keys.meta, keys.log, JSON.stringify(envelope), randomUUID(), this.options.historySize,
+      this.options.historyTtlMs, keys.live, this.options.historyMetaTtlMs
     )
     return { ...envelope, stream, offset, epoch }
   }
 
   async read (tenantId: string, stream: string, after: number | undefined, limit: number): Promise<StreamRead> {
+    const keys = this.keys(tenantId, stream)
     const [epoch, latest, oldest, entries] = await this.command.tcRead(
-      this.key(tenantId, stream, 'meta'), this.key(tenantId, stream, 'log'),
-      randomUUID(), after === undefined ? '' : String(after), limit, this.options.historyTtlMs
+      keys.meta, keys.log, randomUUID(), after === undefined ? '' : String(after), limit,
+      this.options.historyTtlMs, this.options.historyMetaTtlMs
     )
     const events = entries.map(([id, fields]) => {
       const envelope = JSON.parse(fields[1] as string) as EventEnvelope
@@ -305,12 +320,14 @@ export class RedisBroker implements Broker {
     }
   }
 
-  private key (tenantId: string, stream: string, part: 'meta' | 'log'): string {
-    return `${this.options.prefix}s:${encodeURIComponent(tenantId)}:${stream}:${part}`
+  /** Every key and channel of one stream, named in this one place. */
+  private keys (tenantId: string, stream: string): { meta: string, log: string, live: string } {
+    const name = `${encodeURIComponent(tenantId)}:${stream}`
+    return { meta: `${this.options.prefix}s:${name}:meta`, log: `${this.options.prefix}s:${name}:log`, live: `${this.options.prefix}live:${name}` }
   }
 
   private channel (tenantId: string, stream: string): string {
-    return `${this.options.prefix}live:${encodeURIComponent(tenantId)}:${stream}`
+    return this.keys(tenantId, stream).live
   }
 }
 

@@ -23,6 +23,7 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
       prefix: config.REDIS_PREFIX,
       historySize: config.HISTORY_SIZE,
       historyTtlMs: config.HISTORY_TTL * 1000,
+      historyMetaTtlMs: config.HISTORY_META_TTL * 1000,
       onListenerError,
       log: app.log
     })
@@ -31,8 +32,15 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
     if (!await redis.connected(5000)) app.log.warn({ action: 'broker.redis.unreachable' }, 'Redis is not reachable yet; not ready until it is')
     broker = redis
   } else {
-    const memory = new MemoryBroker({ historySize: config.HISTORY_SIZE, historyTtlMs: config.HISTORY_TTL * 1000, clock: systemClock, onListenerError })
-    // Age-based eviction also runs on quiet streams, so memory stays bounded by HISTORY_TTL.
+    const memory = new MemoryBroker({
+      historySize: config.HISTORY_SIZE,
+      historyTtlMs: config.HISTORY_TTL * 1000,
+      historyMetaTtlMs: config.HISTORY_META_TTL * 1000,
+      clock: systemClock,
+      onListenerError
+    })
+    // Age-based eviction also runs on quiet streams, so memory stays bounded by HISTORY_TTL,
+    // and streams idle for HISTORY_META_TTL are forgotten.
     const sweeper = setInterval(() => { memory.sweep() }, Math.min(60_000, config.HISTORY_TTL * 1000))
     sweeper.unref()
     app.addHook('onClose', async () => { clearInterval(sweeper) })

@@ -72,6 +72,11 @@ export const ConfigSchema = Type.Object({
   HISTORY_SIZE: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }),
   /** Seconds an event stays retained for resume and REST history. */
   HISTORY_TTL: Type.Integer({ minimum: 1, default: 600 }),
+  /**
+   * Seconds a stream's metadata (its epoch and last offset) outlives its last publish or read;
+   * an idle stream is then forgotten and starts a new epoch. At least HISTORY_TTL.
+   */
+  HISTORY_META_TTL: Type.Integer({ minimum: 1, default: 2592000 }),
   /** Most channels one connection may join. */
   MAX_CHANNELS: Type.Integer({ minimum: 1, default: 100 }),
   /**
@@ -185,6 +190,10 @@ async function configPlugin (app: import('fastify').FastifyInstance, opts: Confi
   if (perPrincipal > config.REST_RATE_LIMIT) throw new ConfigError(`REST_RATE_LIMIT_PER_PRINCIPAL (${perPrincipal}) exceeds REST_RATE_LIMIT (${config.REST_RATE_LIMIT}): a principal's bucket lies inside its tenant's`)
   config.REST_RATE_LIMIT_PER_PRINCIPAL = perPrincipal
   config.JWT_REQUIRE_EXP ??= config.NODE_ENV === 'production'
+  // Metadata that expired before its log would leave events whose epoch nobody knows.
+  if (config.HISTORY_META_TTL < config.HISTORY_TTL) {
+    throw new ConfigError(`HISTORY_META_TTL (${config.HISTORY_META_TTL}) must be at least HISTORY_TTL (${config.HISTORY_TTL})`)
+  }
   // A lookup still waiting for the JWKS when the auth timeout fires would end as a 4401.
   if (config.JWT_JWKS_URL !== undefined && config.JWT_JWKS_WAIT_MS >= config.AUTH_TIMEOUT_MS) {
     throw new ConfigError(`JWT_JWKS_WAIT_MS (${config.JWT_JWKS_WAIT_MS}) must be below AUTH_TIMEOUT_MS (${config.AUTH_TIMEOUT_MS})`)

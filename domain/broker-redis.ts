@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
+import { Redis, type RedisOptions } from 'ioredis'
 import type { Broker, DeliveryListener, GapListener, StreamRead } from './broker.js'
 import type { EventEnvelope, StoredEvent } from './events.js'
 import { streamOf } from './streams.js'
@@ -17,7 +17,13 @@ export interface RedisBrokerOptions {
    * At least `historyTtlMs`, so the log never outlives the epoch that names its offsets.
    */
   historyMetaTtlMs: number
-  /** How long `watch` waits for Redis to confirm a subscription, in ms. */
+  /**
+   * Longest a command may wait for Redis, in ms. A command past it is rejected and its
+   * connection is reset, so a Redis that stops answering never hangs a request, and what was
+   * queued on the stalled connection is dropped rather than run when Redis comes back.
+   */
+  commandTimeoutMs: number
+  /** How long `watch` waits for Redis to confirm a subscription, in ms; default `commandTimeoutMs`. */
   watchTimeoutMs?: number
   onListenerError: (err: unknown) => void
   log: { warn (fields: object, message: string): void }
@@ -123,11 +129,12 @@ export class RedisBroker implements Broker {
   private readonly listeners = new Set<DeliveryListener>()
   private readonly gapListeners = new Set<GapListener>()
   private readonly watches = new Map<string, Watch>()
+  private readonly stopProbes: Array<() => void>
 
   constructor (private readonly options: RedisBrokerOptions) {
-    // Commands fail fast while Redis is unreachable: a publish must answer 503 at once, never
-    // queue for later (it could then be stored after the client was told it failed).
-    this.command = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: false }) as RedisWithScripts
+    // Commands fail fast while Redis is unreachable or stalled: a publish must answer 503 at
+    // once, never queue for later (it could then be stored after the client was told it failed).
+    this.command = new Redis(options.url, commandConnection(options.commandTimeoutMs)) as RedisWithScripts
     this.command.defineCommand('tcPublish', { numberOfKeys: 2, lua: PUBLISH })
     this.command.defineCommand('tcRead', { numberOfKeys: 2, lua: READ })
     // The subscriber queues (re)subscriptions while reconnecting, and ioredis re-subscribes
@@ -142,6 +149,9 @@ export class RedisBroker implements Broker {
     for (const connection of [this.command, this.subscriber]) {
       connection.on('error', (err: Error) => { options.log.warn({ action: 'broker.redis.error', err: err.message }, 'redis connection error') })
     }
+    // A stalled subscriber would stop live delivery without a word: reset, it resubscribes and
+    // the catch-up above reads back what it missed.
+    this.stopProbes = [this.command, this.subscriber].map((connection) => resetOnStall(connection, options.commandTimeoutMs, options.log))
   }
 
   /**
@@ -155,19 +165,19 @@ export class RedisBroker implements Broker {
   async publish (envelope: EventEnvelope): Promise<StoredEvent> {
     const stream = streamOf(envelope.target)
     const keys = this.keys(envelope.tenantId, stream)
-    const [offset, epoch] = await this.command.tcPublish(
+    const [offset, epoch] = await this.guard(this.command.tcPublish(
       keys.meta, keys.log, JSON.stringify(envelope), randomUUID(), this.options.historySize,
       this.options.historyTtlMs, keys.live, this.options.historyMetaTtlMs
-    )
+    ))
     return { ...envelope, stream, offset, epoch }
   }
 
   async read (tenantId: string, stream: string, after: number | undefined, limit: number): Promise<StreamRead> {
     const keys = this.keys(tenantId, stream)
-    const [epoch, latest, oldest, entries] = await this.command.tcRead(
+    const [epoch, latest, oldest, entries] = await this.guard(this.command.tcRead(
       keys.meta, keys.log, randomUUID(), after === undefined ? '' : String(after), limit,
       this.options.historyTtlMs, this.options.historyMetaTtlMs
-    )
+    ))
     const events = entries.map(([id, fields]) => {
       const envelope = JSON.parse(fields[1] as string) as EventEnvelope
       return { ...envelope, stream, offset: Number(id.slice(0, id.indexOf('-'))), epoch }
@@ -194,7 +204,7 @@ export class RedisBroker implements Broker {
       this.watches.set(channel, watch)
     }
     watch.count++
-    const timeoutMs = this.options.watchTimeoutMs ?? 5000
+    const timeoutMs = this.options.watchTimeoutMs ?? this.options.commandTimeoutMs
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => { reject(new Error('redis did not confirm the subscription in time')) }, timeoutMs)
@@ -227,8 +237,19 @@ export class RedisBroker implements Broker {
     this.listeners.clear()
     this.gapListeners.clear()
     this.watches.clear()
+    for (const stop of this.stopProbes) stop()
     this.command.disconnect()
     this.subscriber.disconnect()
+  }
+
+  /** A command that timed out resets its connection at once: /ready turns false meanwhile. */
+  private async guard<T> (command: Promise<T>): Promise<T> {
+    try {
+      return await command
+    } catch (err) {
+      if (isTimeout(err)) reset(this.command, this.options.log)
+      throw err
+    }
   }
 
   private onMessage (channel: string, message: string): void {
@@ -304,7 +325,7 @@ export class RedisBroker implements Broker {
     const behind = [...this.watches.values()].filter((w) => w.last !== undefined && w.pending === undefined)
     for (const watch of behind) watch.pending = []
     // Both connections come back on their own schedules; the reads below need the command one.
-    await untilReady([this.command], this.options.watchTimeoutMs ?? 5000)
+    await untilReady([this.command], this.options.watchTimeoutMs ?? this.options.commandTimeoutMs)
     for (const watch of behind) await this.fill(watch)
   }
 
@@ -329,6 +350,53 @@ export class RedisBroker implements Broker {
   private channel (tenantId: string, stream: string): string {
     return this.keys(tenantId, stream).live
   }
+}
+
+/**
+ * Options of a connection for commands that must answer or fail within `commandTimeoutMs`:
+ * no offline queue, no retry, and never a resend after a reconnect of what may already have
+ * been refused to the caller.
+ */
+export function commandConnection (commandTimeoutMs: number): RedisOptions {
+  return { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs }
+}
+
+function isTimeout (err: unknown): boolean {
+  return (err as Error | undefined)?.message === 'Command timed out'
+}
+
+/**
+ * Drops a stalled connection and reconnects. Redis never runs what a dropped client had
+ * queued (a paused server discards a closed client's postponed commands), so nothing refused
+ * is stored later.
+ */
+function reset (connection: Redis, log: { warn (fields: object, message: string): void }): void {
+  if (connection.status !== 'ready') return
+  log.warn({ action: 'redis.stalled' }, 'redis did not answer in time; resetting the connection')
+  connection.disconnect(true)
+}
+
+/**
+ * Pings a ready connection every `timeoutMs` and resets it when a ping goes unanswered that
+ * long: a Redis that stops answering (CLIENT PAUSE, a partition that sends no reset) is noticed
+ * even when no request is waiting on it. Returns the stop function.
+ */
+export function resetOnStall (connection: Redis, timeoutMs: number, log: { warn (fields: object, message: string): void }): () => void {
+  let probing = false
+  const timer = setInterval(() => {
+    if (probing || connection.status !== 'ready') return
+    probing = true
+    let deadline: NodeJS.Timeout | undefined
+    const stalled = new Promise<'stalled'>((resolve) => { deadline = setTimeout(() => { resolve('stalled') }, timeoutMs) })
+    Promise.race([connection.ping().catch(() => 'failed'), stalled]).then((outcome) => {
+      if (outcome === 'stalled') reset(connection, log)
+    }, () => {}).finally(() => {
+      clearTimeout(deadline)
+      probing = false
+    })
+  }, timeoutMs)
+  timer.unref()
+  return () => { clearInterval(timer) }
 }
 
 /** Resolves true once every connection reports ready, or false after `timeoutMs`. */

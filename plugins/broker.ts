@@ -24,6 +24,7 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
       historySize: config.HISTORY_SIZE,
       historyTtlMs: config.HISTORY_TTL * 1000,
       historyMetaTtlMs: config.HISTORY_META_TTL * 1000,
+      commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
       onListenerError,
       log: app.log
     })

@@ -92,6 +92,7 @@ export const ConfigSchema = Type.Object({
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
   REDIS_PREFIX: Type.String({ default: 'tenantcast:' }),
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 2000 }),
   /** Seconds an instance's presence entries outlive its last heartbeat (a crashed instance's expire after it). */
   PRESENCE_TTL: Type.Integer({ minimum: 1, default: 30 }),
   /**

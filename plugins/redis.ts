@@ -10,8 +10,9 @@ declare module 'fastify' {
 }
 
 /**
- * One command connection for presence and idempotency. It fails fast while Redis is
- * unreachable (no offline queue), so callers answer at once instead of hanging.
+ * One command connection for presence, idempotency and rate limits. It fails fast while Redis
+ * is unreachable (no offline queue) and within REDIS_COMMAND_TIMEOUT_MS while Redis is stalled,
+ * so callers answer instead of hanging.
  */
 async function redisPlugin (app: FastifyInstance): Promise<void> {
   const url = app.config.REDIS_URL
@@ -20,12 +21,16 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     return
   }
   // Loaded only with REDIS_URL, as the Redis broker is.
-  const [{ Redis }, { untilReady }] = await Promise.all([import('ioredis'), import('../domain/broker-redis.js')])
-  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+  const [{ Redis }, { commandConnection, resetOnStall, untilReady }] = await Promise.all([import('ioredis'), import('../domain/broker-redis.js')])
+  const redis = new Redis(url, commandConnection(app.config.REDIS_COMMAND_TIMEOUT_MS))
   redis.on('error', (err: Error) => { app.log.warn({ action: 'redis.error', err: err.message }, 'redis connection error') })
+  const stopProbe = resetOnStall(redis, app.config.REDIS_COMMAND_TIMEOUT_MS, app.log)
   await untilReady([redis], 5000)
   app.decorate('redis', redis)
-  app.addHook('onClose', async () => { redis.disconnect() })
+  app.addHook('onClose', async () => {
+    stopProbe()
+    redis.disconnect()
+  })
 }
 
 export default fp(redisPlugin, { name: 'tenantcast-redis', fastify: '5.x', dependencies: ['tenantcast-config'] })

@@ -86,13 +86,23 @@ export const ConfigSchema = Type.Object({
   CLIENT_PUBLISH: Type.String({ default: '' }),
   /** Seconds an Idempotency-Key is remembered. */
   IDEMPOTENCY_TTL: Type.Integer({ minimum: 1, default: 86400 }),
+  /**
+   * Ms an in-flight Idempotency-Key claim lives without renewal (renewed every third of it
+   * while the request runs): how long a crashed attempt holds up its retries. With Redis.
+   */
+  IDEMPOTENCY_LEASE_MS: Type.Integer({ minimum: 100, default: 5000 }),
   /** On shutdown each socket is told to wait a random 0..this many ms before reconnecting. */
   RECONNECT_JITTER_MS: Type.Integer({ minimum: 0, default: 5000 }),
   /** Selects the Redis broker (scale-out) when set, e.g. redis://127.0.0.1:6379. */
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
   REDIS_PREFIX: Type.String({ default: 'tenantcast:' }),
-  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 2000 }),
+  /**
+   * Longest ms a Redis command may wait for its answer. Past it the request answers 503, the
+   * connection is reset (what it had queued is dropped, never run later) and /ready is false
+   * until Redis answers again.
+   */
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 2000 }),
   /** Seconds an instance's presence entries outlive its last heartbeat (a crashed instance's expire after it). */
   PRESENCE_TTL: Type.Integer({ minimum: 1, default: 30 }),
   /**

@@ -130,6 +130,8 @@ export class RedisBroker implements Broker {
   private readonly gapListeners = new Set<GapListener>()
   private readonly watches = new Map<string, Watch>()
   private readonly stopProbes: Array<() => void>
+  /** Set once the server was found too old: nothing is stored or read on it. */
+  private unsupported: string | undefined
 
   constructor (private readonly options: RedisBrokerOptions) {
     // Commands fail fast while Redis is unreachable or stalled: a publish must answer 503 at
@@ -141,6 +143,12 @@ export class RedisBroker implements Broker {
     // every channel after a reconnect; what was published in between is caught up below.
     this.subscriber = new Redis(options.url, { maxRetriesPerRequest: null })
     this.subscriber.on('message', (channel: string, message: string) => { this.onMessage(channel, message) })
+    // Checked on every (re)connect: a failover may land on an older server.
+    this.command.on('ready', () => {
+      this.checkVersion().catch((err: Error) => {
+        if (this.unsupported !== undefined) options.log.warn({ action: 'broker.redis.unsupported', err: err.message }, err.message)
+      })
+    })
     let connectedOnce = false
     this.subscriber.on('ready', () => {
       if (connectedOnce) void this.catchUp()
@@ -162,7 +170,18 @@ export class RedisBroker implements Broker {
     return await untilReady([this.command, this.subscriber], timeoutMs)
   }
 
+  /**
+   * Rejects with one line when the server is older than Redis 6.2: history reads rely on
+   * exclusive XRANGE ranges (`(id`), which older servers refuse.
+   */
+  async checkVersion (): Promise<void> {
+    const info = await this.command.info('server')
+    this.unsupported = versionProblem(info, `${this.command.options.host ?? ''}:${this.command.options.port ?? ''}`)
+    if (this.unsupported !== undefined) throw new Error(this.unsupported)
+  }
+
   async publish (envelope: EventEnvelope): Promise<StoredEvent> {
+    if (this.unsupported !== undefined) throw new Error(this.unsupported)
     const stream = streamOf(envelope.target)
     const keys = this.keys(envelope.tenantId, stream)
     const [offset, epoch] = await this.guard(this.command.tcPublish(
@@ -173,6 +192,7 @@ export class RedisBroker implements Broker {
   }
 
   async read (tenantId: string, stream: string, after: number | undefined, limit: number): Promise<StreamRead> {
+    if (this.unsupported !== undefined) throw new Error(this.unsupported)
     const keys = this.keys(tenantId, stream)
     const [epoch, latest, oldest, entries] = await this.guard(this.command.tcRead(
       keys.meta, keys.log, randomUUID(), after === undefined ? '' : String(after), limit,
@@ -225,7 +245,7 @@ export class RedisBroker implements Broker {
   }
 
   ready (): boolean {
-    return this.command.status === 'ready' && this.subscriber.status === 'ready'
+    return this.unsupported === undefined && this.command.status === 'ready' && this.subscriber.status === 'ready'
   }
 
   /** Redis holds the history; counting it would mean scanning every stream. */
@@ -350,6 +370,17 @@ export class RedisBroker implements Broker {
   private channel (tenantId: string, stream: string): string {
     return this.keys(tenantId, stream).live
   }
+}
+
+/** The oldest server the broker runs on, as [major, minor]. */
+const MINIMUM_VERSION = [6, 2] as const
+
+/** Why a server (its `INFO server` text) cannot run the broker, or undefined when it can. */
+export function versionProblem (info: string, address: string): string | undefined {
+  const version = /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'unknown'
+  const [major = 0, minor = 0] = version.split('.').map(Number)
+  if (major > MINIMUM_VERSION[0] || (major === MINIMUM_VERSION[0] && minor >= MINIMUM_VERSION[1])) return undefined
+  return `Redis ${version} at ${address} is too old: tenantcast needs Redis ${MINIMUM_VERSION.join('.')} or newer (history reads use exclusive XRANGE ranges); upgrade Redis or unset REDIS_URL`
 }
 
 /**

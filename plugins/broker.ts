@@ -29,7 +29,8 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
       log: app.log
     })
     // Start even when Redis is down: /ready says so, ingestion answers 503, and the gateway
-    // recovers by itself once Redis is reachable.
+    // recovers by itself once Redis is reachable. (A server too old fails the start in the Redis
+    // plugin, and keeps the broker not ready when it only shows up on a reconnect.)
     if (!await redis.connected(5000)) app.log.warn({ action: 'broker.redis.unreachable' }, 'Redis is not reachable yet; not ready until it is')
     broker = redis
   } else {

@@ -21,11 +21,20 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     return
   }
   // Loaded only with REDIS_URL, as the Redis broker is.
-  const [{ Redis }, { commandConnection, resetOnStall, untilReady }] = await Promise.all([import('ioredis'), import('../domain/broker-redis.js')])
+  const [{ Redis }, { commandConnection, resetOnStall, untilReady, versionProblem }] = await Promise.all([import('ioredis'), import('../domain/broker-redis.js')])
   const redis = new Redis(url, commandConnection(app.config.REDIS_COMMAND_TIMEOUT_MS))
   redis.on('error', (err: Error) => { app.log.warn({ action: 'redis.error', err: err.message }, 'redis connection error') })
   const stopProbe = resetOnStall(redis, app.config.REDIS_COMMAND_TIMEOUT_MS, app.log)
-  await untilReady([redis], 5000)
+  if (await untilReady([redis], 5000)) {
+    // A server too old for the broker fails the start with one line, before anything else
+    // connects. One that only shows up later (a failover) keeps the broker not ready.
+    const problem = versionProblem(await redis.info('server'), `${redis.options.host ?? ''}:${redis.options.port ?? ''}`)
+    if (problem !== undefined) {
+      stopProbe()
+      redis.disconnect()
+      throw new Error(problem)
+    }
+  }
   app.decorate('redis', redis)
   app.addHook('onClose', async () => {
     stopProbe()

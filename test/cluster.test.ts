@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process'
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
+import { RedisBroker } from '../domain/broker-redis.js'
 import {
-  build, Client, connect, drain, events, freePort, get, post, postAlarm, redisPrefix, redisSkip, REDIS_URL, SECRET, sign,
+  build, Client, connect, drain, events, freePort, get, post, postAlarm, redisPrefix, redisSkip, REDIS_URL, SECRET, settled, sign,
   type Frame, type Gateway
 } from './helper.js'
 
@@ -229,7 +230,8 @@ class RedisProxy {
 
   private constructor (private readonly server: Server, readonly port: number) {}
 
-  static async start (): Promise<RedisProxy> {
+  /** `version` makes the server announce that version in INFO (same length as the real one). */
+  static async start (options: { version?: (real: string) => string } = {}): Promise<RedisProxy> {
     const target = new URL(REDIS_URL)
     let proxy: RedisProxy | undefined
     const server = createServer((socket) => {
@@ -238,6 +240,13 @@ class RedisProxy {
         return
       }
       const upstream = tcpConnect(Number(target.port || 6379), target.hostname)
+      const rewrite = options.version
+      if (rewrite !== undefined) {
+        upstream.on('data', (chunk: Buffer) => {
+          const text = chunk.toString('latin1').replace(/redis_version:([0-9.]+)/g, (_, real: string) => `redis_version:${rewrite(real)}`)
+          chunk.set(Buffer.from(text, 'latin1'))
+        })
+      }
       const pair: [Socket, Socket] = [socket, upstream]
       proxy.pairs.add(pair)
       for (const s of pair) {
@@ -331,4 +340,23 @@ t.test('a Redis that stops answering', { skip: redisSkip }, async (t) => {
     t.same(events(client).map((e) => [e.offset, e.data.message]), [[1, 'before'], [2, 'after']], 'no refused request was stored when Redis came back')
     client.close()
   })
+})
+
+t.test('a Redis older than 6.2 is refused at start-up with one clear line', { skip: redisSkip }, async (t) => {
+  // The proxy makes the local Redis announce 6.0.x, the last release without exclusive XRANGE.
+  const proxy = await RedisProxy.start({ version: (real) => `6.0.${'9'.repeat(real.length - 4)}` })
+  t.teardown(async () => { await proxy.close() })
+  const prefix = await redisPrefix(t)
+  const failed = await build(t, { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_PREFIX: prefix }).then(() => undefined, (err: Error) => err)
+  t.match(failed?.message, /^Redis 6\.0\.9+ at 127\.0\.0\.1:\d+ is too old: tenantcast needs Redis 6\.2 or newer/)
+  t.notOk(failed?.message.includes('\n'), 'one line')
+  t.ok(await build(t, { REDIS_URL, REDIS_PREFIX: prefix }), 'the real server starts')
+
+  // A gateway that meets the old server only on a reconnect (a failover) stores nothing on it.
+  const broker = new RedisBroker({ url: `redis://127.0.0.1:${proxy.port}`, prefix, historySize: 10, historyTtlMs: 60_000, historyMetaTtlMs: 60_000, commandTimeoutMs: 2000, onListenerError: () => {}, log: { warn: () => {} } })
+  t.teardown(async () => { await broker.close() })
+  t.equal(await broker.connected(5000), true)
+  t.equal(await settled(() => broker.ready(), false), false, 'not ready')
+  await t.rejects(broker.publish({ id: 'x', tenantId: 't1', event: 'tick', data: {}, target: { kind: 'tenant' }, timestamp: 'now' }), /too old/)
+  await t.rejects(broker.read('t1', 'tenant', 0, 10), /too old/)
 })

@@ -9,13 +9,18 @@ export interface MemoryBrokerOptions {
   historySize: number
   /** Longest an event is held, in ms. */
   historyTtlMs: number
+  /** How long a stream outlives its last publish or read, in ms; then it is forgotten. */
+  historyMetaTtlMs: number
   clock: Clock
   onListenerError: (err: unknown) => void
 }
 
 interface Stream {
+  epoch: string
   /** The last offset assigned. Kept even when every event has been evicted. */
   latest: number
+  /** When the stream was last published to or read, in ms. */
+  usedAt: number
   /** Held events, ascending by offset, with the time each was stored. */
   events: StoredEvent[]
   storedAt: number[]
@@ -24,24 +29,33 @@ interface Stream {
 /**
  * The embedded broker for one instance. Offsets live in this process, so its epoch is new on
  * every start: a client holding a position from a previous process learns that history is
- * gone. Memory is bounded by HISTORY_SIZE per stream and by HISTORY_TTL.
+ * gone. Memory is bounded by HISTORY_SIZE per stream and by HISTORY_TTL, and a stream idle
+ * for HISTORY_META_TTL is forgotten; reading a stream that does not exist keeps nothing.
  */
 export class MemoryBroker implements Broker {
   readonly epoch = randomUUID()
   private readonly streams = new Map<string, Stream>()
   private readonly listeners = new Set<DeliveryListener>()
   private held = 0
+  /**
+   * Bumped by every sweep that forgets a stream. A stream is made in the current era's epoch,
+   * so one made again after being forgotten never reuses the epoch of its old offsets, without
+   * remembering which names were forgotten.
+   */
+  private era = 0
 
   constructor (private readonly options: MemoryBrokerOptions) {}
 
   async publish (envelope: EventEnvelope): Promise<StoredEvent> {
     const name = streamOf(envelope.target)
     const key = streamKey(envelope.tenantId, name)
+    const now = this.options.clock.now()
     let stream = this.streams.get(key)
-    if (stream === undefined) this.streams.set(key, stream = { latest: 0, events: [], storedAt: [] })
-    const stored: StoredEvent = { ...envelope, stream: name, offset: ++stream.latest, epoch: this.epoch }
+    if (stream === undefined) this.streams.set(key, stream = { epoch: this.eraEpoch(), latest: 0, usedAt: now, events: [], storedAt: [] })
+    stream.usedAt = now
+    const stored: StoredEvent = { ...envelope, stream: name, offset: ++stream.latest, epoch: stream.epoch }
     stream.events.push(stored)
-    stream.storedAt.push(this.options.clock.now())
+    stream.storedAt.push(now)
     this.held++
     this.evict(stream)
     // Delivery happens inside publish, synchronously, so per-stream order is offset order.
@@ -57,13 +71,14 @@ export class MemoryBroker implements Broker {
 
   async read (tenantId: string, streamName: string, after: number | undefined, limit: number): Promise<StreamRead> {
     const stream = this.streams.get(streamKey(tenantId, streamName))
-    if (stream === undefined) return { epoch: this.epoch, latest: 0, oldest: 1, events: [] }
+    if (stream === undefined) return { epoch: this.eraEpoch(), latest: 0, oldest: 1, events: [] }
+    stream.usedAt = this.options.clock.now()
     this.evict(stream)
     const oldest = stream.events[0]?.offset ?? stream.latest + 1
-    if (after === undefined) return { epoch: this.epoch, latest: stream.latest, oldest, events: [] }
+    if (after === undefined) return { epoch: stream.epoch, latest: stream.latest, oldest, events: [] }
     // Offsets are contiguous, so the first wanted event's index is arithmetic, not a search.
     const start = Math.max(0, after + 1 - oldest)
-    return { epoch: this.epoch, latest: stream.latest, oldest, events: stream.events.slice(start, start + limit) }
+    return { epoch: stream.epoch, latest: stream.latest, oldest, events: stream.events.slice(start, start + limit) }
   }
 
   onDelivery (listener: DeliveryListener): () => void {
@@ -89,13 +104,34 @@ export class MemoryBroker implements Broker {
     return this.held
   }
 
-  /** Drops expired events from every stream; the gateway calls it periodically. */
+  /** Streams held, for tests and metrics. */
+  streamCount (): number {
+    return this.streams.size
+  }
+
+  /**
+   * Drops expired events from every stream and forgets streams idle for HISTORY_META_TTL; the
+   * gateway calls it periodically.
+   */
   sweep (): void {
-    for (const stream of this.streams.values()) this.evict(stream)
+    const idleBefore = this.options.clock.now() - this.options.historyMetaTtlMs
+    let forgot = false
+    for (const [key, stream] of this.streams) {
+      this.evict(stream)
+      if (stream.usedAt > idleBefore) continue
+      this.held -= stream.events.length
+      this.streams.delete(key)
+      forgot = true
+    }
+    if (forgot) this.era++
   }
 
   async close (): Promise<void> {
     this.listeners.clear()
+  }
+
+  private eraEpoch (): string {
+    return this.era === 0 ? this.epoch : `${this.epoch}.${this.era}`
   }
 
   /** Evicts oldest first: beyond the size bound, then whatever is past the age bound. */

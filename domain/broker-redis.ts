@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
+import { Redis, type RedisOptions } from 'ioredis'
 import type { Broker, DeliveryListener, GapListener, StreamRead } from './broker.js'
 import type { EventEnvelope, StoredEvent } from './events.js'
 import { streamOf } from './streams.js'
@@ -10,9 +10,20 @@ export interface RedisBrokerOptions {
   prefix: string
   /** Most events held per stream. */
   historySize: number
-  /** Longest an event is held, in ms. */
+  /** Longest an event is held, in ms; a stream's log expires this long after its last event. */
   historyTtlMs: number
-  /** How long `watch` waits for Redis to confirm a subscription, in ms. */
+  /**
+   * How long a stream's metadata (epoch, last offset) outlives its last publish or read, in ms.
+   * At least `historyTtlMs`, so the log never outlives the epoch that names its offsets.
+   */
+  historyMetaTtlMs: number
+  /**
+   * Longest a command may wait for Redis, in ms. A command past it is rejected and its
+   * connection is reset, so a Redis that stops answering never hangs a request, and what was
+   * queued on the stalled connection is dropped rather than run when Redis comes back.
+   */
+  commandTimeoutMs: number
+  /** How long `watch` waits for Redis to confirm a subscription, in ms; default `commandTimeoutMs`. */
   watchTimeoutMs?: number
   onListenerError: (err: unknown) => void
   log: { warn (fields: object, message: string): void }
@@ -34,8 +45,8 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- The epoch lives next to the stream. When the metadata is gone (flush, restart without
--- persistence) a new epoch starts and whatever log is left over is dropped with it.
+-- The epoch lives next to the stream. When the metadata is gone (expired, flushed, or a restart
+-- without persistence) a new epoch starts and whatever log is left over is dropped with it.
 local function meta(metaKey, log, candidate)
   local epoch = redis.call('HGET', metaKey, 'epoch')
   if not epoch then
@@ -49,8 +60,10 @@ end
 
 /**
  * Assign the offset, append to the log (trimmed by size and age) and publish for live
- * delivery, in one atomic step: offsets never interleave or skip between instances.
- * KEYS: meta, log. ARGV: envelope JSON, candidate epoch, max length, ttl ms, live channel.
+ * delivery, in one atomic step: offsets never interleave or skip between instances. Every key
+ * gets its lifetime here: the log expires with its newest event, the metadata later.
+ * KEYS: meta, log. ARGV: envelope JSON, candidate epoch, max length, ttl ms, live channel,
+ * meta ttl ms.
  */
 const PUBLISH = TRIM + `
 local epoch = meta(KEYS[1], KEYS[2], ARGV[2])
@@ -58,16 +71,23 @@ local offset = redis.call('HINCRBY', KEYS[1], 'latest', 1)
 local t = now()
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-0', 'e', ARGV[1], 't', t)
 trim(KEYS[2], t - tonumber(ARGV[4]))
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('PUBLISH', ARGV[5], '{"offset":' .. offset .. ',"epoch":"' .. epoch .. '","e":' .. ARGV[1] .. '}')
 return {offset, epoch}
 `
 
 /**
- * Read what a stream holds. KEYS: meta, log. ARGV: candidate epoch, after ('' for none),
- * limit, ttl ms.
+ * Read what a stream holds. A stream without metadata is empty and stays absent: a read writes
+ * no key, so subscribing to names nobody publishes to costs Redis nothing. It reports the
+ * candidate epoch; the first publish picks its own, so a client holding position 0 of the
+ * candidate is told `recovered: false` on resume, never given a wrong replay.
+ * KEYS: meta, log. ARGV: candidate epoch, after ('' for none), limit, ttl ms, meta ttl ms.
  */
 const READ = TRIM + `
-local epoch = meta(KEYS[1], KEYS[2], ARGV[1])
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then return {ARGV[1], 0, 1, {}} end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local latest = tonumber(redis.call('HGET', KEYS[1], 'latest'))
 trim(KEYS[2], now() - tonumber(ARGV[4]))
 local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
@@ -90,8 +110,8 @@ interface Watch {
 }
 
 type RedisWithScripts = Redis & {
-  tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string): Promise<[number, string]>
-  tcRead (meta: string, log: string, epoch: string, after: string, limit: number, ttl: number): Promise<[string, number, number, Array<[string, string[]]>]>
+  tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string, metaTtl: number): Promise<[number, string]>
+  tcRead (meta: string, log: string, epoch: string, after: string, limit: number, ttl: number, metaTtl: number): Promise<[string, number, number, Array<[string, string[]]>]>
 }
 
 /**
@@ -109,17 +129,26 @@ export class RedisBroker implements Broker {
   private readonly listeners = new Set<DeliveryListener>()
   private readonly gapListeners = new Set<GapListener>()
   private readonly watches = new Map<string, Watch>()
+  private readonly stopProbes: Array<() => void>
+  /** Set once the server was found too old: nothing is stored or read on it. */
+  private unsupported: string | undefined
 
   constructor (private readonly options: RedisBrokerOptions) {
-    // Commands fail fast while Redis is unreachable: a publish must answer 503 at once, never
-    // queue for later (it could then be stored after the client was told it failed).
-    this.command = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: false }) as RedisWithScripts
+    // Commands fail fast while Redis is unreachable or stalled: a publish must answer 503 at
+    // once, never queue for later (it could then be stored after the client was told it failed).
+    this.command = new Redis(options.url, commandConnection(options.commandTimeoutMs)) as RedisWithScripts
     this.command.defineCommand('tcPublish', { numberOfKeys: 2, lua: PUBLISH })
     this.command.defineCommand('tcRead', { numberOfKeys: 2, lua: READ })
     // The subscriber queues (re)subscriptions while reconnecting, and ioredis re-subscribes
     // every channel after a reconnect; what was published in between is caught up below.
     this.subscriber = new Redis(options.url, { maxRetriesPerRequest: null })
     this.subscriber.on('message', (channel: string, message: string) => { this.onMessage(channel, message) })
+    // Checked on every (re)connect: a failover may land on an older server.
+    this.command.on('ready', () => {
+      this.checkVersion().catch((err: Error) => {
+        if (this.unsupported !== undefined) options.log.warn({ action: 'broker.redis.unsupported', err: err.message }, err.message)
+      })
+    })
     let connectedOnce = false
     this.subscriber.on('ready', () => {
       if (connectedOnce) void this.catchUp()
@@ -128,6 +157,9 @@ export class RedisBroker implements Broker {
     for (const connection of [this.command, this.subscriber]) {
       connection.on('error', (err: Error) => { options.log.warn({ action: 'broker.redis.error', err: err.message }, 'redis connection error') })
     }
+    // A stalled subscriber would stop live delivery without a word: reset, it resubscribes and
+    // the catch-up above reads back what it missed.
+    this.stopProbes = [this.command, this.subscriber].map((connection) => resetOnStall(connection, options.commandTimeoutMs, options.log))
   }
 
   /**
@@ -138,21 +170,34 @@ export class RedisBroker implements Broker {
     return await untilReady([this.command, this.subscriber], timeoutMs)
   }
 
+  /**
+   * Rejects with one line when the server is older than Redis 6.2: history reads rely on
+   * exclusive XRANGE ranges (`(id`), which older servers refuse.
+   */
+  async checkVersion (): Promise<void> {
+    const info = await this.command.info('server')
+    this.unsupported = versionProblem(info, `${this.command.options.host ?? ''}:${this.command.options.port ?? ''}`)
+    if (this.unsupported !== undefined) throw new Error(this.unsupported)
+  }
+
   async publish (envelope: EventEnvelope): Promise<StoredEvent> {
+    if (this.unsupported !== undefined) throw new Error(this.unsupported)
     const stream = streamOf(envelope.target)
-    const [offset, epoch] = await this.command.tcPublish(
-      this.key(envelope.tenantId, stream, 'meta'), this.key(envelope.tenantId, stream, 'log'),
-      JSON.stringify(envelope), randomUUID(), this.options.historySize, this.options.historyTtlMs,
-      this.channel(envelope.tenantId, stream)
-    )
+    const keys = this.keys(envelope.tenantId, stream)
+    const [offset, epoch] = await this.guard(this.command.tcPublish(
+      keys.meta, keys.log, JSON.stringify(envelope), randomUUID(), this.options.historySize,
+      this.options.historyTtlMs, keys.live, this.options.historyMetaTtlMs
+    ))
     return { ...envelope, stream, offset, epoch }
   }
 
   async read (tenantId: string, stream: string, after: number | undefined, limit: number): Promise<StreamRead> {
-    const [epoch, latest, oldest, entries] = await this.command.tcRead(
-      this.key(tenantId, stream, 'meta'), this.key(tenantId, stream, 'log'),
-      randomUUID(), after === undefined ? '' : String(after), limit, this.options.historyTtlMs
-    )
+    if (this.unsupported !== undefined) throw new Error(this.unsupported)
+    const keys = this.keys(tenantId, stream)
+    const [epoch, latest, oldest, entries] = await this.guard(this.command.tcRead(
+      keys.meta, keys.log, randomUUID(), after === undefined ? '' : String(after), limit,
+      this.options.historyTtlMs, this.options.historyMetaTtlMs
+    ))
     const events = entries.map(([id, fields]) => {
       const envelope = JSON.parse(fields[1] as string) as EventEnvelope
       return { ...envelope, stream, offset: Number(id.slice(0, id.indexOf('-'))), epoch }
@@ -179,7 +224,7 @@ export class RedisBroker implements Broker {
       this.watches.set(channel, watch)
     }
     watch.count++
-    const timeoutMs = this.options.watchTimeoutMs ?? 5000
+    const timeoutMs = this.options.watchTimeoutMs ?? this.options.commandTimeoutMs
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => { reject(new Error('redis did not confirm the subscription in time')) }, timeoutMs)
@@ -200,7 +245,7 @@ export class RedisBroker implements Broker {
   }
 
   ready (): boolean {
-    return this.command.status === 'ready' && this.subscriber.status === 'ready'
+    return this.unsupported === undefined && this.command.status === 'ready' && this.subscriber.status === 'ready'
   }
 
   /** Redis holds the history; counting it would mean scanning every stream. */
@@ -212,8 +257,19 @@ export class RedisBroker implements Broker {
     this.listeners.clear()
     this.gapListeners.clear()
     this.watches.clear()
+    for (const stop of this.stopProbes) stop()
     this.command.disconnect()
     this.subscriber.disconnect()
+  }
+
+  /** A command that timed out resets its connection at once: /ready turns false meanwhile. */
+  private async guard<T> (command: Promise<T>): Promise<T> {
+    try {
+      return await command
+    } catch (err) {
+      if (isTimeout(err)) reset(this.command, this.options.log)
+      throw err
+    }
   }
 
   private onMessage (channel: string, message: string): void {
@@ -289,7 +345,7 @@ export class RedisBroker implements Broker {
     const behind = [...this.watches.values()].filter((w) => w.last !== undefined && w.pending === undefined)
     for (const watch of behind) watch.pending = []
     // Both connections come back on their own schedules; the reads below need the command one.
-    await untilReady([this.command], this.options.watchTimeoutMs ?? 5000)
+    await untilReady([this.command], this.options.watchTimeoutMs ?? this.options.commandTimeoutMs)
     for (const watch of behind) await this.fill(watch)
   }
 
@@ -305,13 +361,73 @@ export class RedisBroker implements Broker {
     }
   }
 
-  private key (tenantId: string, stream: string, part: 'meta' | 'log'): string {
-    return `${this.options.prefix}s:${encodeURIComponent(tenantId)}:${stream}:${part}`
+  /** Every key and channel of one stream, named in this one place. */
+  private keys (tenantId: string, stream: string): { meta: string, log: string, live: string } {
+    const name = `${encodeURIComponent(tenantId)}:${stream}`
+    return { meta: `${this.options.prefix}s:${name}:meta`, log: `${this.options.prefix}s:${name}:log`, live: `${this.options.prefix}live:${name}` }
   }
 
   private channel (tenantId: string, stream: string): string {
-    return `${this.options.prefix}live:${encodeURIComponent(tenantId)}:${stream}`
+    return this.keys(tenantId, stream).live
   }
+}
+
+/** The oldest server the broker runs on, as [major, minor]. */
+const MINIMUM_VERSION = [6, 2] as const
+
+/** Why a server (its `INFO server` text) cannot run the broker, or undefined when it can. */
+export function versionProblem (info: string, address: string): string | undefined {
+  const version = /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'unknown'
+  const [major = 0, minor = 0] = version.split('.').map(Number)
+  if (major > MINIMUM_VERSION[0] || (major === MINIMUM_VERSION[0] && minor >= MINIMUM_VERSION[1])) return undefined
+  return `Redis ${version} at ${address} is too old: tenantcast needs Redis ${MINIMUM_VERSION.join('.')} or newer (history reads use exclusive XRANGE ranges); upgrade Redis or unset REDIS_URL`
+}
+
+/**
+ * Options of a connection for commands that must answer or fail within `commandTimeoutMs`:
+ * no offline queue, no retry, and never a resend after a reconnect of what may already have
+ * been refused to the caller.
+ */
+export function commandConnection (commandTimeoutMs: number): RedisOptions {
+  return { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs }
+}
+
+function isTimeout (err: unknown): boolean {
+  return (err as Error | undefined)?.message === 'Command timed out'
+}
+
+/**
+ * Drops a stalled connection and reconnects. Redis never runs what a dropped client had
+ * queued (a paused server discards a closed client's postponed commands), so nothing refused
+ * is stored later.
+ */
+function reset (connection: Redis, log: { warn (fields: object, message: string): void }): void {
+  if (connection.status !== 'ready') return
+  log.warn({ action: 'redis.stalled' }, 'redis did not answer in time; resetting the connection')
+  connection.disconnect(true)
+}
+
+/**
+ * Pings a ready connection every `timeoutMs` and resets it when a ping goes unanswered that
+ * long: a Redis that stops answering (CLIENT PAUSE, a partition that sends no reset) is noticed
+ * even when no request is waiting on it. Returns the stop function.
+ */
+export function resetOnStall (connection: Redis, timeoutMs: number, log: { warn (fields: object, message: string): void }): () => void {
+  let probing = false
+  const timer = setInterval(() => {
+    if (probing || connection.status !== 'ready') return
+    probing = true
+    let deadline: NodeJS.Timeout | undefined
+    const stalled = new Promise<'stalled'>((resolve) => { deadline = setTimeout(() => { resolve('stalled') }, timeoutMs) })
+    Promise.race([connection.ping().catch(() => 'failed'), stalled]).then((outcome) => {
+      if (outcome === 'stalled') reset(connection, log)
+    }, () => {}).finally(() => {
+      clearTimeout(deadline)
+      probing = false
+    })
+  }, timeoutMs)
+  timer.unref()
+  return () => { clearInterval(timer) }
 }
 
 /** Resolves true once every connection reports ready, or false after `timeoutMs`. */

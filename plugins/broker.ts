@@ -23,16 +23,26 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
       prefix: config.REDIS_PREFIX,
       historySize: config.HISTORY_SIZE,
       historyTtlMs: config.HISTORY_TTL * 1000,
+      historyMetaTtlMs: config.HISTORY_META_TTL * 1000,
+      commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
       onListenerError,
       log: app.log
     })
     // Start even when Redis is down: /ready says so, ingestion answers 503, and the gateway
-    // recovers by itself once Redis is reachable.
+    // recovers by itself once Redis is reachable. (A server too old fails the start in the Redis
+    // plugin, and keeps the broker not ready when it only shows up on a reconnect.)
     if (!await redis.connected(3000)) app.log.warn({ action: 'broker.redis.unreachable' }, 'Redis is not reachable yet; not ready until it is')
     broker = redis
   } else {
-    const memory = new MemoryBroker({ historySize: config.HISTORY_SIZE, historyTtlMs: config.HISTORY_TTL * 1000, clock: systemClock, onListenerError })
-    // Age-based eviction also runs on quiet streams, so memory stays bounded by HISTORY_TTL.
+    const memory = new MemoryBroker({
+      historySize: config.HISTORY_SIZE,
+      historyTtlMs: config.HISTORY_TTL * 1000,
+      historyMetaTtlMs: config.HISTORY_META_TTL * 1000,
+      clock: systemClock,
+      onListenerError
+    })
+    // Age-based eviction also runs on quiet streams, so memory stays bounded by HISTORY_TTL,
+    // and streams idle for HISTORY_META_TTL are forgotten.
     const sweeper = setInterval(() => { memory.sweep() }, Math.min(60_000, config.HISTORY_TTL * 1000))
     sweeper.unref()
     app.addHook('onClose', async () => { clearInterval(sweeper) })

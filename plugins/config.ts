@@ -90,6 +90,11 @@ export const ConfigSchema = Type.Object({
   HISTORY_SIZE: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }),
   /** Seconds an event stays retained for resume and REST history. */
   HISTORY_TTL: Type.Integer({ minimum: 1, default: 600 }),
+  /**
+   * Seconds a stream's metadata (its epoch and last offset) outlives its last publish or read;
+   * an idle stream is then forgotten and starts a new epoch. At least HISTORY_TTL.
+   */
+  HISTORY_META_TTL: Type.Integer({ minimum: 1, default: 2592000 }),
   /** Most channels one connection may join. */
   MAX_CHANNELS: Type.Integer({ minimum: 1, default: 100 }),
   /**
@@ -99,12 +104,23 @@ export const ConfigSchema = Type.Object({
   CLIENT_PUBLISH: Type.String({ default: '' }),
   /** Seconds an Idempotency-Key is remembered. */
   IDEMPOTENCY_TTL: Type.Integer({ minimum: 1, default: 86400 }),
+  /**
+   * Ms an in-flight Idempotency-Key claim lives without renewal (renewed every third of it
+   * while the request runs): how long a crashed attempt holds up its retries. With Redis.
+   */
+  IDEMPOTENCY_LEASE_MS: Type.Integer({ minimum: 100, default: 5000 }),
   /** On shutdown each socket is told to wait a random 0..this many ms before reconnecting. */
   RECONNECT_JITTER_MS: Type.Integer({ minimum: 0, default: 5000 }),
   /** Selects the Redis broker (scale-out) when set, e.g. redis://127.0.0.1:6379. */
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
   REDIS_PREFIX: Type.String({ default: 'tenantcast:' }),
+  /**
+   * Longest ms a Redis command may wait for its answer. Past it the request answers 503, the
+   * connection is reset (what it had queued is dropped, never run later) and /ready is false
+   * until Redis answers again.
+   */
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 2000 }),
   /** Seconds an instance's presence entries outlive its last heartbeat (a crashed instance's expire after it). */
   PRESENCE_TTL: Type.Integer({ minimum: 1, default: 30 }),
   /**
@@ -213,6 +229,10 @@ async function configPlugin (app: import('fastify').FastifyInstance, opts: Confi
   if (perPrincipal > config.REST_RATE_LIMIT) throw new ConfigError(`REST_RATE_LIMIT_PER_PRINCIPAL (${perPrincipal}) exceeds REST_RATE_LIMIT (${config.REST_RATE_LIMIT}): a principal's bucket lies inside its tenant's`)
   config.REST_RATE_LIMIT_PER_PRINCIPAL = perPrincipal
   config.JWT_REQUIRE_EXP ??= config.NODE_ENV === 'production'
+  // Metadata that expired before its log would leave events whose epoch nobody knows.
+  if (config.HISTORY_META_TTL < config.HISTORY_TTL) {
+    throw new ConfigError(`HISTORY_META_TTL (${config.HISTORY_META_TTL}) must be at least HISTORY_TTL (${config.HISTORY_TTL})`)
+  }
   // A lookup still waiting for the JWKS when the auth timeout fires would end as a 4401.
   if (config.JWT_JWKS_URL !== undefined && config.JWT_JWKS_WAIT_MS >= config.AUTH_TIMEOUT_MS) {
     throw new ConfigError(`JWT_JWKS_WAIT_MS (${config.JWT_JWKS_WAIT_MS}) must be below AUTH_TIMEOUT_MS (${config.AUTH_TIMEOUT_MS})`)

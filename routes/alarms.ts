@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { AlarmInput, type Alarm } from '../domain/events.js'
 import { hasAnyRole } from '../domain/principal.js'
+import { TENANT_STREAM } from '../domain/streams.js'
 import { HttpErrors } from '../errors.js'
 import { ingestRoles } from '../plugins/config.js'
 import { ErrorReply } from './schemas.js'
@@ -39,8 +39,7 @@ async function alarmsRoute (fastify: FastifyInstance): Promise<void> {
   }, async (request, reply) => {
     const { tenantId, userId } = request.principal
     const body = request.body
-    const result = await app.idempotency.once(request, reply, async () => {
-      const id = randomUUID()
+    const result = await app.idempotency.once(request, reply, TENANT_STREAM, async (id) => {
       const alarm: Alarm = {
         id,
         type: 'alarm',

@@ -1,6 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 
-/** Liveness and readiness. Not ready while the broker cannot store events, or once shutdown begins. */
+/**
+ * Liveness and readiness. Not ready while the broker cannot store events, while the shared
+ * Redis connection (idempotency, presence) is down or being reset after a stall, or once
+ * shutdown begins.
+ */
 async function healthRoutes (app: FastifyInstance): Promise<void> {
   let closing = false
   app.addHook('preClose', async () => { closing = true })
@@ -10,6 +14,7 @@ async function healthRoutes (app: FastifyInstance): Promise<void> {
     if (closing) return await reply.code(503).send({ ready: false, reason: 'shutting down' })
     if (app.isUnderPressure()) return await reply.code(503).header('retry-after', '1').send({ ready: false, reason: 'under pressure' })
     if (!app.broker.ready()) return await reply.code(503).header('retry-after', '1').send({ ready: false, reason: 'broker unavailable' })
+    if (app.redis !== undefined && app.redis.status !== 'ready') return await reply.code(503).header('retry-after', '1').send({ ready: false, reason: 'redis unavailable' })
     return { ready: true }
   })
 }

@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { CHANNEL_NAME } from '../domain/channels.js'
 import type { Target } from '../domain/events.js'
+import { streamOf } from '../domain/streams.js'
 import { hasAnyRole, PUBLISHER_ROLES } from '../domain/principal.js'
 import { HttpErrors } from '../errors.js'
 import { ErrorReply } from './schemas.js'
@@ -58,8 +59,9 @@ async function publishRoute (fastify: FastifyInstance): Promise<void> {
       : body.userId !== undefined
         ? { kind: 'user', userId: body.userId }
         : body.clientId !== undefined ? { kind: 'client', clientId: body.clientId } : { kind: 'tenant' }
-    const result = await app.idempotency.once(request, reply, async () => {
+    const result = await app.idempotency.once(request, reply, streamOf(target), async (id) => {
       const stored = await app.realtime.publish({
+        id,
         tenantId,
         event: body.event,
         data: body.data,

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
+import { RedisBroker } from '../domain/broker-redis.js'
 import {
   build, Client, connect, drain, events, freePort, get, post, postAlarm, redisPrefix, redisSkip, REDIS_URL, SECRET, settled, sign,
   type Frame, type Gateway
@@ -329,14 +330,21 @@ class Follower {
   }
 }
 
-/** A TCP proxy to Redis that a test can cut and restore. */
+/**
+ * A TCP proxy to Redis that a test can cut (connections reset, new ones refused) and restore,
+ * or pause (connections stay open and nothing is forwarded, as under CLIENT PAUSE or a
+ * partition that sends no reset) and resume. Pausing the proxy rather than the server keeps
+ * the stall to this test's gateways: other suites share the same Redis.
+ */
 class RedisProxy {
-  private readonly sockets = new Set<Socket>()
+  private readonly pairs = new Set<[Socket, Socket]>()
   private open = true
+  private paused = false
 
   private constructor (private readonly server: Server, readonly port: number) {}
 
-  static async start (): Promise<RedisProxy> {
+  /** `version` makes the server announce that version in INFO (same length as the real one). */
+  static async start (options: { version?: (real: string) => string } = {}): Promise<RedisProxy> {
     const target = new URL(REDIS_URL)
     let proxy: RedisProxy | undefined
     const server = createServer((socket) => {
@@ -345,12 +353,20 @@ class RedisProxy {
         return
       }
       const upstream = tcpConnect(Number(target.port || 6379), target.hostname)
-      for (const s of [socket, upstream]) {
-        proxy.sockets.add(s)
-        s.on('error', () => {})
-        s.on('close', () => { proxy?.sockets.delete(s); socket.destroy(); upstream.destroy() })
+      const rewrite = options.version
+      if (rewrite !== undefined) {
+        upstream.on('data', (chunk: Buffer) => {
+          const text = chunk.toString('latin1').replace(/redis_version:([0-9.]+)/g, (_, real: string) => `redis_version:${rewrite(real)}`)
+          chunk.set(Buffer.from(text, 'latin1'))
+        })
       }
-      socket.pipe(upstream).pipe(socket)
+      const pair: [Socket, Socket] = [socket, upstream]
+      proxy.pairs.add(pair)
+      for (const s of pair) {
+        s.on('error', () => {})
+        s.on('close', () => { proxy?.pairs.delete(pair); socket.destroy(); upstream.destroy() })
+      }
+      flow(pair, !proxy.paused)
     })
     await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
     proxy = new RedisProxy(server, (server.address() as { port: number }).port)
@@ -359,11 +375,21 @@ class RedisProxy {
 
   cut (): void {
     this.open = false
-    for (const s of this.sockets) s.destroy()
+    for (const pair of this.pairs) for (const s of pair) s.destroy()
   }
 
   restore (): void {
     this.open = true
+  }
+
+  pause (): void {
+    this.paused = true
+    for (const pair of this.pairs) flow(pair, false)
+  }
+
+  resume (): void {
+    this.paused = false
+    for (const pair of this.pairs) flow(pair, true)
   }
 
   async close (): Promise<void> {
@@ -372,11 +398,78 @@ class RedisProxy {
   }
 }
 
-
-/** Polls an asynchronous condition, at most ~15 s; the assertions that follow say what was expected. */
-async function waitFor (condition: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (await condition()) return
-    await new Promise((resolve) => setTimeout(resolve, 50))
+/** Forwards both ways, or holds what arrives in each socket's buffer until forwarding resumes. */
+function flow ([socket, upstream]: [Socket, Socket], on: boolean): void {
+  if (on) {
+    socket.pipe(upstream)
+    upstream.pipe(socket)
+  } else {
+    socket.unpipe(upstream)
+    upstream.unpipe(socket)
+    socket.pause()
+    upstream.pause()
   }
 }
+
+/** Polls an asynchronous condition, at most ~15 s; the assertions that follow say what was expected. */
+async function waitFor (condition: () => Promise<boolean>): Promise<boolean> {
+  for (let i = 0; i < 300; i++) {
+    if (await condition().catch(() => false)) return true
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return false
+}
+
+t.test('a Redis that stops answering', { skip: redisSkip }, async (t) => {
+  t.test('ingestion answers 503 within the command timeout, /ready turns false, and nothing refused is stored later', async (t) => {
+    const proxy = await RedisProxy.start()
+    t.teardown(async () => { await proxy.close() })
+    const prefix = await redisPrefix(t)
+    const gw = await build(t, { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: 500 })
+    const client = await connect(gw)
+    t.equal((await postAlarm(gw, sign(), { message: 'before' })).status, 202)
+    t.match(await client.next('event'), { offset: 1 })
+
+    proxy.pause()
+    // A bounded wait: a request still unanswered after 5 s is a stall.
+    const attempt = async (headers: Record<string, string>): Promise<Response | undefined> => await fetch(`${gw.http}/api/v1/alarms`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${sign()}`, 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ message: 'during', camera: 'c', severity: 'high' }),
+      signal: AbortSignal.timeout(5000)
+    }).catch(() => undefined)
+    const refused = await Promise.all([attempt({}), attempt({}), attempt({}), attempt({ 'idempotency-key': 'stalled' })])
+    t.same(refused.map((r) => r?.status), [503, 503, 503, 503], 'every request is answered 503, none hangs')
+    t.match(await refused[0]?.json(), { code: 'BROKER_UNAVAILABLE' })
+    t.equal(await waitFor(async () => (await fetch(`${gw.http}/ready`, { signal: AbortSignal.timeout(2000) })).status === 503), true, '/ready turns false')
+    client.send({ type: 'ping', id: 'alive' })
+    t.match(await client.next('pong'), { ref: 'alive' }, 'the socket stayed open')
+
+    proxy.resume()
+    t.equal(await waitFor(async () => (await fetch(`${gw.http}/ready`)).status === 200), true, 'ready again once Redis answers')
+    t.equal((await postAlarm(gw, sign(), { message: 'after' })).status, 202)
+    await client.collect('event', 2)
+    await drain(client)
+    t.same(events(client).map((e) => [e.offset, e.data.message]), [[1, 'before'], [2, 'after']], 'no refused request was stored when Redis came back')
+    client.close()
+  })
+})
+
+t.test('a Redis older than 6.2 is refused at start-up with one clear line', { skip: redisSkip }, async (t) => {
+  // The proxy makes the local Redis announce 6.0.x, the last release without exclusive XRANGE.
+  const proxy = await RedisProxy.start({ version: (real) => `6.0.${'9'.repeat(real.length - 4)}` })
+  t.teardown(async () => { await proxy.close() })
+  const prefix = await redisPrefix(t)
+  const failed = await build(t, { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_PREFIX: prefix }).then(() => undefined, (err: Error) => err)
+  t.match(failed?.message, /^Redis 6\.0\.9+ at 127\.0\.0\.1:\d+ is too old: tenantcast needs Redis 6\.2 or newer/)
+  t.notOk(failed?.message.includes('\n'), 'one line')
+  t.ok(await build(t, { REDIS_URL, REDIS_PREFIX: prefix }), 'the real server starts')
+
+  // A gateway that meets the old server only on a reconnect (a failover) stores nothing on it.
+  const broker = new RedisBroker({ url: `redis://127.0.0.1:${proxy.port}`, prefix, historySize: 10, historyTtlMs: 60_000, historyMetaTtlMs: 60_000, commandTimeoutMs: 2000, onListenerError: () => {}, log: { warn: () => {} } })
+  t.teardown(async () => { await broker.close() })
+  t.equal(await broker.connected(5000), true)
+  t.equal(await settled(() => broker.ready(), false), false, 'not ready')
+  await t.rejects(broker.publish({ id: 'x', tenantId: 't1', event: 'tick', data: {}, target: { kind: 'tenant' }, timestamp: 'now' }), /too old/)
+  await t.rejects(broker.read('t1', 'tenant', 0, 10), /too old/)
+})

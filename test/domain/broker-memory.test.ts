@@ -13,8 +13,8 @@ function envelope (n: number, extra: Partial<EventEnvelope> = {}): EventEnvelope
   return { id: `e${n}`, tenantId: 'acme', event: 'tick', data: { n }, target: { kind: 'tenant' }, timestamp: '2026-01-01T00:00:00.000Z', ...extra }
 }
 
-function broker (clock = fakeClock(), historySize = 5, historyTtlMs = 60_000): MemoryBroker {
-  return new MemoryBroker({ historySize, historyTtlMs, clock, onListenerError: () => {} })
+function broker (clock = fakeClock(), historySize = 5, historyTtlMs = 60_000, historyMetaTtlMs = 3_600_000): MemoryBroker {
+  return new MemoryBroker({ historySize, historyTtlMs, historyMetaTtlMs, clock, onListenerError: () => {} })
 }
 
 t.test('history drops events older than HISTORY_TTL, also on quiet streams', async (t) => {
@@ -35,13 +35,44 @@ t.test('history drops events older than HISTORY_TTL, also on quiet streams', asy
   t.equal((await b.publish(envelope(3))).offset, 3)
 })
 
+t.test('a stream idle for HISTORY_META_TTL is forgotten, and made again in a new epoch', async (t) => {
+  const clock = fakeClock()
+  const b = broker(clock, 100, 10_000, 60_000)
+  const first = await b.publish(envelope(1))
+  await b.publish(envelope(2, { target: { kind: 'channel', channel: 'kept' } }))
+  t.equal(first.epoch, b.epoch, 'a stream made before anything was forgotten is in the broker\'s epoch')
+  clock.advance(40_000)
+  t.equal((await b.read('acme', 'channel:kept', 0, 10)).latest, 1, 'a read is a use')
+  clock.advance(30_000)
+  b.sweep()
+  const gone = await b.read('acme', 'tenant', 0, 10)
+  t.same({ latest: gone.latest, oldest: gone.oldest, events: gone.events }, { latest: 0, oldest: 1, events: [] }, 'the idle stream is forgotten')
+  t.equal((await b.read('acme', 'channel:kept', 0, 10)).latest, 1, 'a stream used within HISTORY_META_TTL is kept')
+  const again = await b.publish(envelope(3))
+  t.equal(again.offset, 1)
+  t.not(again.epoch, first.epoch, 'offsets that restart are in a new epoch, so no old position resumes into them')
+  t.equal((await b.read('acme', 'channel:kept', 0, 10)).epoch, first.epoch, 'a kept stream keeps its epoch')
+})
+
+t.test('reading streams that do not exist keeps nothing', async (t) => {
+  const clock = fakeClock()
+  const b = broker(clock, 100, 10_000, 60_000)
+  for (let n = 0; n < 1000; n++) await b.read('acme', `channel:fresh-${n}`, 0, 10)
+  t.equal(b.streamCount(), 0)
+  await b.publish(envelope(1))
+  t.equal(b.streamCount(), 1)
+  clock.advance(60_000)
+  b.sweep()
+  t.equal(b.streamCount(), 0, 'the sweep forgets the idle stream')
+})
+
 t.test('each broker instance has its own epoch', async (t) => {
   t.not(broker().epoch, broker().epoch)
 })
 
 t.test('listeners get every event in offset order, and a throwing listener does not stop the others', async (t) => {
   const errors: unknown[] = []
-  const b = new MemoryBroker({ historySize: 10, historyTtlMs: 1000, clock: fakeClock(), onListenerError: (err) => { errors.push(err) } })
+  const b = new MemoryBroker({ historySize: 10, historyTtlMs: 1000, historyMetaTtlMs: 1000, clock: fakeClock(), onListenerError: (err) => { errors.push(err) } })
   const seen: number[] = []
   b.onDelivery(() => { throw new Error('boom') })
   const off = b.onDelivery((e: StoredEvent) => { seen.push(e.offset) })

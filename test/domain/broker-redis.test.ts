@@ -9,7 +9,7 @@ const quiet = { warn: () => {} }
 
 /** A Redis broker that is connected before the test uses it. */
 async function connected (options: { prefix: string, historySize?: number, historyTtlMs?: number }): Promise<RedisBroker> {
-  const broker = new RedisBroker({ url: REDIS_URL, historySize: 100, historyTtlMs: 600_000, onListenerError: () => {}, log: quiet, ...options })
+  const broker = new RedisBroker({ url: REDIS_URL, historySize: 100, historyTtlMs: 600_000, historyMetaTtlMs: 3_600_000, commandTimeoutMs: 2000, onListenerError: () => {}, log: quiet, ...options })
   if (!await broker.connected(5000)) throw new Error('the Redis broker did not connect')
   return broker
 }

@@ -39,7 +39,7 @@ function verify (token: string): Promise<Principal> {
 function world (): { a: Session, b: Session, aConn: Recorder, bConn: Recorder, errors: unknown[], broker: MemoryBroker } {
   const errors: unknown[] = []
   const hub = new Hub({ maxBufferedBytes: 1 << 30, maxHeldEvents: 1000 })
-  const broker = new MemoryBroker({ historySize: 50, historyTtlMs: 60_000, clock: frozenClock, onListenerError: (err) => { errors.push(err) } })
+  const broker = new MemoryBroker({ historySize: 50, historyTtlMs: 60_000, historyMetaTtlMs: 60_000, clock: frozenClock, onListenerError: (err) => { errors.push(err) } })
   broker.onDelivery((event) => { hub.deliver(event) })
   const log = { info: () => {}, warn: () => {}, error: (fields: object) => { errors.push(fields) } }
   const make = (clientId: string, connection: Recorder): Session => new Session({

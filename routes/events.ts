@@ -6,6 +6,7 @@ import { bearerToken } from '../domain/bearer.js'
 import { CloseCode } from '../domain/close-codes.js'
 import { systemClock } from '../domain/clock.js'
 import { Session } from '../domain/session.js'
+import { parsePosition } from '../domain/streams.js'
 import { UnauthenticatedSockets } from '../domain/unauthenticated.js'
 import { clientPublishPatterns, sessionLimits } from '../plugins/config.js'
 import { CoalescingConnection } from '../transports/ws.js'
@@ -94,8 +95,11 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
     app.metrics.connectionOpened()
     socket.on('close', (code) => { app.metrics.connectionClosed(code) })
     const token = upgradeToken(request)
+    const sinceParam = (request.query as Record<string, unknown>).since
+    const since = typeof sinceParam === 'string' ? sinceParam : undefined
     let release = (): void => {}
-    if (token === undefined) {
+    // A malformed `since` refuses the upgrade token unverified, so that socket waits too.
+    if (token === undefined || (since !== undefined && parsePosition(since) === undefined)) {
       const slot = unauthenticated.admit(request.ip)
       if ('refused' in slot) {
         app.metrics.observer.rateLimited('unauthenticated', '')
@@ -137,8 +141,7 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
       else session.receive(data.toString())
     })
     socket.on('close', () => { session.ended() })
-    const since = (request.query as Record<string, unknown>).since
-    session.start(token, typeof since === 'string' ? since : undefined)
+    session.start(token, since)
   })
 }
 

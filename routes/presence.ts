@@ -55,12 +55,15 @@ async function presenceRoutes (fastify: FastifyInstance): Promise<void> {
     return { users: page.users, userCount: users.size, connectionCount, ...(page.next === undefined ? {} : { nextCursor: page.next }) }
   })
 
+  // A channel's member list reads every connection entry of the tenant: it has its own budget.
+  const channelRateLimit = { ...rateLimit, keyGenerator: (request: FastifyRequest) => `presence-channel:${tenantKey(request.principal.tenantId, request.principal.userId)}` }
   app.get('/api/v1/presence/channels/:channel', {
     onRequest: app.auth.requirePrincipal,
+    config: { rateLimit: channelRateLimit },
     schema: {
       summary: 'A channel\'s members',
       params: Type.Object({ channel: Type.String({ pattern: CHANNEL_NAME }) }),
-      response: { 200: ChannelPresenceReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply }
+      response: { 200: ChannelPresenceReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 429: ErrorReply }
     }
   }, async (request) => {
     // Who is in a channel is visible to exactly those who may join it.

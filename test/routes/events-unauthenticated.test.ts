@@ -113,3 +113,18 @@ t.test('before auth a malformed, unknown or binary frame is answered with its co
     t.notOk(client.frames.some((f) => f.ref === 'after'), 'no later frame is answered')
   }
 })
+
+t.test('a socket whose upgrade token came with a malformed since waits for authenticate inside the cap', async (t) => {
+  const gw = await build(t, { MAX_UNAUTHENTICATED_PER_IP: 2 })
+  const refused = [new Client(`${gw.ws}?token=${sign()}&since=bad`), new Client(`${gw.ws}?token=${sign()}&since=bad`)]
+  for (const client of refused) t.match(await client.next('error'), { code: 'INVALID_POSITION' }, 'the upgrade is refused; the socket waits for authenticate')
+  t.ok(refused.every(isOpen))
+  t.same(await (await anonymous(gw.ws)).closed, { code: CloseCode.RATE_LIMITED, reason: 'UNAUTHENTICATED_IP_LIMIT' }, 'the two waiting sockets hold the cap')
+  t.same(await new Client(`${gw.ws}?token=${sign()}&since=bad`).closed, { code: CloseCode.RATE_LIMITED, reason: 'UNAUTHENTICATED_IP_LIMIT' }, 'a third one does not get past it')
+  const first = refused[0] as Client
+  first.send({ type: 'authenticate', token: sign() })
+  await first.next('authenticated')
+  const next = await anonymous(gw.ws)
+  t.ok(isOpen(next), 'a waiting socket that authenticates frees its slot')
+  for (const client of [...refused, next]) client.close()
+})

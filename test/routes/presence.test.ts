@@ -35,3 +35,12 @@ t.test('GET /api/v1/presence is rate-limited per user with PRESENCE_RATE_LIMIT',
   t.equal(limited.body.code, 'RATE_LIMITED')
   t.equal((await get(gw, '/api/v1/presence', sign({ sub: 'u2' }))).status, 200, 'another user of the tenant has their own budget')
 })
+
+t.test('GET /api/v1/presence/channels/:channel is rate-limited per user with PRESENCE_RATE_LIMIT too', async (t) => {
+  const gw = await build(t, { PRESENCE_RATE_LIMIT: 3 })
+  for (let i = 0; i < 3; i++) t.equal((await get(gw, '/api/v1/presence/channels/room-1', sign())).status, 200)
+  const limited = await get(gw, '/api/v1/presence/channels/room-1', sign())
+  t.equal(limited.status, 429, 'each request parses every member entry of the tenant, so it has a budget')
+  t.equal(limited.body.code, 'RATE_LIMITED')
+  t.equal((await get(gw, '/api/v1/presence/channels/room-1', sign({ sub: 'u2' }))).status, 200, 'another user of the tenant has their own budget')
+})

@@ -4,12 +4,10 @@
  * (a new token, a smaller load); 4000-4099 "reconnect and resume" except where stated.
  */
 export const CloseCode = {
-  /** Normal closure, asked for by either side. */
+  /** Normal closure. The server never closes with it: it is a client's own close (the SDK's `close()`), as metrics record it. */
   NORMAL: 1000,
   /** Server going away (shutdown or deploy). Reconnect after the hinted jittered delay. */
   GOING_AWAY: 1001,
-  /** Policy violation, e.g. a refused Origin. */
-  POLICY: 1008,
   /** A frame larger than MAX_PAYLOAD (sent by ws itself), or before auth than PRE_AUTH_MAX_PAYLOAD (reason PRE_AUTH_FRAME_TOO_LARGE). */
   TOO_LARGE: 1009,
   /** The server failed to send to this socket (SEND_FAILED). Reconnect and resume. */

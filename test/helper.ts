@@ -132,6 +132,17 @@ export async function settled<T> (read: () => T | Promise<T>, expected: T): Prom
   return await read()
 }
 
+/**
+ * For "exactly once": waits until `read()` returns at least `count` items (about 5 s at most),
+ * then a quiet period of `quietMs` in which a late duplicate would still arrive, and returns
+ * the final read. The caller asserts the exact list.
+ */
+export async function quietly<T> (read: () => T[], count: number, quietMs = 300): Promise<T[]> {
+  for (let i = 0; i < 500 && read().length < count; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  await new Promise((resolve) => setTimeout(resolve, quietMs))
+  return read()
+}
+
 /** POSTs JSON with a Bearer token and returns status, headers and parsed body. */
 export async function post (gateway: Gateway, path: string, token: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number, headers: Headers, body: any }> {
   const response = await fetch(`${gateway.http}${path}`, {

@@ -1,5 +1,6 @@
 import type { Broker } from '../../domain/broker.js'
 import type { EventEnvelope, StoredEvent } from '../../domain/events.js'
+import { quietly } from '../helper.js'
 
 type Tap = import('tap').Test
 
@@ -56,7 +57,7 @@ export function brokerBehaviour (t: Tap, make: (historySize: number) => Promise<
     await broker.watch('acme', 'tenant')
     await broker.watch('acme', 'channel:ops')
     await Promise.all(Array.from({ length: 20 }, async (_, i) => await broker.publish(envelope(i, i % 2 === 0 ? {} : { target: { kind: 'channel', channel: 'ops' } }))))
-    for (let i = 0; i < 200 && seen.length < 20; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    await quietly(() => seen, 20)
     const tenant = seen.filter((e) => e.stream === 'tenant').map((e) => e.offset)
     const ops = seen.filter((e) => e.stream === 'channel:ops').map((e) => e.offset)
     t.same(tenant, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
@@ -72,7 +73,7 @@ export function brokerBehaviour (t: Tap, make: (historySize: number) => Promise<
     await broker.watch('acme', 'tenant')
     broker.unwatch('acme', 'tenant')
     await broker.publish(envelope(1))
-    for (let i = 0; i < 200 && seen.length < 1; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    await quietly(() => seen, 1)
     t.same(seen, [1])
     t.equal(broker.ready(), true)
   })

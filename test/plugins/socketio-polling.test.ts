@@ -1,0 +1,32 @@
+import { io, type Socket } from 'socket.io-client'
+import t from 'tap'
+import { build, postAlarm, quietly, sign, type Gateway } from '../helper.js'
+
+/** A socket.io-client held to HTTP long-polling: no upgrade to WebSocket is attempted. */
+function pollingClient (gw: Gateway, tenantId: string): Socket {
+  return io(gw.http, { path: '/socket.io/', transports: ['polling'], upgrade: false, reconnection: false, agent: false, auth: { token: sign({ tenantId, sub: `viewer-${tenantId}` }) } })
+}
+
+async function once<T = unknown> (socket: Socket, event: string): Promise<T> {
+  return await new Promise((resolve) => { socket.once(event, (data: T) => { resolve(data) }) })
+}
+
+t.test('a Socket.IO client on the polling transport receives its tenant\'s alarm and never another tenant\'s', async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true })
+  const acme = pollingClient(gw, 'acme')
+  const globex = pollingClient(gw, 'globex')
+  t.teardown(() => { acme.close(); globex.close() })
+  t.match(await once(acme, 'join:company'), { success: true, companyId: 'acme' })
+  t.match(await once(globex, 'join:company'), { success: true, companyId: 'globex' })
+  t.equal(acme.io.engine.transport.name, 'polling', 'still polling')
+  const got: { acme: string[], globex: string[] } = { acme: [], globex: [] }
+  acme.on('alarm:created', (data: { message: string }) => { got.acme.push(data.message) })
+  globex.on('alarm:created', (data: { message: string }) => { got.globex.push(data.message) })
+  t.equal((await postAlarm(gw, sign({ tenantId: 'acme' }), { message: 'for acme' })).status, 202)
+  t.equal((await postAlarm(gw, sign({ tenantId: 'globex' }), { message: 'for globex' })).status, 202)
+  t.same(await quietly(() => got.acme, 1), ['for acme'])
+  t.same(await quietly(() => got.globex, 1), ['for globex'])
+  t.equal(acme.io.engine.transport.name, 'polling', 'delivered over polling')
+  acme.close()
+  globex.close()
+})

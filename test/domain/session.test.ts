@@ -77,7 +77,7 @@ function world (historySize = 100): World {
   const clock = new FakeClock()
   const w: Partial<World> = { clock, authFailures: [], rateLimited: [], sentBytes: [], logs: [], published: [], failPublish: undefined, failRead: false, presenceDown: false }
   const hub = new Hub({ maxBufferedBytes: 10_000, maxHeldEvents: 3 })
-  const broker = new MemoryBroker({ historySize, historyTtlMs: 60_000, clock, onListenerError: (err) => { throw err } })
+  const broker = new MemoryBroker({ historySize, historyTtlMs: 60_000, historyMetaTtlMs: 600_000, clock, onListenerError: (err) => { throw err } })
   broker.onDelivery((event) => { hub.deliver(event) })
   const merged = new MergedPresence(hub)
   const presence = {
@@ -120,6 +120,7 @@ function world (historySize = 100): World {
           return await read(...args)
         }
       },
+      refuses: () => false,
       verify: async (token) => {
         await Promise.resolve()
         if (token === 'down') throw new AuthUnavailable(2500, 'keys unreachable')

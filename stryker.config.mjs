@@ -20,6 +20,7 @@ export default {
     // left to `npm test` for the same reason.
     testFiles: [
       'test/domain/hub.test.ts',
+      'test/domain/hub-indexes.test.ts',
       'test/domain/session.test.ts',
       'test/domain/broker-memory.test.ts',
       'test/domain/broker-redis.test.ts',
@@ -35,7 +36,7 @@ export default {
   incremental: true,
   incrementalFile: 'reports/stryker-incremental.json',
   concurrency: 2,
-  timeoutMS: 20000,
+  timeoutMS: 10000,
   reporters: ['clear-text', 'progress', 'html', 'json'],
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },

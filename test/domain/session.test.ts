@@ -730,3 +730,61 @@ t.test('replies before auth are counted as sent bytes, and a throwing task is lo
   await session.idle()
   t.same(connection.frames.slice(-1), [{ type: 'pong', ref: 'next' }], 'the queue goes on after a failed task')
 })
+
+t.test('a publish whose data fails the event schema is refused with INVALID_EVENT and not stored', async (t) => {
+  const w = world()
+  const opened = w.open({ token: 'pub', clientPublish: ['*'] })
+  await opened.session.idle()
+  const { session, connection } = opened
+  await send(session, { type: 'subscribe', channel: 'r', id: 0 })
+  connection.take()
+  await send(session, { type: 'publish', channel: 'r', event: 'alarm:created', data: { nope: true }, id: 1 })
+  t.same(connection.types(), ['error'])
+  t.match(connection.frames[0], { code: 'INVALID_EVENT', ref: 1 })
+  t.same(w.published, [])
+})
+
+t.test('an upgrade token with a malformed since is answered INVALID_POSITION and the socket keeps waiting', async (t) => {
+  const w = world()
+  const { session, connection } = w.open({ token: 'alice', since: 'garbage' })
+  await session.idle()
+  t.same(connection.frames.slice(1), [{ type: 'error', code: 'INVALID_POSITION', message: 'since must be <epoch>:<offset>' }])
+  t.equal(connection.closedWith, undefined)
+  t.equal(w.hub.size(), 0)
+  await send(session, { type: 'authenticate', token: 'alice', id: 1 })
+  t.equal(connection.frames[2]?.type, 'authenticated', 'a later authenticate still works')
+  const waiting = w.open({ token: 'alice', since: 'garbage' })
+  await waiting.session.idle()
+  w.clock.advance(5000)
+  t.same(waiting.connection.closedWith, [4401, 'AUTHENTICATION_REQUIRED'], 'and the wait is bounded')
+})
+
+t.test('a socket that closes while its caps are counted, or its history read, never enters the hub', async (t) => {
+  const w = world()
+  const opened = w.open({ token: 'alice', limits: { connectionsPerUser: 5 } })
+  await Promise.resolve()
+  await Promise.resolve()
+  await Promise.resolve()
+  opened.session.ended()
+  await opened.session.idle()
+  t.equal(w.hub.size(), 0)
+  t.same(opened.connection.types(), ['connected'])
+  const reading = w.open({ token: 'alice' })
+  w.duringRead = async () => { reading.session.ended() }
+  await reading.session.idle()
+  t.equal(w.hub.size(), 0)
+  t.same(reading.connection.types(), ['connected'], 'no authenticated frame after the close')
+})
+
+t.test('a client the hub dropped as a slow consumer cannot subscribe any more', async (t) => {
+  const w = world()
+  const { session, connection } = await authed(w)
+  connection.bufferedAmount = 20_000
+  await w.post({ event: 'x', data: {}, target: { kind: 'tenant' } })
+  t.same(connection.closedWith, [4008, 'SLOW_CONSUMER'])
+  connection.bufferedAmount = 0
+  const before = connection.frames.length
+  await send(session, { type: 'subscribe', channel: 'ops', id: 1 })
+  t.equal(connection.frames.length, before)
+  t.equal(w.hub.channelConnectionCount('acme', 'ops'), 0)
+})

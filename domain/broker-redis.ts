@@ -98,15 +98,28 @@ if ARGV[2] ~= '' then entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2] .. 
 return {epoch, latest, oldest, entries}
 `
 
+/** A position in a stream; `epoch` is undefined while the stream is empty (its first publish picks it). */
+interface Position {
+  epoch: string | undefined
+  offset: number
+}
+
 interface Watch {
   tenantId: string
   stream: string
   count: number
   subscribed: Promise<void>
-  /** The last position delivered to local listeners. */
-  last: { epoch: string, offset: number } | undefined
-  /** Live messages that arrived while a gap was being filled, in arrival order. */
+  /**
+   * Local listeners have everything of the stream up to here. Undefined until the first read
+   * of the stream after the watch was made: every socket attaches at or after that read's
+   * position, so live delivery continues from it, and no live message is accepted before it
+   * is known (they wait in `pending`).
+   */
+  last: Position | undefined
+  /** Live messages that arrived while the position was unknown or a gap was being filled, in arrival order. */
   pending: StoredEvent[] | undefined
+  /** The subscriber reconnected while the position was unknown or a fill was under way: read the log again after. */
+  stale: boolean
 }
 
 type RedisWithScripts = Redis & {
@@ -118,10 +131,13 @@ type RedisWithScripts = Redis & {
  * The broker for many instances: Redis Streams hold each stream's history, pub/sub carries
  * live delivery, and a Lua script makes "assign offset, append, publish" one atomic step.
  *
- * Delivery guarantee per instance: for every watched stream, listeners get each event once,
- * in offset order. When a live message reveals a gap (the subscriber connection dropped and
- * came back), the missing range is read from the log first; when that range is gone, the gap
- * listeners are told so the stream's sockets reconnect and resume.
+ * Delivery guarantee per instance: for every watched stream, listeners get each event after
+ * the position the watch was attached at once, in offset order. Every live message is compared
+ * with the watch's position, which is known from a read before any message is accepted. When a
+ * message reveals a gap, or the subscriber connection dropped and came back (for every watch,
+ * whether it had delivered anything or not), the missing range is read from the log first;
+ * when that range is gone, the gap listeners are told so the stream's sockets reconnect and
+ * resume.
  */
 export class RedisBroker implements Broker {
   private readonly command: RedisWithScripts
@@ -193,6 +209,13 @@ export class RedisBroker implements Broker {
 
   async read (tenantId: string, stream: string, after: number | undefined, limit: number): Promise<StreamRead> {
     if (this.unsupported !== undefined) throw new Error(this.unsupported)
+    const read = await this.readLog(tenantId, stream, after, limit)
+    const watch = this.watches.get(this.channel(tenantId, stream))
+    if (watch !== undefined && watch.last === undefined) this.locate(watch, read)
+    return read
+  }
+
+  private async readLog (tenantId: string, stream: string, after: number | undefined, limit: number): Promise<StreamRead> {
     const keys = this.keys(tenantId, stream)
     const [epoch, latest, oldest, entries] = await this.guard(this.command.tcRead(
       keys.meta, keys.log, randomUUID(), after === undefined ? '' : String(after), limit,
@@ -219,8 +242,13 @@ export class RedisBroker implements Broker {
     const channel = this.channel(tenantId, stream)
     let watch = this.watches.get(channel)
     if (watch === undefined) {
-      const subscribed = this.subscriber.subscribe(channel).then(() => undefined)
-      watch = { tenantId, stream, count: 0, subscribed, last: undefined, pending: undefined }
+      // Once subscribed, the watch reads its own position: that read goes out on the command
+      // connection before any caller's read, so it is at or below every position a socket
+      // attaches at. Should it fail, the caller's read locates the watch instead.
+      const subscribed = this.subscriber.subscribe(channel).then(() => {
+        this.read(tenantId, stream, undefined, 0).catch(() => {})
+      })
+      watch = { tenantId, stream, count: 0, subscribed, last: undefined, pending: [], stale: false }
       this.watches.set(channel, watch)
     }
     watch.count++
@@ -279,14 +307,17 @@ export class RedisBroker implements Broker {
     this.ingest(watch, { ...parsed.e, stream: watch.stream, offset: parsed.offset, epoch: parsed.epoch })
   }
 
-  /** Delivers a live event, or starts filling the gap it reveals, or queues it behind a fill. */
+  /**
+   * Compares a live event with the watch's position: delivers it, or starts filling the gap it
+   * reveals, or queues it behind a fill or until the position is known.
+   */
   private ingest (watch: Watch, event: StoredEvent): void {
-    if (watch.pending !== undefined) {
-      watch.pending.push(event)
+    const last = watch.last
+    if (watch.pending !== undefined || last === undefined) {
+      (watch.pending ??= []).push(event)
       return
     }
-    const last = watch.last
-    if (last !== undefined && last.epoch === event.epoch && event.offset > last.offset + 1) {
+    if ((last.epoch ?? event.epoch) === event.epoch && event.offset > last.offset + 1) {
       watch.pending = [event]
       void this.fill(watch)
       return
@@ -297,8 +328,8 @@ export class RedisBroker implements Broker {
   /** Delivers one event unless it was already delivered; an epoch change is a gap. */
   private accept (watch: Watch, event: StoredEvent): void {
     const last = watch.last
-    if (last !== undefined && last.epoch === event.epoch && event.offset <= last.offset) return
-    if (last !== undefined && last.epoch !== event.epoch) this.gap(watch)
+    if (last !== undefined && (last.epoch ?? event.epoch) === event.epoch && event.offset <= last.offset) return
+    if (last?.epoch !== undefined && last.epoch !== event.epoch) this.gap(watch)
     watch.last = { epoch: event.epoch, offset: event.offset }
     for (const listener of this.listeners) {
       try {
@@ -315,17 +346,41 @@ export class RedisBroker implements Broker {
    * range, the stream's sockets are told to reconnect and resume instead.
    */
   private async fill (watch: Watch): Promise<void> {
-    const last = watch.last as { epoch: string, offset: number }
+    const last = watch.last as Position
     try {
-      const read = await this.read(watch.tenantId, watch.stream, last.offset, this.options.historySize)
-      if (read.epoch !== last.epoch || read.oldest > last.offset + 1) {
+      const read = await this.readLog(watch.tenantId, watch.stream, last.offset, this.options.historySize)
+      // Attached while the stream was empty: the live message that revealed the gap names the epoch.
+      const epoch = last.epoch ?? watch.pending?.[0]?.epoch ?? read.epoch
+      if (read.epoch !== epoch || read.oldest > last.offset + 1) {
         this.gap(watch)
+        // The stream's sockets were closed; a socket attaching now reads past this position.
+        watch.last = { epoch: read.epoch, offset: read.latest }
       } else {
         for (const event of read.events) this.accept(watch, event)
       }
     } catch (err) {
       this.options.log.warn({ action: 'broker.redis.gap_fill_failed', stream: watch.stream, err: (err as Error).message }, 'could not fill a delivery gap')
       this.gap(watch)
+      // The sockets were told; delivery carries on from the next live message, without
+      // retrying the fill for every message while Redis refuses reads.
+      const next = watch.pending?.[0]
+      if (next !== undefined) watch.last = { epoch: next.epoch, offset: next.offset - 1 }
+    }
+    this.release(watch)
+  }
+
+  /** The watch's position is now known: the live messages queued meanwhile are compared with it. */
+  private locate (watch: Watch, read: StreamRead): void {
+    watch.last = positionOf(read)
+    this.release(watch)
+  }
+
+  /** Ingests the live messages queued behind a fill or a locate, in arrival order. */
+  private release (watch: Watch): void {
+    if (watch.stale) {
+      watch.stale = false
+      void this.fill(watch)
+      return
     }
     const pending = watch.pending ?? []
     watch.pending = undefined
@@ -339,18 +394,28 @@ export class RedisBroker implements Broker {
     }
   }
 
-  /** After the subscriber reconnected: anything published while it was away is read back. */
+  /**
+   * After the subscriber reconnected: anything published while it was away is read back, for
+   * every watch. One whose position is not known yet, or whose fill is under way, reads the
+   * log again once that is done.
+   */
   private async catchUp (): Promise<void> {
-    // Live messages queue behind the catch-up from now on, so nothing overtakes it.
-    const behind = [...this.watches.values()].filter((w) => w.last !== undefined && w.pending === undefined)
-    for (const watch of behind) watch.pending = []
+    const behind: Watch[] = []
+    for (const watch of this.watches.values()) {
+      if (watch.pending !== undefined) {
+        watch.stale = true
+        continue
+      }
+      // Live messages queue behind the catch-up from now on, so nothing overtakes it.
+      watch.pending = []
+      behind.push(watch)
+    }
     // Both connections come back on their own schedules; the reads below need the command one.
     await untilReady([this.command], this.options.watchTimeoutMs ?? this.options.commandTimeoutMs)
     for (const watch of behind) await this.fill(watch)
   }
 
   private gap (watch: Watch): void {
-    watch.last = undefined
     this.options.log.warn({ action: 'broker.redis.gap', tenantId: watch.tenantId, stream: watch.stream }, 'unrecoverable delivery gap; closing the stream\'s sockets')
     for (const listener of this.gapListeners) {
       try {
@@ -381,6 +446,11 @@ export function versionProblem (info: string, address: string): string | undefin
   const [major = 0, minor = 0] = version.split('.').map(Number)
   if (major > MINIMUM_VERSION[0] || (major === MINIMUM_VERSION[0] && minor >= MINIMUM_VERSION[1])) return undefined
   return `Redis ${version} at ${address} is too old: tenantcast needs Redis ${MINIMUM_VERSION.join('.')} or newer (history reads use exclusive XRANGE ranges); upgrade Redis or unset REDIS_URL`
+}
+
+/** Where a read leaves a stream: its latest offset, in no epoch yet while it is empty. */
+function positionOf (read: StreamRead): Position {
+  return { epoch: read.latest === 0 ? undefined : read.epoch, offset: read.latest }
 }
 
 /**

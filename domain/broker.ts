@@ -39,7 +39,9 @@ export interface Broker {
   onGap (listener: GapListener): () => void
   /**
    * Declares local interest in a stream; resolves once live delivery for it is active on this
-   * instance, so a read made after it misses nothing. Reference-counted with `unwatch`.
+   * instance, so a read made after it misses nothing: every event after the position such a
+   * read reports is delivered, including across reconnects of the broker's own connections,
+   * or the stream's gap listeners are told. Reference-counted with `unwatch`.
    */
   watch (tenantId: string, stream: string): Promise<void>
   unwatch (tenantId: string, stream: string): void

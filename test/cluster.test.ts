@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process'
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
+import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
+import WebSocket from 'ws'
 import { RedisBroker } from '../domain/broker-redis.js'
 import {
   build, Client, connect, drain, events, freePort, get, post, postAlarm, quietly, redisPrefix, redisSkip, REDIS_URL, SECRET, settled, sign,
@@ -381,8 +383,18 @@ class RedisProxy {
     for (const pair of this.pairs) for (const s of pair) s.destroy()
   }
 
+  /** New connections are refused; open ones stay, so a connection Redis dropped stays away. */
+  refuse (): void {
+    this.open = false
+  }
+
   restore (): void {
     this.open = true
+  }
+
+  /** The address Redis sees for each proxied connection, as CLIENT LIST and CLIENT KILL ADDR name it. */
+  upstreams (): string[] {
+    return [...this.pairs].map(([, upstream]) => `${upstream.localAddress as string}:${upstream.localPort as number}`)
   }
 
   pause (): void {
@@ -475,4 +487,66 @@ t.test('a Redis older than 6.2 is refused at start-up with one clear line', { sk
   t.equal(await settled(() => broker.ready(), false), false, 'not ready')
   await t.rejects(broker.publish({ id: 'x', tenantId: 't1', event: 'tick', data: {}, target: { kind: 'tenant' }, timestamp: 'now' }), /too old/)
   await t.rejects(broker.read('t1', 'tenant', 0, 10), /too old/)
+})
+
+t.test('a subscriber that Redis disconnects', { skip: redisSkip }, async (t) => {
+  t.test('a socket on a channel that was quiet gets every event published during the reconnect once, in order, or an explicit gap', async (t) => {
+    const proxy = await RedisProxy.start()
+    const admin = new Redis(REDIS_URL)
+    t.teardown(async () => { await proxy.close(); admin.disconnect() })
+    const gw = await build(t, { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_PREFIX: await redisPrefix(t) })
+    const acknowledged: number[] = []
+    const publish = async (n: number): Promise<void> => {
+      const reply = await post(gw, '/api/v1/publish', publisher, { event: 'tick', data: { n }, channel: 'quiet' })
+      t.equal(reply.status, 202, `event ${n} stored`)
+      acknowledged.push(reply.body.offset as number)
+    }
+    for (let n = 1; n <= 2; n++) await publish(n)
+    acknowledged.splice(0)
+    const subscribe = async (since?: string): Promise<Client> => {
+      const client = await connect(gw)
+      client.send({ type: 'subscribe', channel: 'quiet', ...(since === undefined ? {} : { since }) })
+      await client.next('subscribed')
+      return client
+    }
+    const first = await subscribe()
+    t.match(first.frames.find((f) => f.type === 'subscribed'), { position: { offset: 2 } }, 'attached at offset 2, nothing delivered live yet')
+
+    // CLIENT KILL TYPE pubsub, for this gateway's connections only (other suites share the
+    // Redis); the proxy holds the reconnect back until the events below are stored.
+    proxy.refuse()
+    for (const addr of proxy.upstreams()) await admin.client('KILL', 'TYPE', 'pubsub', 'ADDR', addr)
+    t.equal(await waitFor(async () => (await fetch(`${gw.http}/ready`)).status === 503), true, 'the subscriber is gone')
+    for (let n = 3; n <= 5; n++) await publish(n)
+    proxy.restore()
+    t.equal(await waitFor(async () => (await fetch(`${gw.http}/ready`)).status === 200), true, 'the subscriber is back')
+    await publish(6)
+
+    // A socket closed with 4008 STREAM_GAP resumes from its last position; any other outcome
+    // than every event, once and in order, is a silent skip.
+    const received: number[] = []
+    const position = first.frames.find((f) => f.type === 'subscribed')?.position as { epoch: string, offset: number }
+    let since = `${position.epoch}:${position.offset}`
+    let client = first
+    for (let resumes = 0; resumes <= 3; resumes++) {
+      // Bounded: a socket that stays open short of the count is the silent skip asserted below.
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([client.collect('event', acknowledged.length - received.length), new Promise((resolve) => { timer = setTimeout(resolve, 5000) })])
+      clearTimeout(timer)
+      if (client.socket.readyState === WebSocket.OPEN) {
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        await drain(client)
+        received.push(...events(client).map((e) => e.offset as number))
+        break
+      }
+      t.match(await client.closed, { code: 4008, reason: 'STREAM_GAP' }, 'an explicit gap')
+      const last = events(client).at(-1)
+      received.push(...events(client).map((e) => e.offset as number))
+      if (last !== undefined) since = `${last.epoch as string}:${last.offset as number}`
+      client = await subscribe(since)
+    }
+    t.same(received, acknowledged, 'every acknowledged event exactly once, in order')
+    t.same(acknowledged, [3, 4, 5, 6])
+    client.close()
+  })
 })

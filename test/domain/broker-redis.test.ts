@@ -1,14 +1,14 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { RedisBroker } from '../../domain/broker-redis.js'
-import type { StoredEvent } from '../../domain/events.js'
+import type { EventEnvelope, StoredEvent } from '../../domain/events.js'
 import { REDIS_URL, redisPrefix, redisSkip } from '../helper.js'
 import { brokerBehaviour } from './broker-behaviour.js'
 
 const quiet = { warn: () => {} }
 
 /** A Redis broker that is connected before the test uses it. */
-async function connected (options: { prefix: string, historySize?: number, historyTtlMs?: number }): Promise<RedisBroker> {
+async function connected (options: { prefix: string, url?: string, historySize?: number, historyTtlMs?: number }): Promise<RedisBroker> {
   const broker = new RedisBroker({ url: REDIS_URL, historySize: 100, historyTtlMs: 600_000, historyMetaTtlMs: 3_600_000, commandTimeoutMs: 2000, onListenerError: () => {}, log: quiet, ...options })
   if (!await broker.connected(5000)) throw new Error('the Redis broker did not connect')
   return broker
@@ -65,6 +65,37 @@ t.test('the Redis broker', { skip: redisSkip }, async (t) => {
     t.same((await broker.read('acme', 'tenant', 0, 10)).events.map((e) => e.id), ['b'], 'the old epoch\'s log went with it')
   })
 
+  t.test('a watch that has delivered nothing yet still catches up what was published while its subscriber reconnected', async (t) => {
+    const prefix = await redisPrefix(t)
+    // The name lets the test kill this broker's subscriber alone: other suites share the Redis.
+    const name = `tctest-${process.pid}-${Math.random().toString(36).slice(2, 10)}`
+    const broker = await connected({ prefix, url: `${REDIS_URL}?connectionName=${name}` })
+    const admin = new Redis(REDIS_URL)
+    t.teardown(async () => { await broker.close(); admin.disconnect() })
+    const channel = (n: number, target: string): EventEnvelope => ({ id: `${target}${n}`, tenantId: 'acme', event: 'tick', data: { n }, target: { kind: 'channel', channel: target }, timestamp: 'now' })
+    for (let n = 1; n <= 2; n++) await broker.publish(channel(n, 'quiet'))
+    const seen: string[] = []
+    broker.onDelivery((e) => { seen.push(`${e.stream}:${e.offset}`) })
+    await broker.watch('acme', 'channel:quiet')
+    await broker.watch('acme', 'channel:fresh')
+    t.equal((await broker.read('acme', 'channel:quiet', undefined, 10)).latest, 2, 'attached at offset 2')
+    t.equal((await broker.read('acme', 'channel:fresh', undefined, 10)).latest, 0, 'attached to a stream nobody published to')
+
+    const killed = await subscribers(admin, name)
+    t.equal(killed.length, 1, 'one subscriber connection')
+    for (const id of killed) await admin.client('KILL', 'ID', id)
+    // Published while the subscriber is away: Redis drops these live messages.
+    for (let n = 3; n <= 5; n++) await broker.publish(channel(n, 'quiet'))
+    await broker.publish(channel(1, 'fresh'))
+    for (let i = 0; i < 500 && (await subscribers(admin, name)).every((id) => killed.includes(id)); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    await broker.publish(channel(6, 'quiet'))
+
+    for (let i = 0; i < 500 && seen.length < 5; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    t.same(seen.filter((s) => s.startsWith('channel:quiet')), ['channel:quiet:3', 'channel:quiet:4', 'channel:quiet:5', 'channel:quiet:6'], 'every event after the attach position, once, in order')
+    t.same(seen.filter((s) => s.startsWith('channel:fresh')), ['channel:fresh:1'], 'the empty stream\'s first event too')
+  })
+
   t.test('history also drops events older than the TTL', async (t) => {
     const broker = await connected({ prefix: await redisPrefix(t), historyTtlMs: 200 })
     t.teardown(async () => { await broker.close() })
@@ -76,3 +107,9 @@ t.test('the Redis broker', { skip: redisSkip }, async (t) => {
     t.equal(read.oldest, 2)
   })
 })
+
+/** Ids of the pub/sub connections named `name`. */
+async function subscribers (admin: Redis, name: string): Promise<string[]> {
+  const list = await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub') as string
+  return list.split('\n').filter((line) => line.includes(` name=${name} `)).map((line) => (/^id=(\d+)/.exec(line) as RegExpExecArray)[1] as string)
+}

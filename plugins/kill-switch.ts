@@ -3,7 +3,6 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { CloseCode } from '../domain/close-codes.js'
 import { LocalControl, type ControlChannel, type ControlMessage } from '../domain/control.js'
-import { RedisControl } from '../domain/control-redis.js'
 import type { Revocation } from '../domain/revocations.js'
 import { HttpErrors } from '../errors.js'
 
@@ -35,9 +34,11 @@ declare module 'fastify' {
 async function killSwitchPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
   const redis = app.redis
-  const control: ControlChannel = redis === undefined
-    ? new LocalControl()
-    : new RedisControl(redis, { url: config.REDIS_URL as string, prefix: config.REDIS_PREFIX, instanceId: randomUUID(), log: app.log })
+  // Loaded only with Redis, as the broker is: it brings ioredis.
+  const redisControl = redis === undefined
+    ? undefined
+    : new (await import('../domain/control-redis.js')).RedisControl(redis, { url: config.REDIS_URL as string, prefix: config.REDIS_PREFIX, instanceId: randomUUID(), log: app.log })
+  const control: ControlChannel = redisControl ?? new LocalControl()
 
   const apply = (message: ControlMessage): number => {
     if (message.kind === 'disconnect') {
@@ -58,7 +59,7 @@ async function killSwitchPlugin (app: FastifyInstance): Promise<void> {
   // Before the first request: an instance that starts must already refuse what was revoked.
   // Bounded so that, with Redis down, every start-up wait together stays inside Fastify's plugin
   // timeout; the revocations are read back once the control connection is ready.
-  if (control instanceof RedisControl) await control.start(2000)
+  if (redisControl !== undefined) await redisControl.start(2000)
   app.addHook('onClose', async () => { await control.close() })
 
   const send = async (message: ControlMessage): Promise<number> => {

@@ -178,10 +178,7 @@ export class Hub {
   closeStream (tenantId: string, stream: string, code: number, reason: string): void {
     const channel = channelOf(stream)
     const clients = channel === undefined ? this.byTenant.get(tenantId) : this.byChannel.get(tenantKey(tenantId, channel))
-    for (const client of clients ?? []) {
-      this.remove(client)
-      client.close(code, reason)
-    }
+    for (const client of [...clients ?? []]) this.drop(client, code, reason)
   }
 
   /**

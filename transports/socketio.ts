@@ -28,6 +28,11 @@ export function tokenOf (socket: Socket): string | undefined {
   return bearerToken(socket.handshake.headers.authorization)
 }
 
+/** An event's identity and position, the second argument of every event a Socket.IO client gets. */
+function positionOf (event: StoredEvent): Record<string, unknown> {
+  return { id: event.id, stream: event.stream, offset: event.offset, epoch: event.epoch, timestamp: event.timestamp, correlationId: event.correlationId, from: event.from }
+}
+
 /**
  * A Socket.IO socket behind the hub's Connection interface. Protocol frames become Socket.IO
  * events: an `event` frame is emitted under its catalogue name with the payload as data and
@@ -43,7 +48,7 @@ export function connectionOf (socket: Socket): Connection {
           socket.emit('join:company', { success: true, companyId: message.tenantId, connectionCount: message.connectionCount, userId: message.userId, position: message.position })
           return
         case 'event':
-          socket.emit(message.event as string, message.data, { id: message.id, stream: message.stream, offset: message.offset, epoch: message.epoch, timestamp: message.timestamp, correlationId: message.correlationId, from: message.from })
+          socket.emit(message.event as string, message.data, positionOf(message as unknown as StoredEvent))
           return
         case 'error':
           socket.emit('tenantcast:error', { code: message.code, message: message.message, ref: message.ref })
@@ -55,7 +60,7 @@ export function connectionOf (socket: Socket): Connection {
       }
     },
     sendEvent (event: StoredEvent) {
-      socket.emit(event.event, event.data, { id: event.id, stream: event.stream, offset: event.offset, epoch: event.epoch, timestamp: event.timestamp, correlationId: event.correlationId, from: event.from })
+      socket.emit(event.event, event.data, positionOf(event))
     },
     /**
      * engine.io hands its write buffer to the transport only once the previous batch was

@@ -4,6 +4,7 @@
 // server's CPU and RSS from /proc, and prints one JSON result line on stdout. Progress goes to
 // stderr. It never outlives its hard deadline.
 import http from 'node:http'
+import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { createSigner } from 'fast-jwt'
@@ -12,6 +13,11 @@ import { io as ioClient } from 'socket.io-client'
 
 const job = JSON.parse(process.argv[2])
 const { scenario, protocol, port, secret, serverPid, runId, params } = job
+// S6 runs several gateway instances on a private Redis deployment: every one of their
+// processes is "the server" for CPU accounting, none of them is noise.
+const serverPids = job.serverPids ?? [serverPid]
+const redisNodes = job.redisNodes ?? []
+const ports = job.ports ?? [port]
 const CLK_TCK = job.clkTck ?? 100
 const HOST = '127.0.0.1'
 const verbose = job.verbose === true
@@ -33,10 +39,33 @@ process.stdin.resume()
 
 // ---------- /proc readings of the server ----------
 function serverCpuMs () {
-  const stat = readFileSync(`/proc/${serverPid}/stat`, 'latin1')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // fields[0] is field 3 (state); utime is field 14, stime field 15.
-  return (Number(fields[11]) + Number(fields[12])) * 1000 / CLK_TCK
+  let ticks = 0
+  for (const pid of serverPids) ticks += procTicks(pid)
+  return ticks * 1000 / CLK_TCK
+}
+function redisCpuMs () {
+  let ticks = 0
+  for (const node of redisNodes) ticks += procTicks(node.pid)
+  return ticks * 1000 / CLK_TCK
+}
+/** Commands every Redis node ran so far, by `INFO commandstats`, without the loader's own INFO calls. */
+function redisCommands () {
+  const byName = {}
+  for (const node of redisNodes) {
+    const text = execFileSync('redis-cli', ['-p', String(node.port), 'info', 'commandstats'], { encoding: 'utf8', timeout: 5000 })
+    for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info') byName[m[1]] = (byName[m[1]] ?? 0) + Number(m[2])
+  }
+  return byName
+}
+const sum = (byName) => Object.values(byName).reduce((a, b) => a + b, 0)
+/** Commands per accepted alarm, by name, between two `redisCommands()` readings. */
+function perAlarm (before, after, accepted) {
+  const out = {}
+  for (const [name, calls] of Object.entries(after)) {
+    const delta = calls - (before[name] ?? 0)
+    if (delta > 0) out[name] = Number((delta / accepted).toFixed(2))
+  }
+  return out
 }
 function serverRssKb () {
   const status = readFileSync(`/proc/${serverPid}/status`, 'latin1')
@@ -49,8 +78,15 @@ function loaderCpuMs () {
 }
 function procTicks (pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+  // fields[0] is field 3 (state); utime is field 14, stime field 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return Number(fields[11]) + Number(fields[12])
+}
+function ourTicks () {
+  let ticks = 0
+  for (const pid of serverPids) ticks += procTicks(pid)
+  for (const node of redisNodes) ticks += procTicks(node.pid)
+  return ticks
 }
 /**
  * Busy CPU ticks of the whole machine: user+nice+system+steal, all CPUs. irq and softirq are
@@ -69,11 +105,11 @@ function machineBusyTicks () {
  * where this "foreign" load was high.
  */
 function windowStart () {
-  return { t: now(), server: procTicks(serverPid), self: procTicks('self'), machine: machineBusyTicks() }
+  return { t: now(), server: ourTicks(), self: procTicks('self'), machine: machineBusyTicks() }
 }
 function windowEnd (w) {
   const t = now()
-  const server = procTicks(serverPid) - w.server
+  const server = ourTicks() - w.server
   const self = procTicks('self') - w.self
   const machine = machineBusyTicks() - w.machine
   const wallS = (t - w.t) / 1000
@@ -167,9 +203,9 @@ const EMPTY_SEEN = new Uint8Array(0)
 let openClients = 0
 let closedAfterReady = 0
 
-function connectWs (tenant, user, timeoutMs) {
+function connectWs (tenant, user, timeoutMs, to = port) {
   return new Promise((resolve, reject) => {
-    const url = `ws://${HOST}:${port}/api/v1/events?token=${tokenFor(tenant, user)}`
+    const url = `ws://${HOST}:${to}/api/v1/events?token=${tokenFor(tenant, user)}`
     const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs })
     const client = { tenant, lastSeq: -1, seen: EMPTY_SEEN, ready: false, closed: false, close: () => ws.terminate() }
     const timer = setTimeout(() => { ws.terminate(); reject(new Error('auth timeout')) }, timeoutMs)
@@ -250,7 +286,7 @@ async function connectAll (specs, concurrency, timeoutMs = 20000) {
     while (next < specs.length) {
       const spec = specs[next++]
       try {
-        clients.push(await connectOne(spec.tenant, spec.user, timeoutMs))
+        clients.push(await connectOne(spec.tenant, spec.user, timeoutMs, spec.port))
       } catch (err) {
         failed++
         const key = String(err?.message ?? err).slice(0, 80)
@@ -269,7 +305,7 @@ let postErrors = 0
 const postStatuses = {}
 
 /** Posts alarm `seq` for `tenant`; records its send time. Resolves with the status (0 = error). */
-function postAlarm (seq, tenant) {
+function postAlarm (seq, tenant, to = port) {
   return new Promise((resolve) => {
     alarmTenant[seq] = tenant
     const sentAtNs = process.hrtime.bigint()
@@ -277,7 +313,7 @@ function postAlarm (seq, tenant) {
     const body = JSON.stringify({ message: `Motion detected at Front Door ${marker}`, camera: 'Front Door', severity: 'high' })
     const req = http.request({
       host: HOST,
-      port,
+      port: to,
       method: 'POST',
       path: '/api/v1/alarms',
       agent,
@@ -578,7 +614,81 @@ async function s4 () {
   }
 }
 
-const scenarios = { S1: s1, S2: s2, S3: s3, S4: s4 }
+/**
+ * S6 scale-out: several gateway instances on one Redis deployment. Each tenant's sockets are
+ * spread over every instance and alarms are posted to the instances in turn, so every alarm
+ * crosses Redis to reach most of its sockets. Reports throughput and what Redis spends: its CPU
+ * and its commands per ingested alarm (background work such as presence and pings included, as
+ * a deployment pays it).
+ */
+async function s6 () {
+  const { tenants, socketsPerTenant, alarms, inflight } = params
+  const specs = []
+  for (let t = 0; t < tenants; t++) {
+    for (let u = 0; u < socketsPerTenant; u++) specs.push({ tenant: t, user: u, port: ports[(t + u) % ports.length] })
+  }
+  const conn = await connectAll(specs, params.connectConcurrency ?? 200)
+  const readyPerTenant = new Int32Array(tenants)
+  for (const c of conn.clients) readyPerTenant[c.tenant]++
+  log(`ready ${conn.clients.length}/${specs.length} over ${ports.length} instances`)
+  await sleep(params.settleMs ?? 1000)
+  resetAlarms(alarms)
+  let expected = 0
+  for (let i = 0; i < alarms; i++) expected += readyPerTenant[i % tenants]
+  expectedDeliveries = expected
+  const win = windowStart()
+  const cpu0 = serverCpuMs()
+  const rcpu0 = redisCpuMs()
+  const cmds0 = redisCommands()
+  const t0 = now()
+  let nextSeq = 0
+  const done = waitDeliveries(expected, params.idleMs ?? 5000, params.maxWaitMs ?? 90000)
+  const workers = Array.from({ length: inflight }, async () => {
+    while (nextSeq < alarms) {
+      const seq = nextSeq++
+      await postAlarm(seq, seq % tenants, ports[seq % ports.length])
+    }
+  })
+  await Promise.all(workers)
+  const outcome = await done
+  const tEnd = lastDeliveryAt || now()
+  const cpu1 = serverCpuMs()
+  const rcpu1 = redisCpuMs()
+  const cmds1 = redisCommands()
+  const noise = windowEnd(win)
+  const wallS = (tEnd - t0) / 1000
+  const accepted = postStatuses[202] ?? 0
+  return {
+    ...noise,
+    deliveries_per_s: delivered / wallS,
+    redis_cmds_per_alarm: accepted > 0 ? (sum(cmds1) - sum(cmds0)) / accepted : NaN,
+    redis_cmds_per_alarm_by_name: accepted > 0 ? perAlarm(cmds0, cmds1, accepted) : {},
+    redis_cpu_us_per_alarm: accepted > 0 ? 1000 * (rcpu1 - rcpu0) / accepted : NaN,
+    redis_cpu_us_per_delivery: delivered > 0 ? 1000 * (rcpu1 - rcpu0) / delivered : NaN,
+    server_cpu_us_per_delivery: delivered > 0 ? 1000 * (cpu1 - cpu0) / delivered : NaN,
+    redis_cpu_ms: rcpu1 - rcpu0,
+    redis_commands: sum(cmds1) - sum(cmds0),
+    redis_nodes: redisNodes.length,
+    instances: ports.length,
+    server_cpu_ms: cpu1 - cpu0,
+    loss: expected - delivered,
+    leaks,
+    duplicates,
+    out_of_order: outOfOrder,
+    duration_ms: tEnd - t0,
+    sockets_ready: conn.clients.length,
+    connect_failed: conn.failed,
+    connect_errors: conn.errors,
+    delivered,
+    expected,
+    post_errors: postErrors,
+    post_statuses: postStatuses,
+    closed_after_ready: closedAfterReady,
+    wait_outcome: outcome
+  }
+}
+
+const scenarios = { S1: s1, S2: s2, S3: s3, S4: s4, S6: s6 }
 
 try {
   const started = now()

@@ -14,6 +14,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { startRedis, type RedisDeployment } from './redis.js'
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.resolve(BENCH_DIR, '..')
@@ -23,15 +24,22 @@ const RUN_ID = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`
 const ENV_TAG = 'TENANTCAST_BENCH_RUN'
 
 // ---------------------------------------------------------------- arguments
-type ScenarioName = 'S1' | 'S2' | 'S3' | 'S4'
-const ALL_SCENARIOS: ScenarioName[] = ['S1', 'S2', 'S3', 'S4']
+type ScenarioName = 'S1' | 'S2' | 'S3' | 'S4' | 'S6'
+const ALL_SCENARIOS: ScenarioName[] = ['S1', 'S2', 'S3', 'S4', 'S6']
 const ALL_SERVERS = ['ws-naive', 'ws-once', 'ws-frame', 'socketio', 'tenantcast'] as const
-type ServerName = typeof ALL_SERVERS[number]
+/**
+ * S6 (scale-out) runs tenantcast only, as several instances sharing a Redis deployment: these
+ * are its topologies, in place of the servers of the other scenarios.
+ */
+const TOPOLOGIES = ['tenantcast-redis', 'tenantcast-cluster'] as const
+type Topology = typeof TOPOLOGIES[number]
+type ServerName = typeof ALL_SERVERS[number] | Topology
 
 interface Args {
   quick: boolean
   scenarios: ScenarioName[]
-  servers: ServerName[]
+  servers: Array<typeof ALL_SERVERS[number]>
+  topologies: Topology[]
   repeats: number
   s4Repeats: number
   profile: boolean
@@ -55,7 +63,8 @@ function parseArgs (argv: string[]): Args {
   }
   const has = (name: string): boolean => argv.includes(name)
   if (has('--help') || has('-h')) {
-    process.stdout.write(`usage: npm run bench -- [--quick] [--scenario S1,S2,S3,S4] [--servers ${ALL_SERVERS.join(',')}]
+    process.stdout.write(`usage: npm run bench -- [--quick] [--scenario ${ALL_SCENARIOS.join(',')}] [--servers ${ALL_SERVERS.join(',')}]
+                         [--topologies ${TOPOLOGIES.join(',')}]
                          [--repeats N] [--s4-repeats N] [--profile] [--no-pin] [--verbose]
                          [--noise-limit PCT] [--retries N] [--s4-retries N] [--quiet-wait SECONDS]\n`)
     process.exit(0)
@@ -65,14 +74,17 @@ function parseArgs (argv: string[]): Args {
     .split(',').map((s) => s.trim().toUpperCase()).filter(Boolean) as ScenarioName[]
   for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`)
   const servers = (get('--servers') ?? get('--server') ?? ALL_SERVERS.join(','))
-    .split(',').map((s) => s.trim()).filter(Boolean) as ServerName[]
+    .split(',').map((s) => s.trim()).filter(Boolean) as Array<typeof ALL_SERVERS[number]>
   for (const s of servers) if (!ALL_SERVERS.includes(s)) throw new Error(`unknown server ${s}`)
+  const topologies = (get('--topologies') ?? TOPOLOGIES.join(','))
+    .split(',').map((s) => s.trim()).filter(Boolean) as Topology[]
+  for (const s of topologies) if (!TOPOLOGIES.includes(s)) throw new Error(`unknown topology ${s}`)
   const repeats = Number(get('--repeats') ?? (quick ? 1 : 3))
   // S4 holds 19,000 sockets for 60 s per server: once per server by default in a full run.
   const s4Repeats = Number(get('--s4-repeats') ?? (get('--repeats') !== undefined ? repeats : 1))
   if (!(repeats >= 1) || !(s4Repeats >= 1)) throw new Error('--repeats and --s4-repeats must be >= 1')
   return {
-    quick, scenarios, servers, repeats, s4Repeats, profile: has('--profile'), verbose: has('--verbose'), pin: !has('--no-pin'),
+    quick, scenarios, servers, topologies, repeats, s4Repeats, profile: has('--profile'), verbose: has('--verbose'), pin: !has('--no-pin'),
     noiseLimit: Number(get('--noise-limit') ?? 15),
     retries: Number(get('--retries') ?? (quick ? 0 : 2)),
     s4Retries: Number(get('--s4-retries') ?? get('--retries') ?? (quick ? 0 : 1)),
@@ -103,6 +115,9 @@ function plan (s: ScenarioName, quick: boolean): ScenarioPlan {
     case 'S4': return quick
       ? { params: { sockets: 1000, holdS: 3, settleMs: 500, warmSettleMs: 200, idleMs: 3000 }, heartbeatMs: 1000, timeoutMs: 60000 }
       : { params: { sockets: 19000, holdS: 60, settleMs: 2000, idleMs: 5000 }, heartbeatMs: 5000, timeoutMs: 420000 }
+    case 'S6': return quick
+      ? { params: { instances: 3, tenants: 6, socketsPerTenant: 30, alarms: 120, inflight: 8, settleMs: 500, idleMs: 3000 }, timeoutMs: 60000 }
+      : { params: { instances: 3, tenants: 30, socketsPerTenant: 100, alarms: 1200, inflight: 8, settleMs: 1000, idleMs: 5000 }, timeoutMs: 180000 }
   }
 }
 
@@ -142,6 +157,16 @@ const METRICS: Record<ScenarioName, MetricDef[]> = {
     { key: 'heartbeat_cpu_ms', label: 'heartbeat CPU ms (hold)', better: 'lower', digits: 0, ratio: true },
     { key: 'broadcast_last_ms', label: '1 alarm to all: last delivery ms', better: 'lower', digits: 1, ratio: true },
     { key: 'broadcast_loss', label: 'broadcast lost', better: 'lower', digits: 0, ratio: false },
+    { key: 'foreign_cpu_pct', label: 'other processes CPU %', better: 'info', digits: 0, ratio: false }
+  ],
+  S6: [
+    { key: 'deliveries_per_s', label: 'deliveries/s', better: 'higher', digits: 0, ratio: false },
+    { key: 'redis_cmds_per_alarm', label: 'Redis commands per alarm', better: 'lower', digits: 1, ratio: false },
+    { key: 'redis_cpu_us_per_alarm', label: 'Redis CPU µs per alarm', better: 'lower', digits: 0, ratio: false },
+    { key: 'redis_cpu_us_per_delivery', label: 'Redis CPU µs per delivery', better: 'lower', digits: 2, ratio: false },
+    { key: 'server_cpu_us_per_delivery', label: 'gateway CPU µs per delivery', better: 'lower', digits: 2, ratio: false },
+    { key: 'loss', label: 'lost deliveries', better: 'lower', digits: 0, ratio: false },
+    { key: 'duplicates', label: 'duplicate deliveries', better: 'lower', digits: 0, ratio: false },
     { key: 'foreign_cpu_pct', label: 'other processes CPU %', better: 'info', digits: 0, ratio: false }
   ]
 }
@@ -230,7 +255,7 @@ const node = process.execPath
 const refEnv = (port: number, secret: string, heartbeatMs?: number): Record<string, string> => ({
   PORT: String(port), HOST: '127.0.0.1', JWT_SECRET: secret, ...(heartbeatMs === undefined ? {} : { HEARTBEAT_MS: String(heartbeatMs) })
 })
-const SERVERS: Record<ServerName, ServerSpec> = {
+const SERVERS: Record<typeof ALL_SERVERS[number], ServerSpec> = {
   'ws-naive': { protocol: 'ws', argv: [node, 'bench/servers/ws-naive.mjs'], env: refEnv },
   'ws-once': { protocol: 'ws', argv: [node, 'bench/servers/ws-once.mjs'], env: refEnv },
   'ws-frame': { protocol: 'ws', argv: [node, 'bench/servers/ws-frame.mjs'], env: refEnv },
@@ -328,36 +353,73 @@ interface RunRecord {
   idleLoadBefore?: number
 }
 
+/** What a scenario runs: the servers, or for S6 the topologies. */
+function serversOf (scenario: ScenarioName, args: Args): ServerName[] {
+  return scenario === 'S6' ? args.topologies : args.servers
+}
+
 function tail (s: string, n = 1500): string { return s.length > n ? `…${s.slice(-n)}` : s }
+
+/** The processes of one run: one server, or (S6) the gateway instances and their Redis. */
+interface Running {
+  ports: number[]
+  servers: ChildProcess[]
+  redis?: RedisDeployment
+}
+
+/**
+ * Starts what `server` names, each process pinned to CPU 0 and logging into `collect`: a single
+ * server, or for a topology a private Redis deployment and `instances` gateways sharing it.
+ */
+async function startServers (args: Args, scenario: ScenarioName, server: ServerName, repeat: number, secret: string, collect: (d: Buffer) => void): Promise<Running> {
+  const p = plan(scenario, args.quick)
+  const launch = (argv: string[], env: Record<string, string>, label: string): ChildProcess => {
+    const nodeArgv = [...argv]
+    // One directory per run and V8's default file names: a process with loader hooks (the
+    // TypeScript reference runs) writes one profile per thread.
+    if (args.profile && argv[0] === node) nodeArgv.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${path.join(RESULTS_DIR, 'prof', `${scenario}-${label}-r${repeat}-${RUN_ID}`)}`)
+    const [cmd, cmdArgs] = pinned(0, nodeArgv, args.pin)
+    const child = track(spawn(cmd, cmdArgs, { cwd: ROOT, env: { ...process.env, ...env, [ENV_TAG]: RUN_ID }, stdio: ['pipe', 'pipe', 'pipe'] }))
+    child.stdout?.on('data', collect)
+    child.stderr?.on('data', collect)
+    return child
+  }
+  if (server !== 'tenantcast-redis' && server !== 'tenantcast-cluster') {
+    const port = await freePort()
+    const spec = SERVERS[server]
+    return { ports: [port], servers: [launch(spec.argv, spec.env(port, secret, p.heartbeatMs), server)] }
+  }
+  const redisPorts = [await freePort(), await freePort(), await freePort()]
+  const redis = await startRedis(server === 'tenantcast-redis' ? 'standalone' : 'cluster', redisPorts, (cmd, argv) => launch([cmd, ...argv], {}, 'redis'))
+  const running: Running = { ports: [], servers: [], redis }
+  const instances = p.params.instances ?? 3
+  for (let i = 0; i < instances; i++) {
+    const port = await freePort()
+    running.ports.push(port)
+    running.servers.push(launch(SERVERS.tenantcast.argv, { ...SERVERS.tenantcast.env(port, secret, p.heartbeatMs), ...redis.env }, `${server}-${i}`))
+  }
+  return running
+}
 
 async function runOne (args: Args, scenario: ScenarioName, server: ServerName, repeat: number, secret: string, logDir: string): Promise<RunRecord> {
   const started = Date.now()
   const p = plan(scenario, args.quick)
-  const spec = SERVERS[server]
-  const port = await freePort()
   const logPath = path.join(logDir, `${scenario}-${server}-r${repeat}.log`)
   const logStream: WriteStream = createWriteStream(logPath)
   let serverOut = ''
-  const nodeArgv = [...spec.argv]
-  // One directory per run and V8's default file names: a process with loader hooks (the
-  // TypeScript reference runs) writes one profile per thread.
-  if (args.profile) nodeArgv.splice(1, 0, '--cpu-prof', `--cpu-prof-dir=${path.join(RESULTS_DIR, 'prof', `${scenario}-${server}-r${repeat}-${RUN_ID}`)}`)
-  const [cmd, cmdArgs] = pinned(0, nodeArgv, args.pin)
-  const srv = track(spawn(cmd, cmdArgs, {
-    cwd: ROOT,
-    env: { ...process.env, ...spec.env(port, secret, p.heartbeatMs), [ENV_TAG]: RUN_ID },
-    stdio: ['pipe', 'pipe', 'pipe']
-  }))
   const collect = (d: Buffer): void => { serverOut = (serverOut + d.toString()).slice(-8000); logStream.write(d) }
-  srv.stdout?.on('data', collect)
-  srv.stderr?.on('data', collect)
+  let running: Running | undefined
   let loader: ChildProcess | undefined
   let hardTimer: NodeJS.Timeout | undefined
   try {
-    await waitListening(port, srv, 30000)
+    running = await startServers(args, scenario, server, repeat, secret, collect)
+    const { ports, servers } = running
+    for (const [i, port] of ports.entries()) await waitListening(port, servers[i] as ChildProcess, 30000)
     await new Promise((resolve) => setTimeout(resolve, 100))
+    const protocol = server in SERVERS ? SERVERS[server as keyof typeof SERVERS].protocol : 'ws'
     const job = {
-      scenario, server, protocol: spec.protocol, port, secret, serverPid: srv.pid, runId: `${RUN_ID}${scenario}${repeat}`,
+      scenario, server, protocol, port: ports[0], ports, secret, serverPid: servers[0]?.pid, serverPids: servers.map((s) => s.pid),
+      redisNodes: running.redis?.nodes ?? [], runId: `${RUN_ID}${scenario}${repeat}`,
       params: p.params, clkTck: CLK_TCK, deadlineMs: p.timeoutMs - 5000, verbose: args.verbose
     }
     const [lcmd, largs] = pinned(1, [node, path.join(BENCH_DIR, 'loader.mjs'), JSON.stringify(job)], args.pin)
@@ -367,13 +429,14 @@ async function runOne (args: Args, scenario: ScenarioName, server: ServerName, r
     loader.stdout?.on('data', (d: Buffer) => { out += d.toString() })
     loader.stderr?.on('data', (d: Buffer) => { err += d.toString(); if (args.verbose) process.stderr.write(d) })
     const timedOut = new Promise<'timeout'>((resolve) => { hardTimer = setTimeout(() => { resolve('timeout') }, p.timeoutMs) })
-    const serverDied = new Promise<'server-died'>((resolve) => { srv.once('exit', () => { resolve('server-died') }) })
+    const serverDied = Promise.race(servers.map(async (s) => await new Promise<ChildProcess>((resolve) => { s.once('exit', () => { resolve(s) }) })))
+      .then((s) => ({ died: s }))
     const loaderDone = new Promise<'done'>((resolve) => { loader?.once('exit', () => { resolve('done') }) })
     const outcome = await Promise.race([loaderDone, timedOut, serverDied])
     if (outcome !== 'done') {
       throw new Error(outcome === 'timeout'
         ? `hard timeout of ${p.timeoutMs} ms; loader stderr: ${tail(err)}`
-        : `server exited (${srv.exitCode ?? srv.signalCode}) during the run; server output: ${tail(serverOut)}`)
+        : `server exited (${outcome.died.exitCode ?? outcome.died.signalCode}) during the run; server output: ${tail(serverOut)}`)
     }
     const line = out.trim().split('\n').pop() ?? ''
     let parsed: { ok: boolean, result?: Record<string, unknown>, error?: string }
@@ -386,7 +449,8 @@ async function runOne (args: Args, scenario: ScenarioName, server: ServerName, r
     clearTimeout(hardTimer)
     if (loader !== undefined) await stop(loader, 2000)
     // tenantcast waits up to WS_SHUTDOWN_TIMEOUT for close handshakes; a profiled process must exit on its own to write the profile.
-    await stop(srv, args.profile ? 20000 : 5000)
+    await Promise.all((running?.servers ?? []).map(async (s) => { await stop(s, args.profile ? 20000 : 5000) }))
+    await running?.redis?.stop()
     logStream.end()
   }
 }
@@ -445,7 +509,7 @@ function table (summary: Summary, args: Args, runs: RunRecord[]): string {
   for (const scenario of args.scenarios) {
     const byServer = summary[scenario] ?? {}
     for (const def of METRICS[scenario]) {
-      for (const server of args.servers) {
+      for (const server of serversOf(scenario, args)) {
         const m = byServer[server]?.[def.key]
         const failed = runs.some((r) => r.scenario === scenario && r.server === server && !r.ok)
         const noisy = runs.some((r) => r.scenario === scenario && r.server === server && r.noisy === true && r.discarded !== true)
@@ -513,7 +577,7 @@ async function main (): Promise<void> {
     const reps = scenario === 'S4' ? args.s4Repeats : args.repeats
     // Interleave servers within each repeat, so drift over time hits all of them alike.
     for (let repeat = 1; repeat <= reps; repeat++) {
-      for (const server of args.servers) {
+      for (const server of serversOf(scenario, args)) {
         const attempts: RunRecord[] = []
         const retries = scenario === 'S4' ? args.s4Retries : args.retries
         for (let attempt = 1; attempt <= 1 + retries; attempt++) {

@@ -84,6 +84,62 @@ t.test('listeners get every event in offset order, and a throwing listener does 
   await b.close()
 })
 
+t.test('an event exactly HISTORY_TTL old is expired', async (t) => {
+  const clock = fakeClock()
+  const b = broker(clock, 100, 10_000)
+  await b.publish(envelope(1))
+  clock.advance(9_999)
+  t.same((await b.read('acme', 'tenant', 0, 10)).events.map((e) => e.offset), [1], 'one ms younger than the TTL is kept')
+  clock.advance(1)
+  const read = await b.read('acme', 'tenant', 0, 10)
+  t.same({ oldest: read.oldest, events: read.events }, { oldest: 2, events: [] }, 'at the TTL it is gone')
+  t.equal(b.heldCount(), 0)
+})
+
+t.test('forgetting a stream releases its held events, and a sweep that forgets nothing keeps the epoch', async (t) => {
+  const clock = fakeClock()
+  const b = broker(clock, 100, 3_600_000, 60_000)
+  await b.publish(envelope(1))
+  await b.publish(envelope(2))
+  await b.publish(envelope(3, { target: { kind: 'channel', channel: 'busy' } }))
+  t.equal(b.heldCount(), 3)
+  clock.advance(30_000)
+  b.sweep()
+  t.equal((await b.publish(envelope(4, { target: { kind: 'channel', channel: 'new' } }))).epoch, b.epoch, 'nothing was forgotten, so a new stream is still in the broker\'s epoch')
+  await b.publish(envelope(5, { target: { kind: 'channel', channel: 'busy' } }))
+  clock.advance(40_000)
+  b.sweep()
+  t.equal(b.heldCount(), 3, 'the idle tenant stream\'s two events are no longer counted')
+  t.equal(b.streamCount(), 2)
+})
+
+t.test('every forgetting sweep gives remade streams an epoch of their own', async (t) => {
+  const clock = fakeClock()
+  const b = broker(clock, 100, 10_000, 60_000)
+  const epochs = [(await b.publish(envelope(1))).epoch]
+  for (let n = 0; n < 2; n++) {
+    clock.advance(60_000)
+    b.sweep()
+    epochs.push((await b.publish(envelope(n + 2))).epoch)
+  }
+  t.equal(new Set(epochs).size, 3, `three distinct epochs: ${epochs.join(', ')}`)
+  t.ok(epochs.every((e) => e.length > 0))
+})
+
+t.test('the memory broker never reports a gap, and a closed broker delivers to no listener', async (t) => {
+  const b = broker()
+  const gaps: unknown[] = []
+  const offGap = b.onGap((gap) => { gaps.push(gap) })
+  const seen: number[] = []
+  b.onDelivery((e) => { seen.push(e.offset) })
+  await b.publish(envelope(1))
+  offGap()
+  await b.close()
+  await b.publish(envelope(2))
+  t.same(seen, [1], 'the listener added before close is dropped by it')
+  t.same(gaps, [])
+})
+
 t.test('the memory broker', async (t) => {
   brokerBehaviour(t, async (historySize) => broker(fakeClock(), historySize))
 })

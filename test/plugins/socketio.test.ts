@@ -1,7 +1,7 @@
 import { io, type Socket } from 'socket.io-client'
 import WebSocket from 'ws'
 import t from 'tap'
-import { build, connect, drain, events, post, postAlarm, sign, type Gateway } from '../helper.js'
+import { build, connect, drain, events, post, postAlarm, quietly, sign, type Gateway } from '../helper.js'
 
 type Auth = Record<string, unknown> | ((cb: (data: Record<string, unknown>) => void) => void)
 
@@ -311,4 +311,27 @@ t.test('on shutdown every Socket.IO socket gets its transport closed with 1001, 
   for (const code of await Promise.all(codes)) t.same(code, { code: 1001, reason: 'SERVER_SHUTDOWN' })
   t.same(reasons.map((r) => r[0]), sockets.map(() => 'transport close'), 'every client saw a transport close')
   t.ok(sockets.every((socket) => socket.active), 'and every client is still trying to reconnect')
+})
+
+t.test('with the auth callback form a client resumes from its latest position on each reconnect: every alarm once, in order', { timeout: 20000 }, async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true })
+  let since: string | undefined
+  // Tokens that live 2 s: each expiry (4401 TOKEN_EXPIRED) is a server-side close and a reconnect.
+  const socket = ioClient(gw, { reconnection: true, auth: (cb) => { cb({ token: sign({ exp: Math.floor(Date.now() / 1000) + 2 }), ...(since === undefined ? {} : { since }) }) } })
+  t.teardown(() => { socket.close() })
+  const got: string[] = []
+  socket.on('alarm:created', (data: { message: string }, meta: { epoch: string, offset: number }) => {
+    got.push(data.message)
+    since = `${meta.epoch}:${meta.offset}`
+  })
+  await once(socket, 'join:company')
+  for (let round = 1; round <= 2; round++) {
+    const gone = once(socket, 'disconnect')
+    await postAlarm(gw, sign(), { message: `live ${round}` })
+    await gone
+    const back = once(socket, 'join:company')
+    await postAlarm(gw, sign(), { message: `missed ${round}` })
+    await back
+  }
+  t.same(await quietly(() => got, 4), ['live 1', 'missed 1', 'live 2', 'missed 2'])
 })

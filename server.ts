@@ -25,7 +25,7 @@ try {
   process.exit(1)
 }
 
-if (config.NODE_ENV !== 'production' && config.JWT_SECRET !== undefined) printDevBanner()
+if (config.NODE_ENV !== 'production') printDevBanner()
 
 let stopping = false
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -47,17 +47,20 @@ function printDevBanner (): void {
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.PORT
   const base = `localhost:${port}`
-  const token = signToken({ [config.USER_CLAIM]: 'dev', [config.TENANT_CLAIM]: 'demo', roles: ['admin'] }, { expiresIn: '24h' })
+  const lines = ['', `tenantcast is running on http://${base}`, `Live console: http://${base}/`]
+  // A token only with a generated secret: one signed with the operator's own secret would be a
+  // real credential printed to stdout, and stdout is collected.
+  if (!config.DEV_SECRET) {
+    lines.push('Development mode: mint tokens with `tenantcast token` (JWT_SECRET is yours, so none is printed).', '')
+    process.stdout.write(lines.join('\n') + '\n')
+    return
+  }
+  const token = signToken({ [config.USER_CLAIM]: 'dev', [config.TENANT_CLAIM]: 'demo', roles: ['admin'] }, { expiresIn: '1h' }) // printed, so collected: short-lived
   const alarm = JSON.stringify({ message: 'Motion detected', camera: 'Front Door', severity: 'high' })
-  const lines = [
+  lines.push(
+    'Development mode: JWT_SECRET was generated for this run; set JWT_SECRET to keep tokens valid across restarts.',
     '',
-    `tenantcast is running on http://${base}`,
-    `Live console: http://${base}/`,
-    config.DEV_SECRET
-      ? 'Development mode: JWT_SECRET was generated for this run; set JWT_SECRET to keep tokens valid across restarts.'
-      : 'Development mode: this token is signed with your JWT_SECRET.',
-    '',
-    'Token for tenant "demo" (user "dev", valid 24 h):',
+    'Token for tenant "demo" (user "dev", valid 1 h):',
     `  ${token}`,
     '',
     'Watch the tenant stream:',
@@ -66,6 +69,6 @@ function printDevBanner (): void {
     'Post an alarm:',
     `  curl -sS -X POST http://${base}/api/v1/alarms -H 'Authorization: Bearer ${token}' -H 'Content-Type: application/json' -d '${alarm}'`,
     ''
-  ]
+  )
   process.stdout.write(lines.join('\n') + '\n')
 }

@@ -25,6 +25,9 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
   const originAllowed = originPolicy(app.config.ALLOWED_ORIGINS)
   const log = app.log.child({ transport: 'socket.io' })
   const server = app.server
+  /** Set when shutdown begins: from then on a handshake is refused, so a client reconnects elsewhere. */
+  let closing = false
+  const sessions = new Map<Socket, Session>()
   // @fastify/websocket routes every upgrade through Fastify; Socket.IO's upgrades must reach
   // engine.io alone, or both would answer the same socket.
   const others = server.listeners('upgrade') as Array<(req: IncomingMessage, ...rest: unknown[]) => void>
@@ -43,6 +46,11 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
     // The WebSocket route's Origin policy, checked on every handshake before a session
     // exists: a polling handshake is refused with 403, a websocket upgrade with engine.io's 400.
     allowRequest: (req, callback) => {
+      // A refused handshake (not a connect_error) keeps socket.io-client retrying with backoff.
+      if (closing) {
+        callback('SERVER_SHUTTING_DOWN', false)
+        return
+      }
       const origin = req.headers.origin
       if (origin === undefined || originAllowed(origin, req.headers.host)) {
         callback(null, true)
@@ -94,6 +102,7 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
       clock: systemClock,
       log
     })
+    sessions.set(socket, session)
     app.metrics.connectionOpened()
     // Protocol requests arrive as events named after their type; any other event is a client
     // publish `{channel, data}`, refused unless client publishing allows it.
@@ -105,6 +114,7 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
       session.receive(JSON.stringify(frame))
     })
     socket.on('disconnect', (reason) => {
+      sessions.delete(socket)
       app.metrics.connectionClosed(closeCodeOf(socket, reason))
       session.ended()
     })
@@ -112,9 +122,23 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
     session.start(tokenOf(socket), typeof since === 'string' ? since : undefined)
   })
 
+  // Each socket's transport is closed at its own random moment of the jitter window (bounded
+  // by WS_SHUTDOWN_TIMEOUT), so that socket.io-client's own backoff brings the tabs back spread
+  // out, as the retry hint does for WebSocket clients. io.close() then ends whatever is left.
   app.addHook('preClose', async () => {
+    closing = true
+    const windowMs = Math.min(app.config.RECONNECT_JITTER_MS, app.config.WS_SHUTDOWN_TIMEOUT)
+    await Promise.all([...sessions].map(async ([socket, session]) => await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        session.close(CloseCode.GOING_AWAY, 'SERVER_SHUTDOWN')
+        resolve()
+      }, Math.floor(Math.random() * (windowMs + 1)))
+      socket.once('disconnect', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })))
     for (const socket of io.of('/').sockets.values()) setCloseCode(socket, CloseCode.GOING_AWAY)
-    io.disconnectSockets(true)
     await new Promise<void>((resolve) => { io.close(() => { resolve() }) })
   })
 }

@@ -64,12 +64,24 @@ async function consoleRoutes (app: FastifyInstance, opts: ConfigOptions): Promis
   app.get('/console/config.json', async () => ({ wsPath: config.WS_PATH, devToken }))
 
   if (devToken) {
-    app.get('/dev/token', async (_request, reply) => {
+    app.get('/dev/token', async (request, reply) => {
+      // Loopback only, and never through a proxy (which would make every client look local):
+      // an admin token for anyone who can reach the port is not a development convenience.
+      if (!isLoopback(request.socket.remoteAddress) || request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined) {
+        return await reply.callNotFound()
+      }
       void reply.header('cache-control', 'no-store')
       const token = app.auth.sign({ [config.USER_CLAIM]: 'dev', [config.TENANT_CLAIM]: 'demo', roles: ['admin'] }, { expiresIn: `${DEV_TOKEN_TTL_SECONDS}s` })
       return { token, tenantId: 'demo', userId: 'dev', roles: ['admin'], expiresIn: DEV_TOKEN_TTL_SECONDS }
     })
   }
+}
+
+/** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6. */
+function isLoopback (address: string | undefined): boolean {
+  if (address === undefined) return false
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address
+  return v4.startsWith('127.') || address === '::1'
 }
 
 export default consoleRoutes

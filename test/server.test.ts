@@ -62,7 +62,7 @@ t.test('in development without a secret the banner prints the console URL and a 
   const port = new URL(gw.http).port
   t.match(gw.child.stdout, `Live console: http://localhost:${port}/`)
   t.match(gw.child.stdout, /JWT_SECRET was generated for this run/)
-  const token = /Token for tenant "demo" \(user "dev", valid 24 h\):\n {2}(\S+)/.exec(gw.child.stdout)?.[1] as string
+  const token = /Token for tenant "demo" \(user "dev", valid 1 h\):\n {2}(\S+)/.exec(gw.child.stdout)?.[1] as string
   t.ok(token, 'a token is printed')
   const socket = new Client(`${gw.ws}?token=${token}`)
   t.match(await socket.next('authenticated'), { tenantId: 'demo', userId: 'dev' })
@@ -73,6 +73,15 @@ t.test('in development without a secret the banner prints the console URL and a 
 
 t.test('in production the server prints no banner and no token', async (t) => {
   const gw = await server(t, { NODE_ENV: 'production', JWT_SECRET: SECRET, LOG_LEVEL: 'info' })
+  gw.child.child.kill('SIGTERM')
+  t.equal(await gw.child.exited, 0)
+  t.notMatch(gw.child.stdout, /Token for tenant/)
+  t.notMatch(gw.child.stdout, /eyJ/)
+})
+
+t.test('in development with the operator\'s own JWT_SECRET the banner prints no token', async (t) => {
+  const gw = await server(t, { NODE_ENV: 'development', JWT_SECRET: SECRET, LOG_LEVEL: 'info' })
+  await gw.child.until(() => gw.child.stdout.includes('Live console:'))
   gw.child.child.kill('SIGTERM')
   t.equal(await gw.child.exited, 0)
   t.notMatch(gw.child.stdout, /Token for tenant/)

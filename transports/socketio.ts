@@ -34,17 +34,61 @@ function positionOf (event: StoredEvent): Record<string, unknown> {
 }
 
 /**
+ * Whether a close is meant to be final: a revoked token or a forbidden principal. Only those
+ * go out as Socket.IO's DISCONNECT packet, after which socket.io-client never reconnects (its
+ * reason is `io server disconnect`). Every other close is one the client should retry.
+ */
+export function isFinalClose (code: number, reason: string): boolean {
+  return code === CloseCode.FORBIDDEN || (code === CloseCode.UNAUTHORIZED && reason === AuthReason.TOKEN_REVOKED)
+}
+
+/** engine.io's side of a socket, as far as we read it: its write queue and its events. */
+interface EngineSocket {
+  writeBuffer: Array<{ data?: unknown }>
+  readyState: string
+  transport: { socket?: { bufferedAmount?: number } }
+  close: (discard?: boolean) => void
+  on: (event: string, fn: (packet: { data?: unknown }) => void) => void
+  once: (event: string, fn: () => void) => void
+  off: (event: string, fn: () => void) => void
+}
+
+/**
+ * Bytes engine.io holds for a socket in its write queue, kept as a running count: a packet
+ * adds its size when created, and a flush (the queue handed to the transport) empties it. On
+ * polling this queue is everything a client that stopped polling has not fetched; on websocket
+ * it is what waits while the previous batch is written.
+ */
+function queuedBytes (conn: EngineSocket): () => number {
+  let bytes = 0
+  conn.on('packetCreate', (packet) => {
+    const data = packet.data
+    if (typeof data === 'string') bytes += Buffer.byteLength(data)
+    else if (Buffer.isBuffer(data)) bytes += data.length
+  })
+  conn.on('flush', () => { bytes = 0 })
+  return () => bytes
+}
+
+/**
  * A Socket.IO socket behind the hub's Connection interface. Protocol frames become Socket.IO
  * events: an `event` frame is emitted under its catalogue name with the payload as data and
- * its position as a second argument; `authenticated` becomes reference 004's `join:company`.
+ * its position as a second argument; the first `authenticated` becomes reference 004's
+ * `join:company`, and a token refresh's answers `authenticated`, since those frontends treat
+ * `join:company` as a new session.
  */
 export function connectionOf (socket: Socket): Connection {
+  const conn = socket.conn as unknown as EngineSocket
+  const queued = queuedBytes(conn)
+  let joined = false
   return {
     send (frame) {
       const message = JSON.parse(frame) as { type: string, [key: string]: unknown }
       switch (message.type) {
         case 'connected': return
         case 'authenticated':
+          if (joined) break
+          joined = true
           socket.emit('join:company', { success: true, companyId: message.tenantId, connectionCount: message.connectionCount, userId: message.userId, position: message.position })
           return
         case 'event':
@@ -53,11 +97,9 @@ export function connectionOf (socket: Socket): Connection {
         case 'error':
           socket.emit('tenantcast:error', { code: message.code, message: message.message, ref: message.ref })
           return
-        default: {
-          const { type, ...rest } = message
-          socket.emit(type, rest)
-        }
       }
+      const { type, ...rest } = message
+      socket.emit(type, rest)
     },
     sendEvent (event: StoredEvent) {
       socket.emit(event.event, event.data, positionOf(event))
@@ -67,7 +109,6 @@ export function connectionOf (socket: Socket): Connection {
      * written; waiting for that (`drain`) keeps a replay to about one batch in memory.
      */
     async drained () {
-      const conn = socket.conn as unknown as { writeBuffer: unknown[], readyState: string, once: (event: string, fn: () => void) => void, off: (event: string, fn: () => void) => void }
       if (conn.writeBuffer.length === 0 || conn.readyState !== 'open') return
       await new Promise<void>((resolve) => {
         const done = (): void => {
@@ -82,12 +123,19 @@ export function connectionOf (socket: Socket): Connection {
     close (code, reason) {
       setCloseCode(socket, code)
       socket.emit('tenantcast:close', { code, reason })
-      socket.disconnect(true)
+      if (isFinalClose(code, reason)) {
+        socket.disconnect(true)
+        return
+      }
+      // The transport, not the namespace: socket.io-client then reports `transport close` and
+      // reconnects with its own backoff, where a DISCONNECT packet would strand it. engine.io
+      // sends what it queued (the `tenantcast:close` above) before it closes, except for a
+      // slow consumer, whose queue is what made it slow: that one is dropped with the socket.
+      conn.close(code === CloseCode.SLOW_CONSUMER)
     },
     get bufferedAmount () {
-      // The websocket transport's unsent bytes; polling buffers in engine.io's write queue.
-      const transport = socket.conn.transport as unknown as { socket?: { bufferedAmount?: number } }
-      return transport.socket?.bufferedAmount ?? 0
+      // engine.io's queue (both transports) plus what the websocket transport handed to ws.
+      return queued() + (conn.transport.socket?.bufferedAmount ?? 0)
     }
   }
 }

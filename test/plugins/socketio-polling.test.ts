@@ -1,6 +1,6 @@
 import { io, type Socket } from 'socket.io-client'
 import t from 'tap'
-import { build, postAlarm, quietly, sign, type Gateway } from '../helper.js'
+import { build, postAlarm, quietly, settled, sign, type Gateway } from '../helper.js'
 
 /** A socket.io-client held to HTTP long-polling: no upgrade to WebSocket is attempted. */
 function pollingClient (gw: Gateway, tenantId: string): Socket {
@@ -29,4 +29,21 @@ t.test('a Socket.IO client on the polling transport receives its tenant\'s alarm
   t.equal(acme.io.engine.transport.name, 'polling', 'delivered over polling')
   acme.close()
   globex.close()
+})
+
+t.test('a polling client that stops polling is closed as a slow consumer (4008) once engine.io holds MAX_BUFFERED_BYTES for it', async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true, MAX_BUFFERED_BYTES: 65536 })
+  const socket = pollingClient(gw, 'acme')
+  t.teardown(() => { socket.close() })
+  await once(socket, 'join:company')
+  const transport = socket.io.engine.transport as unknown as { pause: (done: () => void) => void }
+  const paused = new Promise<void>((resolve) => { transport.pause(resolve) })
+  // The poll in flight ends with the next packet; after it the client asks for nothing more.
+  await gw.app.realtime.broadcast('acme', 'note', { text: 'wake' })
+  await paused
+  const text = 'y'.repeat(4000)
+  for (let n = 0; n < 40; n++) await gw.app.realtime.broadcast('acme', 'note', { text })
+  t.equal(await settled(async () => await gw.app.realtime.connectionCount('acme'), 0), 0, 'the stalled client left the hub')
+  const metrics = await (await fetch(`${gw.http}/metrics`)).text()
+  t.match(metrics, /tenantcast_connections_closed_total\{code="4008"\} 1\n/, 'closed as a slow consumer')
 })

@@ -1,15 +1,22 @@
 import { io, type Socket } from 'socket.io-client'
 import WebSocket from 'ws'
 import t from 'tap'
-import { build, connect, drain, events, post, postAlarm, sign, type Gateway } from '../helper.js'
+import { build, connect, drain, events, post, postAlarm, quietly, sign, type Gateway } from '../helper.js'
 
-/** A real socket.io-client, websocket transport first as production frontends configure it. */
-function ioClient (gw: Gateway, options: { token?: string, bearer?: string, since?: string } = {}): Socket {
+type Auth = Record<string, unknown> | ((cb: (data: Record<string, unknown>) => void) => void)
+
+/**
+ * A real socket.io-client, websocket transport first as production frontends configure it.
+ * `reconnection` is off unless asked for: a test that wants the client's own recovery says so.
+ */
+function ioClient (gw: Gateway, options: { token?: string, bearer?: string, since?: string, auth?: Auth, reconnection?: boolean } = {}): Socket {
   const socket = io(gw.http, {
     path: '/socket.io/',
     transports: ['websocket'],
-    reconnection: false,
-    auth: { ...(options.token === undefined ? {} : { token: options.token }), ...(options.since === undefined ? {} : { since: options.since }) },
+    reconnection: options.reconnection ?? false,
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 500,
+    auth: options.auth ?? { ...(options.token === undefined ? {} : { token: options.token }), ...(options.since === undefined ? {} : { since: options.since }) },
     ...(options.bearer === undefined ? {} : { extraHeaders: { authorization: `Bearer ${options.bearer}` } })
   })
   return socket
@@ -204,4 +211,127 @@ t.test('Socket.IO closes are counted under their real close code', async (t) => 
   const text = await scrape()
   t.match(text, /tenantcast_connections_closed_total\{code="4029"\} 1\n/, 'the server\'s 4029 is counted as 4029')
   t.match(text, /tenantcast_connections_closed_total\{code="1000"\} 1\n/, 'the client\'s own disconnect as 1000')
+})
+
+/** Every `disconnect` reason a socket reports, in order. */
+function disconnects (socket: Socket): string[] {
+  const reasons: string[] = []
+  socket.on('disconnect', (reason) => { reasons.push(reason) })
+  return reasons
+}
+
+t.test('a retryable server close (4029) closes the transport: the client sees `transport close` and reconnects by itself', { timeout: 15000 }, async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true, MAX_CONNECTIONS_PER_USER: 1 })
+  const first = ioClient(gw, { token: sign() })
+  t.teardown(() => { first.close() })
+  await once(first, 'join:company')
+  const second = ioClient(gw, { token: sign(), reconnection: true })
+  t.teardown(() => { second.close() })
+  const reasons = disconnects(second)
+  t.match(await once(second, 'tenantcast:close'), { code: 4029, reason: 'USER_CONNECTION_LIMIT' })
+  await once(second, 'disconnect')
+  // The limit is lifted; the refused client must come back on its own.
+  const joined = once(second, 'join:company')
+  first.close()
+  t.match(await joined, { success: true, connectionCount: 1 })
+  t.same(reasons.slice(0, 1), ['transport close'], 'socket.io-client saw a transport close, not `io server disconnect`')
+})
+
+t.test('a token that expires closes the transport with 4401 TOKEN_EXPIRED, and the auth callback brings a fresh token on the reconnect', { timeout: 15000 }, async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true })
+  let issued = 0
+  // Each attempt asks for a token, as a frontend asks its token service: the first lives 2 s.
+  const socket = ioClient(gw, {
+    reconnection: true,
+    auth: (cb) => { issued++; cb({ token: sign({ exp: Math.floor(Date.now() / 1000) + (issued === 1 ? 2 : 600) }) }) }
+  })
+  t.teardown(() => { socket.close() })
+  const reasons = disconnects(socket)
+  await once(socket, 'join:company')
+  const closed = once(socket, 'tenantcast:close')
+  const rejoined = new Promise((resolve) => { socket.once('disconnect', () => { socket.once('join:company', resolve) }) })
+  t.match(await closed, { code: 4401, reason: 'TOKEN_EXPIRED' })
+  t.match(await rejoined, { success: true })
+  t.equal(issued, 2, 'one token per attempt')
+  t.same(reasons, ['transport close'])
+})
+
+t.test('a final close (4403 REVOKED) uses the DISCONNECT packet: the client sees `io server disconnect` and stays away', { timeout: 15000 }, async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true })
+  const socket = ioClient(gw, { token: sign({ tenantId: 'acme', sub: 'mallory' }), reconnection: true })
+  t.teardown(() => { socket.close() })
+  const reasons = disconnects(socket)
+  await once(socket, 'join:company')
+  const closed = once(socket, 'tenantcast:close')
+  const gone = once(socket, 'disconnect')
+  const reply = await post(gw, '/api/v1/admin/disconnect', sign({ tenantId: 'acme', sub: 'root', roles: ['admin'] }), { userId: 'mallory' })
+  t.equal(reply.status, 202)
+  t.match(await closed, { code: 4403, reason: 'REVOKED' })
+  t.equal(await gone, 'io server disconnect')
+  // A reconnect would have been under way after 100-500 ms (reconnectionDelay).
+  await new Promise((resolve) => setTimeout(resolve, 700))
+  t.equal(socket.active, false, 'socket.io-client does not reconnect after a DISCONNECT packet')
+  t.same(reasons, ['io server disconnect'])
+  t.equal(await gw.app.realtime.connectionCount('acme'), 0)
+})
+
+t.test('a token refresh on a live Socket.IO socket answers `authenticated`, not a second join:company', { timeout: 15000 }, async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true })
+  const socket = ioClient(gw, { token: sign({ tenantId: 'acme' }) })
+  t.teardown(() => { socket.close() })
+  let joins = 0
+  socket.on('join:company', () => { joins++ })
+  await once(socket, 'join:company')
+  const refreshed = once<Record<string, unknown>>(socket, 'authenticated')
+  socket.emit('authenticate', { token: sign({ tenantId: 'acme', exp: Math.floor(Date.now() / 1000) + 600 }), id: 'r1' })
+  socket.emit('ping', { id: 'after' })
+  t.match(await once(socket, 'pong'), { ref: 'after' })
+  t.equal(joins, 1, 'join:company was emitted once, for the connect only')
+  t.match(await refreshed, { tenantId: 'acme', userId: 'u1', ref: 'r1' })
+})
+
+t.test('on shutdown every Socket.IO socket gets its transport closed with 1001, spread over the jitter window, and the client reconnects by itself', { timeout: 15000 }, async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true, RECONNECT_JITTER_MS: 1000, WS_SHUTDOWN_TIMEOUT: 3000 })
+  const sockets = Array.from({ length: 6 }, () => ioClient(gw, { token: sign(), reconnection: true }))
+  t.teardown(() => { for (const socket of sockets) socket.close() })
+  await Promise.all(sockets.map(async (socket) => await once(socket, 'join:company')))
+  const reasons = sockets.map((socket) => disconnects(socket))
+  const codes = sockets.map(async (socket) => await once<{ code: number, reason: string }>(socket, 'tenantcast:close'))
+  const gone = sockets.map(async (socket) => await once(socket, 'disconnect'))
+  let connectedAtFirstClose = -1
+  const firstGone = Promise.race(sockets.map(async (socket) => await once(socket, 'disconnect'))).then(() => {
+    connectedAtFirstClose = sockets.filter((socket) => socket.connected).length
+  })
+  const closed = gw.app.close()
+  await firstGone
+  // Six draws from 0..1000 ms falling into the same instant has odds far below one in a million.
+  t.ok(connectedAtFirstClose >= 1, `when the first socket was closed, ${connectedAtFirstClose} others were still connected`)
+  await closed
+  await Promise.all(gone)
+  for (const code of await Promise.all(codes)) t.same(code, { code: 1001, reason: 'SERVER_SHUTDOWN' })
+  t.same(reasons.map((r) => r[0]), sockets.map(() => 'transport close'), 'every client saw a transport close')
+  t.ok(sockets.every((socket) => socket.active), 'and every client is still trying to reconnect')
+})
+
+t.test('with the auth callback form a client resumes from its latest position on each reconnect: every alarm once, in order', { timeout: 20000 }, async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true })
+  let since: string | undefined
+  // Tokens that live 2 s: each expiry (4401 TOKEN_EXPIRED) is a server-side close and a reconnect.
+  const socket = ioClient(gw, { reconnection: true, auth: (cb) => { cb({ token: sign({ exp: Math.floor(Date.now() / 1000) + 2 }), ...(since === undefined ? {} : { since }) }) } })
+  t.teardown(() => { socket.close() })
+  const got: string[] = []
+  socket.on('alarm:created', (data: { message: string }, meta: { epoch: string, offset: number }) => {
+    got.push(data.message)
+    since = `${meta.epoch}:${meta.offset}`
+  })
+  await once(socket, 'join:company')
+  for (let round = 1; round <= 2; round++) {
+    const gone = once(socket, 'disconnect')
+    await postAlarm(gw, sign(), { message: `live ${round}` })
+    await gone
+    const back = once(socket, 'join:company')
+    await postAlarm(gw, sign(), { message: `missed ${round}` })
+    await back
+  }
+  t.same(await quietly(() => got, 4), ['live 1', 'missed 1', 'live 2', 'missed 2'])
 })

@@ -84,3 +84,13 @@ t.test('an embedding host app that asks for the console gets it', async (t) => {
   const base = `http://127.0.0.1:${(host.server.address() as { port: number }).port}`
   t.equal((await fetch(`${base}/console.js`)).status, 200)
 })
+
+t.test('/dev/token answers 404 to a client that is not on loopback, or that came through a proxy', async (t) => {
+  const gw = await build(t, { JWT_SECRET: undefined, NODE_ENV: 'development' })
+  const remote = await gw.app.inject({ method: 'GET', url: '/dev/token', remoteAddress: '203.0.113.7' })
+  t.equal(remote.statusCode, 404)
+  t.notMatch(remote.body, /eyJ/)
+  const proxied = await fetch(`${gw.http}/dev/token`, { headers: { 'x-forwarded-for': '203.0.113.7' } })
+  t.equal(proxied.status, 404)
+  t.equal((await fetch(`${gw.http}/dev/token`)).status, 200, 'a loopback client still gets its token')
+})

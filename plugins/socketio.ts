@@ -62,6 +62,11 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
   })
 
   io.use((socket, next) => {
+    // A namespace CONNECT on an engine connection that already exists skips allowRequest.
+    if (closing) {
+      next(new Error('SERVER_SHUTTING_DOWN'))
+      return
+    }
     const token = tokenOf(socket)
     if (token === undefined) {
       app.metrics.observer.authFailed(AuthReason.AUTHENTICATION_REQUIRED)

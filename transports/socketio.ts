@@ -50,8 +50,11 @@ interface EngineSocket {
   close: (discard?: boolean) => void
   on: (event: string, fn: (packet: { data?: unknown }) => void) => void
   once: (event: string, fn: () => void) => void
-  off: (event: string, fn: () => void) => void
+  off: (event: string, fn: (...args: never[]) => void) => void
 }
+
+/** How long a graceful transport close may wait for a client that stopped reading. */
+const CLOSE_GRACE_MS = 2000
 
 /**
  * Bytes engine.io holds for a socket in its write queue, kept as a running count: a packet
@@ -59,14 +62,22 @@ interface EngineSocket {
  * polling this queue is everything a client that stopped polling has not fetched; on websocket
  * it is what waits while the previous batch is written.
  */
-function queuedBytes (conn: EngineSocket): () => number {
+function queuedBytes (socket: Socket, conn: EngineSocket): () => number {
   let bytes = 0
-  conn.on('packetCreate', (packet) => {
+  const created = (packet: { data?: unknown }): void => {
     const data = packet.data
     if (typeof data === 'string') bytes += Buffer.byteLength(data)
     else if (Buffer.isBuffer(data)) bytes += data.length
+  }
+  const flushed = (): void => { bytes = 0 }
+  conn.on('packetCreate', created)
+  conn.on('flush', flushed)
+  // One engine connection can carry socket after socket (leave and rejoin the namespace), so
+  // each one takes its listeners with it.
+  socket.once('disconnect', () => {
+    conn.off('packetCreate', created)
+    conn.off('flush', flushed)
   })
-  conn.on('flush', () => { bytes = 0 })
   return () => bytes
 }
 
@@ -79,7 +90,7 @@ function queuedBytes (conn: EngineSocket): () => number {
  */
 export function connectionOf (socket: Socket): Connection {
   const conn = socket.conn as unknown as EngineSocket
-  const queued = queuedBytes(conn)
+  const queued = queuedBytes(socket, conn)
   let joined = false
   return {
     send (frame) {
@@ -132,6 +143,11 @@ export function connectionOf (socket: Socket): Connection {
       // sends what it queued (the `tenantcast:close` above) before it closes, except for a
       // slow consumer, whose queue is what made it slow: that one is dropped with the socket.
       conn.close(code === CloseCode.SLOW_CONSUMER)
+      // A graceful close waits for the queue to drain, which a client that stopped reading never
+      // does; without this its socket would linger until the ping timeout, after the hub let go.
+      const force = setTimeout(() => { conn.close(true) }, CLOSE_GRACE_MS)
+      force.unref()
+      conn.once('close', () => { clearTimeout(force) })
     },
     get bufferedAmount () {
       // engine.io's queue (both transports) plus what the websocket transport handed to ws.

@@ -7,6 +7,9 @@ export default {
   mutate: [
     'domain/hub.ts',
     'domain/session.ts',
+    'domain/session-auth.ts',
+    'domain/session-channels.ts',
+    'domain/session-streams.ts',
     'domain/unauthenticated.ts',
     'domain/broker-memory.ts',
     'domain/broker-redis.ts',

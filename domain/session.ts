@@ -1,20 +1,19 @@
-import type { Broker, StreamRead } from './broker.js'
-import { isValidChannel, globMatcher } from './channels.js'
+import type { Broker } from './broker.js'
 import { CloseCode } from './close-codes.js'
-import { MAX_TIMER_MS, type Clock } from './clock.js'
+import type { Clock } from './clock.js'
 import { ErrorCode } from './error-codes.js'
-import { checkEventData, isServerEventName, RESERVED_EVENT_NAMES, type EventEnvelope, type StoredEvent } from './events.js'
-import {
-  authenticatedFrame, connectedFrame, errorFrame, eventFrame, membershipFrame, pongFrame,
-  presenceFrame, publishedFrame, recoveredFrame, type Ref
-} from './frames.js'
+import type { EventEnvelope, StoredEvent } from './events.js'
+import { connectedFrame, errorFrame, pongFrame } from './frames.js'
 import type { Client, Connection, Hub } from './hub.js'
-import { AuthFailure, AuthReason, AuthUnavailable, PUBLISHER_ROLES, hasAnyRole, type Principal, type VerifyToken } from './principal.js'
+import { AuthFailure, AuthReason, type Principal, type VerifyToken } from './principal.js'
 import type { Observer } from './observer.js'
 import type { Presence } from './presence.js'
 import { parseFrame, type ClientMessage } from './protocol.js'
+import { SessionAuth } from './session-auth.js'
+import { ChannelMembership } from './session-channels.js'
+import { StreamAttachments } from './session-streams.js'
+import { TENANT_STREAM } from './streams.js'
 import { TokenBucket } from './token-bucket.js'
-import { TENANT_STREAM, channelStream, parsePosition, type Position } from './streams.js'
 
 /** The pino-compatible subset the session logs through. */
 export interface SessionLog {
@@ -74,6 +73,23 @@ export interface SessionLimits {
   preAuthFrameBytes: number
 }
 
+/**
+ * What the concepts of a session (its auth lifecycle, its channel membership, its stream
+ * attachments) see of the session they belong to. `client` and `principal` are defined once
+ * the session is open; the concepts only use them then.
+ */
+export interface SessionContext {
+  readonly options: SessionOptions
+  readonly client: Client
+  readonly principal: Principal
+  /** Not a getter: TypeScript would keep a narrowing of it across an await. */
+  isClosed: () => boolean
+  isOpen: () => boolean
+  reply: (frame: string) => void
+  close: (code: number, reason: string) => void
+  identity: () => Record<string, string | undefined>
+}
+
 type State = 'awaiting-auth' | 'open' | 'closed'
 
 /**
@@ -86,35 +102,37 @@ type State = 'awaiting-auth' | 'open' | 'closed'
  * verification, a presence lookup or a history read never enters (or re-enters) an index.
  *
  * Frames are handled one at a time, in arrival order, even when one of them waits on the
- * broker. The session owns the auth timeout and the token-expiry timer, and it is the only
- * thing that adds its client to the hub or removes it.
+ * broker. The session is the only thing that adds its client to the hub or removes it.
  *
- * Resume guarantee: when a stream is attached (at auth, on subscribe, on resume), live events
- * for it are held while history is read; the replayed events go out first, then the held
- * ones above the replay's end, so each event reaches the socket exactly once and in order.
+ * What a frame asks for is done by one of three concepts, each in its own file:
+ * - `SessionAuth` (session-auth.ts): authentication, refresh, connection caps, token expiry;
+ * - `ChannelMembership` (session-channels.ts): subscribe, unsubscribe, presence, client publish;
+ * - `StreamAttachments` (session-streams.ts): the hold/replay/floor protocol that attaches a
+ *   stream to the socket with nothing skipped or sent twice, and `resume`.
  */
-export class Session {
+export class Session implements SessionContext {
   private state: State = 'awaiting-auth'
-  private client: Client | undefined
-  private principal: Principal | undefined
-  private timer: unknown
+  private current: Client | undefined
   private queue: Promise<void> = Promise.resolve()
-  /** Per attached stream: every event above this offset has been sent or is held. */
-  private readonly attachedAt = new Map<string, number>()
-  /** The tenant stream's epoch as of the last read, for `authenticated` on a refresh. */
-  private tenantEpoch = ''
-  /** Streams this session asked the broker to deliver live. */
-  private readonly watching = new Set<string>()
-  private readonly canPublish: (channel: string) => boolean
-  private canJoin: (channel: string) => boolean = () => true
   private readonly bucket: TokenBucket
   private strikes = 0
-  /** Replay bytes sent since the last wait for drain. */
-  private unpaced = 0
+  private readonly auth: SessionAuth
+  private readonly channels: ChannelMembership
+  private readonly streams: StreamAttachments
 
-  constructor (private readonly options: SessionOptions) {
-    this.canPublish = options.clientPublish === undefined ? () => false : globMatcher(options.clientPublish)
+  constructor (readonly options: SessionOptions) {
     this.bucket = new TokenBucket(options.limits.frameRate, options.limits.frameBurst, options.clock)
+    this.streams = new StreamAttachments(this)
+    this.channels = new ChannelMembership(this, this.streams)
+    this.auth = new SessionAuth(this, this.streams, this.channels, (principal) => this.enter(principal))
+  }
+
+  get client (): Client {
+    return this.current as Client
+  }
+
+  get principal (): Principal {
+    return this.auth.principal as Principal
   }
 
   /**
@@ -123,12 +141,8 @@ export class Session {
    */
   start (token: string | undefined, since?: string): void {
     this.reply(connectedFrame(this.options.clientId))
-    // Armed for an upgrade token too: a refused one (a malformed `since`) leaves the socket
-    // waiting for `authenticate`, and that wait is bounded.
-    this.arm(this.options.authTimeoutMs, () => {
-      this.fail(new AuthFailure(AuthReason.AUTHENTICATION_REQUIRED, 'no authenticate message arrived in time'))
-    })
-    if (token !== undefined) this.enqueue(async () => { await this.authenticate(token, since, undefined) })
+    this.auth.armAuthTimeout()
+    if (token !== undefined) this.enqueue(async () => { await this.auth.authenticate(token, since, undefined) })
   }
 
   /** Handles one text frame from the client. Never throws. */
@@ -177,20 +191,59 @@ export class Session {
     if (this.state === 'closed') return
     const wasOpen = this.state === 'open'
     this.state = 'closed'
-    this.options.clock.clearTimeout(this.timer)
-    const client = this.client
+    this.auth.stop()
+    const client = this.current
     if (client !== undefined) {
       this.options.hub.remove(client)
-      client.held.clear()
-      for (const stream of this.watching) this.options.broker.unwatch(client.tenantId, stream)
-      this.watching.clear()
-      // Deferred: a session the hub ends mid-delivery must not send (and maybe drop the next
-      // slow member, and so on) from inside that delivery's loop.
-      if (client.channels.size > 0) queueMicrotask(() => { for (const channel of client.channels) this.announce('user-left', channel) })
+      this.streams.detachAll()
+      this.channels.leftAll()
     }
     if (wasOpen) {
       this.options.log.info({ action: 'websocket.connection.disconnected', ...this.identity() }, 'websocket disconnected')
     }
+  }
+
+  isClosed (): boolean {
+    return this.state === 'closed'
+  }
+
+  isOpen (): boolean {
+    return this.state === 'open'
+  }
+
+  reply (frame: string): void {
+    if (this.state === 'closed') return
+    if (this.current !== undefined) {
+      this.options.hub.send(this.current, frame)
+      return
+    }
+    this.options.connection.send(frame)
+    this.options.observer.sent(Buffer.byteLength(frame))
+  }
+
+  identity (): Record<string, string | undefined> {
+    return { clientId: this.options.clientId, tenantId: this.auth.principal?.tenantId, userId: this.auth.principal?.userId }
+  }
+
+  /** A verified principal opens the session: its client enters the hub, its tenant stream held. */
+  private enter (principal: Principal): Client {
+    this.state = 'open'
+    const client: Client = {
+      id: this.options.clientId,
+      tenantId: principal.tenantId,
+      userId: principal.userId,
+      connection: this.options.connection,
+      channels: new Set(),
+      issuedAt: principal.iat,
+      held: new Map(),
+      floors: new Map(),
+      close: (code, reason) => { this.close(code, reason) }
+    }
+    this.current = client
+    // Held from before the client is in the hub: no tenant event slips past the first attach.
+    this.streams.hold(TENANT_STREAM)
+    this.options.hub.add(client)
+    return client
   }
 
   /**
@@ -205,7 +258,7 @@ export class Session {
       return true
     }
     this.strikes++
-    this.options.observer.rateLimited('frames', this.principal?.tenantId ?? '')
+    this.options.observer.rateLimited('frames', this.auth.principal?.tenantId ?? '')
     if (this.strikes === 1) this.reply(errorFrame(ErrorCode.RATE_LIMITED, `more than ${this.options.limits.frameRate} frames per second; frames are being dropped`))
     if (this.strikes >= this.options.limits.frameStrikes) {
       this.options.log.warn({ action: 'websocket.rate_limited', ...this.identity() }, 'client kept flooding; closing with 4029')
@@ -214,15 +267,10 @@ export class Session {
     return false
   }
 
-  /** Not a getter on `state`: TypeScript would keep its narrowing across an await. */
-  private isClosed (): boolean {
-    return this.state === 'closed'
-  }
-
   /** Before auth only a valid `ping` or `authenticate` is accepted: anything else, answered already, ends the socket with 4401. */
   private refuseBeforeAuth (what: string): void {
     if (this.state === 'open') return
-    this.fail(new AuthFailure(AuthReason.AUTHENTICATION_REQUIRED, `${what} before authenticate`))
+    this.auth.fail(new AuthFailure(AuthReason.AUTHENTICATION_REQUIRED, `${what} before authenticate`))
   }
 
   private enqueue (task: () => Promise<void>): void {
@@ -239,7 +287,7 @@ export class Session {
       return
     }
     if (message.type === 'authenticate') {
-      await this.authenticate(message.token, message.since, message.id)
+      await this.auth.authenticate(message.token, message.since, message.id)
       return
     }
     if (this.state !== 'open') {
@@ -248,409 +296,18 @@ export class Session {
       return
     }
     switch (message.type) {
-      case 'resume': await this.resume(message.since, message.id); return
-      case 'subscribe': await this.subscribe(message.channel, message.since, message.id, false); return
-      case 'join-room': await this.subscribe(message.roomId, message.since, message.id, true); return
-      case 'unsubscribe': this.unsubscribe(message.channel, message.id, false); return
-      case 'leave-room': this.unsubscribe(message.roomId, message.id, true); return
-      case 'publish': await this.publish(message.channel, message.event, message.data, message.id); return
+      case 'resume': await this.streams.resume(message.since, message.id); return
+      case 'subscribe': await this.channels.subscribe(message.channel, message.since, message.id, false); return
+      case 'join-room': await this.channels.subscribe(message.roomId, message.since, message.id, true); return
+      case 'unsubscribe': this.channels.unsubscribe(message.channel, message.id, false); return
+      case 'leave-room': this.channels.unsubscribe(message.roomId, message.id, true); return
+      case 'publish': await this.channels.publish(message.channel, message.event, message.data, message.id); return
       case 'message':
         if (message.roomId === undefined) {
           this.reply(errorFrame(ErrorCode.INVALID_MESSAGE, 'a message needs a roomId: clients publish to rooms they joined, not to the whole tenant', message.id))
           return
         }
-        await this.publish(message.roomId, 'message', { message: message.message, roomId: message.roomId }, message.id)
+        await this.channels.publish(message.roomId, 'message', { message: message.message, roomId: message.roomId }, message.id)
     }
-  }
-
-  private async authenticate (token: string, sinceText: string | undefined, ref: Ref): Promise<void> {
-    const since = this.position(sinceText, ref)
-    if (since === null) return
-    let principal: Principal
-    try {
-      principal = await this.options.verify(token)
-    } catch (err) {
-      if (this.isClosed()) return
-      if (err instanceof AuthUnavailable) {
-        this.unavailable(err, ref)
-        return
-      }
-      const failure = err instanceof AuthFailure ? err : new AuthFailure(AuthReason.TOKEN_INVALID, 'the token could not be verified')
-      // A failed refresh leaves the live connection on its current, still valid token.
-      if (this.state === 'open') {
-        this.options.log.warn({ action: 'websocket.auth.failed', reason: failure.reason, refresh: true, ...this.identity() }, 'token refresh rejected')
-        this.reply(errorFrame(failure.reason, failure.message, ref))
-        return
-      }
-      this.fail(failure, true)
-      return
-    }
-    if (this.isClosed()) return
-    if (this.state === 'open') {
-      await this.refresh(principal, ref)
-      return
-    }
-    if (await this.overCapacity(principal) || this.isClosed()) return
-    // A revocation that arrived while the caps were looked up still keeps the socket out.
-    if (this.options.refuses(principal)) {
-      this.fail(new AuthFailure(AuthReason.TOKEN_REVOKED, 'the token was revoked'))
-      return
-    }
-    this.state = 'open'
-    this.principal = principal
-    this.canJoin = globMatcher(principal.channels)
-    const client: Client = {
-      id: this.options.clientId,
-      tenantId: principal.tenantId,
-      userId: principal.userId,
-      connection: this.options.connection,
-      channels: new Set(),
-      issuedAt: principal.iat,
-      held: new Map([[TENANT_STREAM, []]]),
-      floors: new Map(),
-      close: (code, reason) => { this.close(code, reason) }
-    }
-    this.client = client
-    this.options.hub.add(client)
-    this.armExpiry(principal)
-    const read = await this.read(TENANT_STREAM, since)
-    if (read === undefined) return
-    this.tenantEpoch = read.epoch
-    const connectionCount = await this.count(principal.tenantId)
-    if (this.isClosed()) return
-    this.options.log.info({ action: 'websocket.connection.established', ...this.identity() }, 'websocket authenticated')
-    this.reply(authenticatedFrame({
-      userId: principal.userId,
-      tenantId: principal.tenantId,
-      clientId: client.id,
-      connectionCount,
-      position: { epoch: read.epoch, offset: read.latest }
-    }, ref))
-    await this.attach(TENANT_STREAM, since, read, ref)
-  }
-
-  /** Enforces the per-user and per-tenant connection caps; a socket over either gets 4029. */
-  private async overCapacity (principal: Principal): Promise<boolean> {
-    const { connectionsPerUser, connectionsPerTenant } = this.options.limits
-    const [user, tenant] = await Promise.all([
-      connectionsPerUser === 0 ? 0 : this.options.presence.userConnectionCount(principal.tenantId, principal.userId).catch(() => this.options.hub.userConnectionCount(principal.tenantId, principal.userId)),
-      connectionsPerTenant === 0 ? 0 : this.options.presence.connectionCount(principal.tenantId).catch(() => this.options.hub.tenantConnectionCount(principal.tenantId))
-    ])
-    if (this.isClosed()) return true
-    const reason = connectionsPerUser > 0 && user >= connectionsPerUser
-      ? 'USER_CONNECTION_LIMIT'
-      : connectionsPerTenant > 0 && tenant >= connectionsPerTenant ? 'TENANT_CONNECTION_LIMIT' : undefined
-    if (reason === undefined) return false
-    this.options.observer.rateLimited('connections', principal.tenantId)
-    this.options.log.warn({ action: 'websocket.connection.limited', reason, clientId: this.options.clientId, tenantId: principal.tenantId, userId: principal.userId }, 'connection cap reached')
-    this.close(CloseCode.RATE_LIMITED, reason)
-    return true
-  }
-
-  /** The cluster-wide count when it can be had, this instance's otherwise: auth never fails on it. */
-  private async count (tenantId: string): Promise<number> {
-    try {
-      return await this.options.presence.connectionCount(tenantId)
-    } catch {
-      return this.options.hub.tenantConnectionCount(tenantId)
-    }
-  }
-
-  /** A fresh token on a live connection: it must name the same tenant and user. */
-  private async refresh (principal: Principal, ref: Ref): Promise<void> {
-    const current = this.principal as Principal
-    if (principal.tenantId !== current.tenantId || principal.userId !== current.userId) {
-      this.reply(errorFrame(ErrorCode.IDENTITY_MISMATCH, 'a refreshed token must name the same tenant and user', ref))
-      return
-    }
-    this.principal = principal
-    const client = this.client as Client
-    client.issuedAt = principal.iat
-    this.canJoin = globMatcher(principal.channels)
-    // The new claim is the whole grant: channels it no longer allows are left at once.
-    for (const channel of [...client.channels]) {
-      if (!this.canJoin(channel)) this.leave(channel, membershipFrame('unsubscribed', channel, { reason: ErrorCode.CHANNEL_FORBIDDEN }))
-    }
-    this.armExpiry(principal)
-    const connectionCount = await this.count(principal.tenantId)
-    this.reply(authenticatedFrame({
-      userId: principal.userId,
-      tenantId: principal.tenantId,
-      clientId: this.options.clientId,
-      connectionCount,
-      position: { epoch: this.tenantEpoch, offset: this.attachedAt.get(TENANT_STREAM) ?? 0 }
-    }, ref))
-  }
-
-  /** `resume {since}` on a live connection: replays the tenant stream's events it missed before attaching. */
-  private async resume (sinceText: string, ref: Ref): Promise<void> {
-    const since = this.position(sinceText, ref)
-    if (since === null || since === undefined) return
-    const client = this.client as Client
-    client.held.set(TENANT_STREAM, [])
-    const read = await this.read(TENANT_STREAM, since)
-    if (read === undefined) return
-    await this.attach(TENANT_STREAM, since, read, ref)
-  }
-
-  private async subscribe (channel: string, sinceText: string | undefined, ref: Ref, alias: boolean): Promise<void> {
-    const client = this.client as Client
-    const since = this.position(sinceText, ref)
-    if (since === null) return
-    if (!isValidChannel(channel)) {
-      this.reply(errorFrame(ErrorCode.INVALID_CHANNEL, 'a channel name is 1-128 characters of A-Z a-z 0-9 _ . : @ / -, starting with a letter or digit', ref))
-      return
-    }
-    if (!this.canJoin(channel)) {
-      this.reply(errorFrame(ErrorCode.CHANNEL_FORBIDDEN, 'the token\'s channels claim does not allow this channel', ref))
-      return
-    }
-    const joined = alias ? 'room-joined' : 'subscribed'
-    if (client.channels.has(channel)) {
-      this.reply(membershipFrame(joined, channel, {}, ref))
-      return
-    }
-    if (client.channels.size >= this.options.maxChannels) {
-      this.reply(errorFrame(ErrorCode.CHANNEL_LIMIT, `a connection may join at most ${this.options.maxChannels} channels`, ref))
-      return
-    }
-    const stream = channelStream(channel)
-    client.held.set(stream, [])
-    if (!this.options.hub.join(client, channel)) return
-    const read = await this.read(stream, since)
-    if (read === undefined) return
-    this.reply(membershipFrame(joined, channel, { position: { epoch: read.epoch, offset: read.latest } }, ref))
-    this.announce('user-joined', channel)
-    await this.attach(stream, since, read, ref)
-  }
-
-  private unsubscribe (channel: string, ref: Ref, alias: boolean): void {
-    if (!this.leave(channel, membershipFrame(alias ? 'room-left' : 'unsubscribed', channel, {}, ref))) {
-      this.reply(errorFrame(ErrorCode.NOT_SUBSCRIBED, 'not subscribed to this channel', ref))
-    }
-  }
-
-  /** Leaves a joined channel, tells the client with `frame` and the members; false when not joined. */
-  private leave (channel: string, frame: string): boolean {
-    const client = this.client as Client
-    if (!this.options.hub.leave(client, channel)) return false
-    const stream = channelStream(channel)
-    client.held.delete(stream)
-    client.floors.delete(stream)
-    this.attachedAt.delete(stream)
-    if (this.watching.delete(stream)) this.options.broker.unwatch(client.tenantId, stream)
-    this.reply(frame)
-    this.announce('user-left', channel)
-    return true
-  }
-
-  private async publish (channel: string, event: string, data: unknown, ref: Ref): Promise<void> {
-    const client = this.client as Client
-    if (!this.canPublish(channel)) {
-      this.reply(errorFrame(ErrorCode.PUBLISH_DISABLED, 'client publishing is not enabled for this channel', ref))
-      return
-    }
-    if (!client.channels.has(channel)) {
-      this.reply(errorFrame(ErrorCode.NOT_SUBSCRIBED, 'join the channel before publishing to it', ref))
-      return
-    }
-    if (RESERVED_EVENT_NAMES.has(event)) {
-      this.reply(errorFrame(ErrorCode.EVENT_NAME_RESERVED, `the event name ${event} is reserved by Socket.IO`, ref))
-      return
-    }
-    if (isServerEventName(event) && !hasAnyRole(this.principal as Principal, PUBLISHER_ROLES)) {
-      this.reply(errorFrame(ErrorCode.EVENT_FORBIDDEN, 'alarm:*, event:* and report:* events come from the server; publishing them needs the publisher or admin role', ref))
-      return
-    }
-    const check = checkEventData(event, data)
-    if (!check.ok) {
-      this.reply(errorFrame(ErrorCode.INVALID_EVENT, check.message, ref))
-      return
-    }
-    try {
-      const stored = await this.options.publish({
-        tenantId: client.tenantId,
-        event,
-        data,
-        target: { kind: 'channel', channel },
-        from: { clientId: client.id, userId: client.userId }
-      })
-      this.reply(publishedFrame({ id: stored.id, stream: stored.stream, offset: stored.offset, epoch: stored.epoch }, ref))
-    } catch (err) {
-      if ((err as { code?: unknown }).code === ErrorCode.PAYLOAD_TOO_LARGE) {
-        this.reply(errorFrame(ErrorCode.PAYLOAD_TOO_LARGE, (err as Error).message, ref))
-        return
-      }
-      this.reply(errorFrame(ErrorCode.BROKER_UNAVAILABLE, 'the event could not be stored; retry', ref))
-    }
-  }
-
-  /**
-   * Reads a stream for an attach, after making sure the broker delivers it live here: a read
-   * made before that could miss an event published in between. On broker failure the socket
-   * is closed so the client retries.
-   */
-  private async read (stream: string, since: Position | undefined): Promise<StreamRead | undefined> {
-    const tenantId = (this.client as Client).tenantId
-    let read: StreamRead
-    try {
-      if (!this.watching.has(stream)) {
-        this.watching.add(stream)
-        await this.options.broker.watch(tenantId, stream)
-      }
-      if (this.state !== 'open') return undefined
-      read = await this.options.broker.read(tenantId, stream, since?.offset, this.options.replayLimit)
-    } catch (err) {
-      this.options.log.error({ action: 'websocket.resume.failed', stream, err, ...this.identity() }, 'history read failed')
-      this.close(CloseCode.TRY_AGAIN, 'BROKER_UNAVAILABLE')
-      return undefined
-    }
-    return this.state === 'open' ? read : undefined
-  }
-
-  /**
-   * Finishes attaching a stream whose live events are being held: replays what the client
-   * missed after `since` (if it can), reports the recovery, then releases the held events
-   * above everything already sent. Both go out as the socket drains (see `sendPaced`); live
-   * events that arrive meanwhile join the held queue, so order and exactly-once still hold.
-   */
-  private async attach (stream: string, since: Position | undefined, read: StreamRead, ref: Ref): Promise<void> {
-    const client = this.client as Client
-    // Events above `attachedAt` already went out live; a replay stops there.
-    const ceiling = this.attachedAt.get(stream) ?? read.latest
-    let floor = ceiling
-    let sentThrough = ceiling
-    if (since !== undefined) {
-      const recoverable = since.epoch === read.epoch && since.offset <= read.latest && since.offset + 1 >= read.oldest
-      if (recoverable) {
-        let count = 0
-        let to = Math.min(since.offset, ceiling)
-        for (const event of read.events) {
-          if (event.offset > ceiling) break
-          to = event.offset
-          if (!this.entitled(event)) continue
-          if (!await this.sendPaced(client, eventFrame(event))) return
-          count++
-        }
-        floor = Math.min(since.offset, ceiling)
-        this.reply(recoveredFrame({ recovered: true, stream, epoch: read.epoch, from: since.offset + 1, to, count }, ref))
-      } else {
-        this.reply(recoveredFrame({
-          recovered: false,
-          stream,
-          epoch: read.epoch,
-          oldest: { epoch: read.epoch, offset: read.oldest },
-          latest: { epoch: read.epoch, offset: read.latest }
-        }, ref))
-      }
-    }
-    this.attachedAt.set(stream, floor)
-    const held = client.held.get(stream) ?? []
-    // Emptied and deleted with no await in between: the hub holds for this stream until then.
-    for (let event = held.shift(); event !== undefined; event = held.shift()) {
-      if (event.offset <= ceiling) continue
-      if (!await this.sendPaced(client, eventFrame(event))) return
-      sentThrough = event.offset
-    }
-    client.held.delete(stream)
-    client.floors.set(stream, sentThrough)
-  }
-
-  /**
-   * Sends one replayed frame through the hub's slow-consumer guard; every `replayPaceBytes`
-   * it waits for the socket to drain. False when the socket is gone or was dropped.
-   */
-  private async sendPaced (client: Client, frame: string): Promise<boolean> {
-    if (this.isClosed() || !this.options.hub.send(client, frame)) return false
-    this.unpaced += frame.length
-    if (this.unpaced < this.options.replayPaceBytes) return true
-    this.unpaced = 0
-    await this.options.connection.drained?.()
-    return !this.isClosed()
-  }
-
-  /** Whether this connection may see a replayed event: the hub's live filter, for history. */
-  private entitled (event: StoredEvent): boolean {
-    const client = this.client as Client
-    switch (event.target.kind) {
-      case 'tenant': return true
-      case 'user': return event.target.userId === client.userId
-      case 'client': return event.target.clientId === client.id
-      case 'channel': return client.channels.has(event.target.channel)
-    }
-  }
-
-  /**
-   * Parses a `since` position. A malformed one is answered with INVALID_POSITION and returns
-   * null: the request it came with is refused whole, so it gets that one answer only.
-   */
-  private position (text: string | undefined, ref: Ref): Position | undefined | null {
-    if (text === undefined) return undefined
-    const position = parsePosition(text)
-    if (position !== undefined) return position
-    this.reply(errorFrame(ErrorCode.INVALID_POSITION, 'since must be <epoch>:<offset>', ref))
-    return null
-  }
-
-  private announce (type: 'user-joined' | 'user-left', channel: string): void {
-    const client = this.client as Client
-    this.options.hub.sendToChannel(client.tenantId, channel, presenceFrame(type, channel, client.userId, client.id), client)
-  }
-
-  private armExpiry (principal: Principal): void {
-    if (principal.exp === undefined) {
-      this.options.clock.clearTimeout(this.timer)
-      return
-    }
-    const expiresAt = principal.exp * 1000
-    const check = (): void => {
-      const left = expiresAt - this.options.clock.now()
-      if (left <= 0) {
-        this.fail(new AuthFailure(AuthReason.TOKEN_EXPIRED, 'the token expired'))
-        return
-      }
-      this.arm(Math.min(left, MAX_TIMER_MS), check)
-    }
-    check()
-  }
-
-  private arm (ms: number, fn: () => void): void {
-    this.options.clock.clearTimeout(this.timer)
-    this.timer = this.options.clock.setTimeout(fn, ms)
-  }
-
-  /**
-   * The token could not be checked (its keys are unreachable): not a verdict, so never 4401.
-   * A refresh keeps the connection on its current token; a first authentication closes with
-   * 1013 and a retry hint, and the client comes back with the same token.
-   */
-  private unavailable (err: AuthUnavailable, ref: Ref): void {
-    this.options.log.warn({ action: 'websocket.auth.unavailable', retryAfterMs: err.retryAfterMs, refresh: this.state === 'open', ...this.identity() }, err.message)
-    if (this.state === 'open') {
-      this.reply(errorFrame(ErrorCode.AUTH_UNAVAILABLE, `${err.message}; retry in ${err.retryAfterMs} ms`, ref))
-      return
-    }
-    this.close(CloseCode.TRY_AGAIN, `AUTH_UNAVAILABLE retry=${err.retryAfterMs}`)
-  }
-
-  /** Closes with 4401. `verified` failures were already reported by the verifier itself. */
-  private fail (failure: AuthFailure, verified = false): void {
-    if (!verified) this.options.observer.authFailed(failure.reason)
-    this.options.log.warn({ action: 'websocket.auth.failed', reason: failure.reason, clientId: this.options.clientId }, 'websocket auth failed')
-    this.close(CloseCode.UNAUTHORIZED, failure.reason)
-  }
-
-  private reply (frame: string): void {
-    if (this.state === 'closed') return
-    if (this.client !== undefined) {
-      this.options.hub.send(this.client, frame)
-      return
-    }
-    this.options.connection.send(frame)
-    this.options.observer.sent(Buffer.byteLength(frame))
-  }
-
-  private identity (): Record<string, string | undefined> {
-    return { clientId: this.options.clientId, tenantId: this.principal?.tenantId, userId: this.principal?.userId }
   }
 }

@@ -19,6 +19,8 @@ export const HttpErrors = {
   BROKER_UNAVAILABLE: createError('BROKER_UNAVAILABLE', 'the event could not be stored: %s', 503),
   /** The token could not be checked (its JWKS is unreachable); retry after Retry-After with the same token. */
   AUTH_UNAVAILABLE: createError('AUTH_UNAVAILABLE', '%s', 503),
+  /** Shed by load protection (the event loop is saturated); retry after Retry-After. */
+  OVERLOADED: createError('OVERLOADED', 'the gateway is overloaded (event-loop delay %s); retry after Retry-After', 503),
   INTERNAL_ERROR: createError('INTERNAL_ERROR', 'internal server error', 500)
 }
 

@@ -2,6 +2,7 @@ import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { Counter } from 'prom-client'
 import { tenantKey } from '../domain/tenant-key.js'
 import { errorBody, HttpErrors } from '../errors.js'
 
@@ -16,6 +17,9 @@ declare module 'fastify' {
     principalRateLimit: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   }
 }
+
+/** At most one shedding warning per this many ms. */
+const SHED_LOG_MS = 10_000
 
 /**
  * Load protection: REST ingestion per principal inside a budget per tenant (both cluster-wide
@@ -55,10 +59,29 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     void reply.header('retry-after', result.ttlInSeconds)
     throw new HttpErrors.RATE_LIMITED(`more than ${perPrincipal} requests per minute for this token; retry in ${result.ttlInSeconds} seconds`)
   })
+  const shed = new Counter({ name: 'tenantcast_requests_shed_total', help: 'Requests and upgrades refused with 503 OVERLOADED by load protection', registers: [app.metrics.registry] })
+  // Under load a warning per shed request would add to the load: one per SHED_LOG_MS, with the count.
+  let shedSinceLog = 0
+  let loggedAt = -Infinity
   await app.register(underPressure, {
     maxEventLoopDelay: app.config.MAX_EVENT_LOOP_DELAY,
-    retryAfter: 1,
-    exposeStatusRoute: false
+    exposeStatusRoute: false,
+    // A defined answer, 503 OVERLOADED with Retry-After, instead of the plugin's error, which
+    // the error handler can only report as a 500 (and log at error level, per request).
+    pressureHandler: (request: FastifyRequest, reply: FastifyReply, _type: string, value: unknown) => {
+      shed.inc()
+      shedSinceLog++
+      const now = performance.now()
+      if (now - loggedAt >= SHED_LOG_MS) {
+        // No sample in a window (Infinity) means the loop was blocked for all of it.
+        request.log.warn({ action: 'request.shed', eventLoopDelayMs: Number.isFinite(value) ? Math.round(value as number) : null, shed: shedSinceLog }, 'event loop saturated: shedding requests with 503 OVERLOADED')
+        loggedAt = now
+        shedSinceLog = 0
+      }
+      const delay = Number.isFinite(value) ? `${Math.round(value as number)} ms` : 'over a whole sample window'
+      // Sent here: Fastify runs no later hook or handler for a reply already sent.
+      void reply.code(503).header('retry-after', '1').send(errorBody(new HttpErrors.OVERLOADED(delay)))
+    }
   })
 }
 

@@ -23,13 +23,26 @@ function procStatus (pid: number, field: 'VmRSS' | 'VmHWM'): number {
   return Number(match?.[1] ?? NaN) * 1024
 }
 
-/** Resumes from `since` and counts the events, checking their offsets run 1..EVENTS without a gap. */
-async function resumeAll (url: string): Promise<{ events: number, inOrder: boolean, recovered: string, code: number }> {
-  return await new Promise((resolve) => {
+/**
+ * Resumes from `since` and counts the events, checking their offsets run 1..EVENTS without a gap.
+ * An upgrade shed with 503 OVERLOADED (a sample window of the loaded server held no tick) is
+ * retried after its Retry-After, as every client of the gateway does.
+ */
+async function resumeAll (url: string, shed = 0): Promise<{ events: number, inOrder: boolean, recovered: string, code: number, shed: number }> {
+  const result = await new Promise<{ events: number, inOrder: boolean, recovered: string, code: number, overloaded: boolean }>((resolve) => {
     const socket = new WebSocket(url)
     let events = 0
     let inOrder = true
     let recovered = ''
+    let overloaded = false
+    socket.on('unexpected-response', (_request, response) => {
+      let body = ''
+      response.on('data', (chunk) => { body += String(chunk) })
+      response.on('end', () => {
+        overloaded = response.statusCode === 503 && body.includes('"code":"OVERLOADED"') && response.headers['retry-after'] === '1'
+        socket.terminate()
+      })
+    })
     socket.on('message', (data) => {
       const text = String(data)
       if (text.startsWith('{"type":"event"')) {
@@ -44,8 +57,13 @@ async function resumeAll (url: string): Promise<{ events: number, inOrder: boole
       }
     })
     socket.on('error', () => {})
-    socket.on('close', (code) => { resolve({ events, inOrder, recovered, code }) })
+    socket.on('close', (code) => { resolve({ events, inOrder, recovered, code, overloaded }) })
   })
+  if (result.overloaded && shed < 5) {
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    return await resumeAll(url, shed + 1)
+  }
+  return { ...result, shed }
 }
 
 t.test('50 sockets resuming 1,000 events of 16 KiB at once each get every event, while server RSS stays bounded', {
@@ -101,6 +119,8 @@ t.test('50 sockets resuming 1,000 events of 16 KiB at once each get every event,
   t.comment(`server RSS ${Math.round(before / 1048576)} MiB before; peak growth ${Math.round(growth / 1048576)} MiB while ${SOCKETS} sockets replayed ${EVENTS} x 16 KiB`)
   t.same(results.filter((r) => r.events !== EVENTS || !r.inOrder).map((r) => [r.events, r.code]), [], 'every socket got every event, in order')
   t.ok(results.every((r) => r.recovered.includes(`"count":${EVENTS}`)), 'and a recovered frame counting them all')
+  const shed = results.reduce((sum, r) => sum + r.shed, 0)
+  if (shed > 0) t.comment(`${shed} upgrades were shed with 503 OVERLOADED and retried`)
   t.ok(growth < RSS_BOUND, `peak RSS growth ${Math.round(growth / 1048576)} MiB < ${RSS_BOUND / 1048576} MiB`)
 })
 

@@ -62,10 +62,15 @@ end
  * Assign the offset, append to the log (trimmed by size and age) and publish for live
  * delivery, in one atomic step: offsets never interleave or skip between instances. Every key
  * gets its lifetime here: the log expires with its newest event, the metadata later.
+ * A publish that reaches Redis after its deadline (in Redis time) does nothing: its caller was
+ * already told it failed. Without this, a Redis that stalls (SIGSTOP, a partition) runs the
+ * command from its socket buffer once it resumes, and an event refused with 503 is stored and
+ * delivered, and then stored again by the caller's retry.
  * KEYS: meta, log. ARGV: envelope JSON, candidate epoch, max length, ttl ms, live channel,
- * meta ttl ms.
+ * meta ttl ms, deadline ms ('' for none).
  */
 const PUBLISH = TRIM + `
+if ARGV[7] ~= '' and now() > tonumber(ARGV[7]) then return {0, ''} end
 local epoch = meta(KEYS[1], KEYS[2], ARGV[2])
 local offset = redis.call('HINCRBY', KEYS[1], 'latest', 1)
 local t = now()
@@ -123,7 +128,7 @@ interface Watch {
 }
 
 type RedisWithScripts = Redis & {
-  tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string, metaTtl: number): Promise<[number, string]>
+  tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string, metaTtl: number, deadline: string): Promise<[number, string]>
   tcRead (meta: string, log: string, epoch: string, after: string, limit: number, ttl: number, metaTtl: number): Promise<[string, number, number, Array<[string, string[]]>]>
 }
 
@@ -148,6 +153,12 @@ export class RedisBroker implements Broker {
   private readonly stopProbes: Array<() => void>
   /** Set once the server was found too old: nothing is stored or read on it. */
   private unsupported: string | undefined
+  /**
+   * A lower bound of Redis's clock minus ours, in ms, measured on every (re)connect of the
+   * command connection; undefined until then.
+   */
+  private clockOffsetMs: number | undefined
+  private closed = false
 
   constructor (private readonly options: RedisBrokerOptions) {
     // Commands fail fast while Redis is unreachable or stalled: a publish must answer 503 at
@@ -164,6 +175,7 @@ export class RedisBroker implements Broker {
       this.checkVersion().catch((err: Error) => {
         if (this.unsupported !== undefined) options.log.warn({ action: 'broker.redis.unsupported', err: err.message }, err.message)
       })
+      this.measureClock().catch(() => {})
     })
     let connectedOnce = false
     this.subscriber.on('ready', () => {
@@ -196,14 +208,28 @@ export class RedisBroker implements Broker {
     if (this.unsupported !== undefined) throw new Error(this.unsupported)
   }
 
+  /**
+   * Redis's clock against ours, for publish deadlines. Redis read its clock before our reply
+   * came, so `TIME - received` errs low: a deadline errs early, refusing at worst a publish its
+   * caller would still have waited for (a 503 it retries), never letting one through that its
+   * caller was told had failed.
+   */
+  private async measureClock (): Promise<void> {
+    const [seconds, micros] = await this.command.time()
+    const received = Date.now()
+    this.clockOffsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - received - 1
+  }
+
   async publish (envelope: EventEnvelope): Promise<StoredEvent> {
     if (this.unsupported !== undefined) throw new Error(this.unsupported)
     const stream = streamOf(envelope.target)
     const keys = this.keys(envelope.tenantId, stream)
+    const deadline = this.clockOffsetMs === undefined ? '' : String(Date.now() + this.clockOffsetMs + this.options.commandTimeoutMs)
     const [offset, epoch] = await this.guard(this.command.tcPublish(
       keys.meta, keys.log, JSON.stringify(envelope), randomUUID(), this.options.historySize,
-      this.options.historyTtlMs, keys.live, this.options.historyMetaTtlMs
+      this.options.historyTtlMs, keys.live, this.options.historyMetaTtlMs, deadline
     ))
+    if (offset === 0) throw new Error('the publish reached Redis after its deadline and was not stored')
     return { ...envelope, stream, offset, epoch }
   }
 
@@ -273,7 +299,7 @@ export class RedisBroker implements Broker {
   }
 
   ready (): boolean {
-    return this.unsupported === undefined && this.command.status === 'ready' && this.subscriber.status === 'ready'
+    return !this.closed && this.unsupported === undefined && this.command.status === 'ready' && this.subscriber.status === 'ready'
   }
 
   /** Redis holds the history; counting it would mean scanning every stream. */
@@ -282,6 +308,7 @@ export class RedisBroker implements Broker {
   }
 
   async close (): Promise<void> {
+    this.closed = true
     this.listeners.clear()
     this.gapListeners.clear()
     this.watches.clear()
@@ -467,9 +494,9 @@ function isTimeout (err: unknown): boolean {
 }
 
 /**
- * Drops a stalled connection and reconnects. Redis never runs what a dropped client had
- * queued (a paused server discards a closed client's postponed commands), so nothing refused
- * is stored later.
+ * Drops a stalled connection and reconnects. A paused server discards a closed client's
+ * postponed commands; a stopped one may still run what sits in its socket buffer when it
+ * resumes, which is why a publish carries a deadline (PUBLISH above).
  */
 function reset (connection: Redis, log: { warn (fields: object, message: string): void }): void {
   if (connection.status !== 'ready') return

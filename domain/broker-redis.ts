@@ -428,13 +428,25 @@ export class RedisBroker implements Broker {
 
   /** Every key and channel of one stream, named in this one place. */
   private keys (tenantId: string, stream: string): { meta: string, log: string, live: string } {
-    const name = `${encodeURIComponent(tenantId)}:${stream}`
-    return { meta: `${this.options.prefix}s:${name}:meta`, log: `${this.options.prefix}s:${name}:log`, live: `${this.options.prefix}live:${name}` }
+    return streamKeys(this.options.prefix, tenantId, stream)
   }
 
   private channel (tenantId: string, stream: string): string {
     return this.keys(tenantId, stream).live
   }
+}
+
+/**
+ * Every key and the live channel of one stream. The hash tag `{<tenant>:<stream>}` puts them
+ * in one hash slot, so the publish and read scripts (which touch the metadata and the log, and
+ * publish on the channel) run on one node of a Redis Cluster, and different streams spread
+ * across the slots. The names are the same on a standalone Redis. The tenant id is
+ * URI-encoded, so it cannot contain a brace; everything up to the tag's closing brace is
+ * common to the three names, so they share a slot whatever the stream name holds.
+ */
+export function streamKeys (prefix: string, tenantId: string, stream: string): { meta: string, log: string, live: string } {
+  const tag = `{${encodeURIComponent(tenantId)}:${stream}}`
+  return { meta: `${prefix}s:${tag}:meta`, log: `${prefix}s:${tag}:log`, live: `${prefix}live:${tag}` }
 }
 
 /** The oldest server the broker runs on, as [major, minor]. */

@@ -74,7 +74,9 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async run (tenantId: string, key: string, fingerprint: string, publish: IdempotentPublish, find: IdempotentFind): Promise<IdempotencyOutcome> {
-    const id = `${this.options.prefix}idem:${encodeURIComponent(tenantId)}:${key}`
+    // The record and its lease share the hash tag, so the claim script runs on one node of a
+    // Redis Cluster: both names are the same up to the tag's first closing brace.
+    const id = `${this.options.prefix}idem:{${encodeURIComponent(tenantId)}:${key}}`
     const lease = `${id}:lease`
     const owner = randomUUID()
     const deadline = Date.now() + (this.options.waitMs ?? 10_000)

@@ -1,11 +1,22 @@
 import { randomUUID } from 'node:crypto'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Broker, DeliveryListener, GapListener, StreamRead } from './broker.js'
 import type { EventEnvelope, StoredEvent } from './events.js'
 import { streamOf } from './streams.js'
 
-export interface RedisBrokerOptions {
-  url: string
+/** A connection to a standalone Redis or to a Redis Cluster; both speak the same commands. */
+export type RedisClient = Redis | Cluster
+
+/**
+ * Where Redis is: a standalone server (`url`, REDIS_URL) or the seed nodes of a Redis Cluster
+ * (`clusterNodes`, REDIS_CLUSTER_NODES, each `host:port`). Exactly one is set.
+ */
+export interface RedisTarget {
+  url?: string | undefined
+  clusterNodes?: string[] | undefined
+}
+
+export interface RedisBrokerOptions extends RedisTarget {
   /** Prefix of every key and pub/sub channel, so that several deployments share one Redis. */
   prefix: string
   /** Most events held per stream. */
@@ -122,7 +133,7 @@ interface Watch {
   stale: boolean
 }
 
-type RedisWithScripts = Redis & {
+type RedisWithScripts = RedisClient & {
   tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string, metaTtl: number): Promise<[number, string]>
   tcRead (meta: string, log: string, epoch: string, after: string, limit: number, ttl: number, metaTtl: number): Promise<[string, number, number, Array<[string, string[]]>]>
 }
@@ -141,7 +152,7 @@ type RedisWithScripts = Redis & {
  */
 export class RedisBroker implements Broker {
   private readonly command: RedisWithScripts
-  private readonly subscriber: Redis
+  private readonly subscriber: RedisClient
   private readonly listeners = new Set<DeliveryListener>()
   private readonly gapListeners = new Set<GapListener>()
   private readonly watches = new Map<string, Watch>()
@@ -152,12 +163,12 @@ export class RedisBroker implements Broker {
   constructor (private readonly options: RedisBrokerOptions) {
     // Commands fail fast while Redis is unreachable or stalled: a publish must answer 503 at
     // once, never queue for later (it could then be stored after the client was told it failed).
-    this.command = new Redis(options.url, commandConnection(options.commandTimeoutMs)) as RedisWithScripts
+    this.command = commandClient(options, options.commandTimeoutMs) as RedisWithScripts
     this.command.defineCommand('tcPublish', { numberOfKeys: 2, lua: PUBLISH })
     this.command.defineCommand('tcRead', { numberOfKeys: 2, lua: READ })
     // The subscriber queues (re)subscriptions while reconnecting, and ioredis re-subscribes
     // every channel after a reconnect; what was published in between is caught up below.
-    this.subscriber = new Redis(options.url, { maxRetriesPerRequest: null })
+    this.subscriber = subscriberClient(options)
     this.subscriber.on('message', (channel: string, message: string) => { this.onMessage(channel, message) })
     // Checked on every (re)connect: a failover may land on an older server.
     this.command.on('ready', () => {
@@ -191,8 +202,7 @@ export class RedisBroker implements Broker {
    * exclusive XRANGE ranges (`(id`), which older servers refuse.
    */
   async checkVersion (): Promise<void> {
-    const info = await this.command.info('server')
-    this.unsupported = versionProblem(info, `${this.command.options.host ?? ''}:${this.command.options.port ?? ''}`)
+    this.unsupported = await serverProblem(this.command)
     if (this.unsupported !== undefined) throw new Error(this.unsupported)
   }
 
@@ -449,15 +459,33 @@ export function streamKeys (prefix: string, tenantId: string, stream: string): {
   return { meta: `${prefix}s:${tag}:meta`, log: `${prefix}s:${tag}:log`, live: `${prefix}live:${tag}` }
 }
 
-/** The oldest server the broker runs on, as [major, minor]. */
+/** The oldest standalone server the broker runs on, as [major, minor]. */
 const MINIMUM_VERSION = [6, 2] as const
+/** The oldest cluster node: sharded pub/sub (SSUBSCRIBE, SPUBLISH) came with Redis 7.0. */
+const MINIMUM_CLUSTER_VERSION = [7, 0] as const
 
 /** Why a server (its `INFO server` text) cannot run the broker, or undefined when it can. */
-export function versionProblem (info: string, address: string): string | undefined {
+export function versionProblem (info: string, address: string, cluster = false): string | undefined {
+  const minimum = cluster ? MINIMUM_CLUSTER_VERSION : MINIMUM_VERSION
   const version = /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'unknown'
   const [major = 0, minor = 0] = version.split('.').map(Number)
-  if (major > MINIMUM_VERSION[0] || (major === MINIMUM_VERSION[0] && minor >= MINIMUM_VERSION[1])) return undefined
-  return `Redis ${version} at ${address} is too old: tenantcast needs Redis ${MINIMUM_VERSION.join('.')} or newer (history reads use exclusive XRANGE ranges); upgrade Redis or unset REDIS_URL`
+  if (major > minimum[0] || (major === minimum[0] && minor >= minimum[1])) return undefined
+  return cluster
+    ? `Redis ${version} at ${address} is too old: tenantcast on a Redis Cluster needs Redis ${minimum.join('.')} or newer on every node (live delivery uses sharded pub/sub); upgrade Redis or unset REDIS_CLUSTER_NODES`
+    : `Redis ${version} at ${address} is too old: tenantcast needs Redis ${minimum.join('.')} or newer (history reads use exclusive XRANGE ranges); upgrade Redis or unset REDIS_URL`
+}
+
+/**
+ * Why the connected server cannot run the broker, or undefined when it can. On a cluster every
+ * master the client knows is asked, as a failover may land a slot on any of them.
+ */
+export async function serverProblem (client: RedisClient): Promise<string | undefined> {
+  if (!(client instanceof Cluster)) return versionProblem(await client.info('server'), `${client.options.host ?? ''}:${client.options.port ?? ''}`)
+  for (const node of client.nodes('master')) {
+    const problem = versionProblem(await node.info('server'), `${node.options.host ?? ''}:${node.options.port ?? ''}`, true)
+    if (problem !== undefined) return problem
+  }
+  return undefined
 }
 
 /** Where a read leaves a stream: its latest offset, in no epoch yet while it is empty. */
@@ -474,6 +502,43 @@ export function commandConnection (commandTimeoutMs: number): RedisOptions {
   return { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs }
 }
 
+/** `host:port` seeds as ioredis Cluster nodes. */
+function seeds (nodes: string[]): Array<{ host: string, port: number }> {
+  return nodes.map((node) => {
+    const at = node.lastIndexOf(':')
+    return { host: node.slice(0, at), port: Number(node.slice(at + 1)) }
+  })
+}
+
+/** What every cluster client shares: slot maps refreshed often, so a failover is followed within about a second. */
+const CLUSTER: ClusterOptions = { slotsRefreshInterval: 1000, slotsRefreshTimeout: 1000 }
+
+/**
+ * A command connection (see `commandConnection`) to the target. On a cluster, a command whose
+ * connection closed under it may have run, so it is not retried on another node either
+ * (`retryDelayOnFailover: 0`): the caller answers 503. Redirections (MOVED, ASK, TRYAGAIN,
+ * CLUSTERDOWN) are retried, as the command did not run.
+ */
+export function commandClient (target: RedisTarget, commandTimeoutMs: number): RedisClient {
+  if (target.clusterNodes === undefined) return new Redis(target.url as string, commandConnection(commandTimeoutMs))
+  return new Cluster(seeds(target.clusterNodes), {
+    ...CLUSTER,
+    enableOfflineQueue: false,
+    retryDelayOnFailover: 0,
+    redisOptions: { maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs }
+  })
+}
+
+/**
+ * A subscriber connection to the target. It queues (re)subscriptions while reconnecting and
+ * subscribes again after a reconnect. On a cluster it keeps one sharded subscriber per master
+ * (SSUBSCRIBE goes to the node that owns the channel's slot), and plain SUBSCRIBE on one node.
+ */
+export function subscriberClient (target: RedisTarget): RedisClient {
+  if (target.clusterNodes === undefined) return new Redis(target.url as string, { maxRetriesPerRequest: null })
+  return new Cluster(seeds(target.clusterNodes), { ...CLUSTER, shardedSubscribers: true, redisOptions: { maxRetriesPerRequest: null } })
+}
+
 function isTimeout (err: unknown): boolean {
   return (err as Error | undefined)?.message === 'Command timed out'
 }
@@ -483,7 +548,7 @@ function isTimeout (err: unknown): boolean {
  * queued (a paused server discards a closed client's postponed commands), so nothing refused
  * is stored later.
  */
-function reset (connection: Redis, log: { warn (fields: object, message: string): void }): void {
+function reset (connection: RedisClient, log: { warn (fields: object, message: string): void }): void {
   if (connection.status !== 'ready') return
   log.warn({ action: 'redis.stalled' }, 'redis did not answer in time; resetting the connection')
   connection.disconnect(true)
@@ -494,7 +559,7 @@ function reset (connection: Redis, log: { warn (fields: object, message: string)
  * long: a Redis that stops answering (CLIENT PAUSE, a partition that sends no reset) is noticed
  * even when no request is waiting on it. Returns the stop function.
  */
-export function resetOnStall (connection: Redis, timeoutMs: number, log: { warn (fields: object, message: string): void }): () => void {
+export function resetOnStall (connection: RedisClient, timeoutMs: number, log: { warn (fields: object, message: string): void }): () => void {
   let probing = false
   const timer = setInterval(() => {
     if (probing || connection.status !== 'ready') return
@@ -513,7 +578,7 @@ export function resetOnStall (connection: Redis, timeoutMs: number, log: { warn 
 }
 
 /** Resolves true once every connection reports ready, or false after `timeoutMs`. */
-export async function untilReady (connections: Redis[], timeoutMs: number): Promise<boolean> {
+export async function untilReady (connections: RedisClient[], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
   while (connections.some((c) => c.status !== 'ready')) {
     if (Date.now() >= deadline) return false

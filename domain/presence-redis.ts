@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './broker-redis.js'
 import type { Client, Hub, Member, MembershipChange } from './hub.js'
 import type { RemotePresence } from './presence.js'
 
@@ -34,7 +34,7 @@ end
 return sums
 `
 
-type RedisWithSum = Redis & {
+type RedisWithSum = RedisClient & {
   tcPresenceSum (instances: string, now: number, self: string, head: string, tail: string, ...fields: string[]): Promise<number[]>
 }
 
@@ -63,7 +63,7 @@ export class RedisPresenceMirror implements RemotePresence {
   /** Tenants written at least once, so that a tenant whose last local client left is cleared. */
   private readonly written = new Set<string>()
 
-  constructor (redis: Redis, private readonly hub: Hub, private readonly options: RedisPresenceOptions) {
+  constructor (redis: RedisClient, private readonly hub: Hub, private readonly options: RedisPresenceOptions) {
     this.redis = redis as RedisWithSum
     if (typeof this.redis.tcPresenceSum !== 'function') redis.defineCommand('tcPresenceSum', { numberOfKeys: 1, lua: SUM })
     this.unobserve = hub.observe((change) => { this.onChange(change) })
@@ -210,7 +210,7 @@ export class RedisPresenceMirror implements RemotePresence {
   }
 
   /** Marks this instance live for the tenant until one TTL from now, and drops the instances that are not. */
-  private announce (pipeline: ReturnType<Redis['multi']>, tenantId: string, now: number): void {
+  private announce (pipeline: ReturnType<RedisClient['multi']>, tenantId: string, now: number): void {
     const key = this.instancesKey(tenantId)
     pipeline.zadd(key, now + this.options.ttlMs, this.options.instanceId)
     pipeline.zremrangebyscore(key, '-inf', now)

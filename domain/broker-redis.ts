@@ -72,9 +72,10 @@ end
 /**
  * Assign the offset, append to the log (trimmed by size and age) and publish for live
  * delivery, in one atomic step: offsets never interleave or skip between instances. Every key
- * gets its lifetime here: the log expires with its newest event, the metadata later.
+ * gets its lifetime here: the log expires with its newest event, the metadata later. On a
+ * cluster the live message goes out with SPUBLISH, on the channel that shares the keys' slot.
  * KEYS: meta, log. ARGV: envelope JSON, candidate epoch, max length, ttl ms, live channel,
- * meta ttl ms.
+ * meta ttl ms, 'PUBLISH' or 'SPUBLISH'.
  */
 const PUBLISH = TRIM + `
 local epoch = meta(KEYS[1], KEYS[2], ARGV[2])
@@ -84,7 +85,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-0', 'e', ARGV[1], 't'
 trim(KEYS[2], t - tonumber(ARGV[4]))
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('PUBLISH', ARGV[5], '{"offset":' .. offset .. ',"epoch":"' .. epoch .. '","e":' .. ARGV[1] .. '}')
+redis.call(ARGV[7], ARGV[5], '{"offset":' .. offset .. ',"epoch":"' .. epoch .. '","e":' .. ARGV[1] .. '}')
 return {offset, epoch}
 `
 
@@ -134,13 +135,16 @@ interface Watch {
 }
 
 type RedisWithScripts = RedisClient & {
-  tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string, metaTtl: number): Promise<[number, string]>
+  tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string, metaTtl: number, publish: 'PUBLISH' | 'SPUBLISH'): Promise<[number, string]>
   tcRead (meta: string, log: string, epoch: string, after: string, limit: number, ttl: number, metaTtl: number): Promise<[string, number, number, Array<[string, string[]]>]>
 }
 
 /**
  * The broker for many instances: Redis Streams hold each stream's history, pub/sub carries
- * live delivery, and a Lua script makes "assign offset, append, publish" one atomic step.
+ * live delivery, and a Lua script makes "assign offset, append, publish" one atomic step. On a
+ * Redis Cluster live delivery is sharded pub/sub: a stream's channel lives in its keys' slot,
+ * the script SPUBLISHes it on the node that owns the slot, and the subscriber SSUBSCRIBEs it
+ * there (ioredis keeps one sharded subscriber per master and moves them with the slots).
  *
  * Delivery guarantee per instance: for every watched stream, listeners get each event after
  * the position the watch was attached at once, in offset order. Every live message is compared
@@ -148,7 +152,8 @@ type RedisWithScripts = RedisClient & {
  * message reveals a gap, or the subscriber connection dropped and came back (for every watch,
  * whether it had delivered anything or not), the missing range is read from the log first;
  * when that range is gone, the gap listeners are told so the stream's sockets reconnect and
- * resume.
+ * resume. On a cluster "came back" is every resubscription ioredis makes after a slot move, a
+ * failover or a lost subscriber connection: the same catch-up runs after each.
  */
 export class RedisBroker implements Broker {
   private readonly command: RedisWithScripts
@@ -157,6 +162,8 @@ export class RedisBroker implements Broker {
   private readonly gapListeners = new Set<GapListener>()
   private readonly watches = new Map<string, Watch>()
   private readonly stopProbes: Array<() => void>
+  /** On a Redis Cluster: live delivery is sharded pub/sub. */
+  private readonly sharded: boolean
   /** Set once the server was found too old: nothing is stored or read on it. */
   private unsupported: string | undefined
 
@@ -169,18 +176,25 @@ export class RedisBroker implements Broker {
     // The subscriber queues (re)subscriptions while reconnecting, and ioredis re-subscribes
     // every channel after a reconnect; what was published in between is caught up below.
     this.subscriber = subscriberClient(options)
-    this.subscriber.on('message', (channel: string, message: string) => { this.onMessage(channel, message) })
+    this.sharded = this.subscriber instanceof Cluster
+    this.subscriber.on(this.sharded ? 'smessage' : 'message', (channel: string, message: string) => { this.onMessage(channel, message) })
     // Checked on every (re)connect: a failover may land on an older server.
     this.command.on('ready', () => {
       this.checkVersion().catch((err: Error) => {
         if (this.unsupported !== undefined) options.log.warn({ action: 'broker.redis.unsupported', err: err.message }, err.message)
       })
     })
-    let connectedOnce = false
-    this.subscriber.on('ready', () => {
-      if (connectedOnce) void this.catchUp()
-      connectedOnce = true
-    })
+    if (this.sharded) {
+      // After every (re)subscription of the sharded subscribers: the first one, when nothing
+      // is watched yet, costs nothing.
+      this.subscriber.on('subscribersReady', () => { void this.catchUp() })
+    } else {
+      let connectedOnce = false
+      this.subscriber.on('ready', () => {
+        if (connectedOnce) void this.catchUp()
+        connectedOnce = true
+      })
+    }
     for (const connection of [this.command, this.subscriber]) {
       connection.on('error', (err: Error) => { options.log.warn({ action: 'broker.redis.error', err: err.message }, 'redis connection error') })
     }
@@ -212,7 +226,7 @@ export class RedisBroker implements Broker {
     const keys = this.keys(envelope.tenantId, stream)
     const [offset, epoch] = await this.guard(this.command.tcPublish(
       keys.meta, keys.log, JSON.stringify(envelope), randomUUID(), this.options.historySize,
-      this.options.historyTtlMs, keys.live, this.options.historyMetaTtlMs
+      this.options.historyTtlMs, keys.live, this.options.historyMetaTtlMs, this.sharded ? 'SPUBLISH' : 'PUBLISH'
     ))
     return { ...envelope, stream, offset, epoch }
   }
@@ -255,7 +269,7 @@ export class RedisBroker implements Broker {
       // Once subscribed, the watch reads its own position: that read goes out on the command
       // connection before any caller's read, so it is at or below every position a socket
       // attaches at. Should it fail, the caller's read locates the watch instead.
-      const subscribed = this.subscriber.subscribe(channel).then(() => {
+      const subscribed = this.subscribe(channel).then(() => {
         this.read(tenantId, stream, undefined, 0).catch(() => {})
       })
       watch = { tenantId, stream, count: 0, subscribed, last: undefined, pending: [], stale: false }
@@ -279,7 +293,14 @@ export class RedisBroker implements Broker {
     const watch = this.watches.get(channel)
     if (watch === undefined || --watch.count > 0) return
     this.watches.delete(channel)
-    this.subscriber.unsubscribe(channel).catch(() => {})
+    const unsubscribed = this.sharded ? (this.subscriber as Cluster).sunsubscribe(channel) : this.subscriber.unsubscribe(channel)
+    unsubscribed.catch(() => {})
+  }
+
+  /** Resolves once Redis confirmed the subscription (SSUBSCRIBE on the slot's node on a cluster). */
+  private async subscribe (channel: string): Promise<void> {
+    if (this.sharded) await (this.subscriber as Cluster).ssubscribe(channel)
+    else await this.subscriber.subscribe(channel)
   }
 
   ready (): boolean {
@@ -422,6 +443,12 @@ export class RedisBroker implements Broker {
     }
     // Both connections come back on their own schedules; the reads below need the command one.
     await untilReady([this.command], this.options.watchTimeoutMs ?? this.options.commandTimeoutMs)
+    // ioredis sends a cluster's resubscriptions without waiting for their answers: each is
+    // subscribed again and confirmed here, so none of the reads below runs ahead of its
+    // subscription (an event published in between would then wait for the next one). The
+    // subscriber's channel list holds a duplicate per resubscription until the unwatch; Redis
+    // ignores a repeated subscription.
+    if (this.sharded) await Promise.allSettled([...this.watches.keys()].map(async (channel) => { await this.subscribe(channel) }))
     for (const watch of behind) await this.fill(watch)
   }
 
@@ -577,10 +604,27 @@ export function resetOnStall (connection: RedisClient, timeoutMs: number, log: {
   return () => { clearInterval(timer) }
 }
 
+/**
+ * Whether a connection can take commands now. A cluster client is ready once it has the slot
+ * map, but it opens its node connections lazily, and one that fails fast refuses a command
+ * while its node's connection is still opening: it is ready once every master's is open (this
+ * opens the ones not yet asked for).
+ */
+function isReady (connection: RedisClient): boolean {
+  if (connection.status !== 'ready') return false
+  if (!(connection instanceof Cluster)) return true
+  let ready = true
+  for (const node of connection.nodes('master')) {
+    if (node.status === 'wait') node.connect().catch(() => {})
+    if (node.status !== 'ready') ready = false
+  }
+  return ready
+}
+
 /** Resolves true once every connection reports ready, or false after `timeoutMs`. */
 export async function untilReady (connections: RedisClient[], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
-  while (connections.some((c) => c.status !== 'ready')) {
+  while (connections.some((c) => !isReady(c))) {
     if (Date.now() >= deadline) return false
     await new Promise((resolve) => setTimeout(resolve, 20))
   }

@@ -31,17 +31,26 @@ async function until (what: string, check: () => boolean, timeoutMs: number): Pr
   }
 }
 
+export interface ClusterShape {
+  /** Replicas per master; `ports` then holds masters × (1 + replicas) ports. Default 0. */
+  replicas?: number
+  /** `cluster-node-timeout` in ms: how long a master may be unreachable before a replica takes over. Default Redis's 15000. */
+  nodeTimeoutMs?: number
+}
+
 /**
- * Starts `kind` on `ports` (one port for standalone, three or more for a cluster, no replicas)
- * through `start`, which the harness uses to track and pin its children.
+ * Starts `kind` on `ports` (one port for standalone, three masters or more for a cluster, each
+ * with `shape.replicas` replicas) through `start`, which the harness uses to track and pin its
+ * children. Tests start their own clusters through it too (test/redis-cluster.ts).
  */
-export async function startRedis (kind: 'standalone' | 'cluster', ports: number[], start: Spawn): Promise<RedisDeployment> {
+export async function startRedis (kind: 'standalone' | 'cluster', ports: number[], start: Spawn, shape: ClusterShape = {}): Promise<RedisDeployment> {
   if (spawnSync('redis-server', ['--version']).status !== 0) throw new Error('the scale-out scenario needs redis-server and redis-cli (Debian package redis-server)')
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tenantcast-bench-redis-'))
   const used = kind === 'standalone' ? ports.slice(0, 1) : ports
   const children = used.map((port) => start('redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
-    ...(kind === 'cluster' ? ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`] : [])
+    ...(kind === 'cluster' ? ['--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, `nodes-${port}.conf`)] : []),
+    ...(kind === 'cluster' && shape.nodeTimeoutMs !== undefined ? ['--cluster-node-timeout', String(shape.nodeTimeoutMs)] : [])
   ]))
   const stop = async (): Promise<void> => {
     await Promise.all(children.map(async (child) => {
@@ -56,9 +65,12 @@ export async function startRedis (kind: 'standalone' | 'cluster', ports: number[
   try {
     for (const port of used) await until(`:${port} did not answer PING`, () => cli(port, 'ping').trim() === 'PONG', 10000)
     if (kind === 'cluster') {
-      const created = spawnSync('redis-cli', ['--cluster', 'create', ...used.map((p) => `127.0.0.1:${p}`), '--cluster-yes'], { encoding: 'utf8', timeout: 30000 })
+      const replicas = shape.replicas ?? 0
+      const created = spawnSync('redis-cli', ['--cluster', 'create', ...used.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8', timeout: 30000 })
       if (created.status !== 0) throw new Error(`redis --cluster create failed: ${created.stdout}${created.stderr}`)
       await until('the cluster did not reach cluster_state:ok', () => used.every((p) => cli(p, 'cluster', 'info').includes('cluster_state:ok')), 20000)
+      // Every replica has finished its first sync, so a failover right away finds one to promote.
+      if (replicas > 0) await until('the replicas did not sync', () => used.every((p) => !/^role:slave/m.test(cli(p, 'info', 'replication')) || /^master_link_status:up/m.test(cli(p, 'info', 'replication'))), 20000)
     }
   } catch (err) {
     await stop()

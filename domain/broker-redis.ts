@@ -1,11 +1,22 @@
 import { randomUUID } from 'node:crypto'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Broker, DeliveryListener, GapListener, StreamRead } from './broker.js'
 import type { EventEnvelope, StoredEvent } from './events.js'
 import { streamOf } from './streams.js'
 
-export interface RedisBrokerOptions {
-  url: string
+/** A connection to a standalone Redis or to a Redis Cluster; both speak the same commands. */
+export type RedisClient = Redis | Cluster
+
+/**
+ * Where Redis is: a standalone server (`url`, REDIS_URL) or the seed nodes of a Redis Cluster
+ * (`clusterNodes`, REDIS_CLUSTER_NODES, each `host:port`). Exactly one is set.
+ */
+export interface RedisTarget {
+  url?: string | undefined
+  clusterNodes?: string[] | undefined
+}
+
+export interface RedisBrokerOptions extends RedisTarget {
   /** Prefix of every key and pub/sub channel, so that several deployments share one Redis. */
   prefix: string
   /** Most events held per stream. */
@@ -61,16 +72,17 @@ end
 /**
  * Assign the offset, append to the log (trimmed by size and age) and publish for live
  * delivery, in one atomic step: offsets never interleave or skip between instances. Every key
- * gets its lifetime here: the log expires with its newest event, the metadata later.
+ * gets its lifetime here: the log expires with its newest event, the metadata later. On a
+ * cluster the live message goes out with SPUBLISH, on the channel that shares the keys' slot.
  * A publish that reaches Redis after its deadline (in Redis time) does nothing: its caller was
  * already told it failed. Without this, a Redis that stalls (SIGSTOP, a partition) runs the
  * command from its socket buffer once it resumes, and an event refused with 503 is stored and
  * delivered, and then stored again by the caller's retry.
  * KEYS: meta, log. ARGV: envelope JSON, candidate epoch, max length, ttl ms, live channel,
- * meta ttl ms, deadline ms ('' for none).
+ * meta ttl ms, 'PUBLISH' or 'SPUBLISH', deadline ms ('' for none).
  */
 const PUBLISH = TRIM + `
-if ARGV[7] ~= '' and now() > tonumber(ARGV[7]) then return {0, ''} end
+if ARGV[8] ~= '' and now() > tonumber(ARGV[8]) then return {0, ''} end
 local epoch = meta(KEYS[1], KEYS[2], ARGV[2])
 local offset = redis.call('HINCRBY', KEYS[1], 'latest', 1)
 local t = now()
@@ -78,7 +90,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-0', 'e', ARGV[1], 't'
 trim(KEYS[2], t - tonumber(ARGV[4]))
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('PUBLISH', ARGV[5], '{"offset":' .. offset .. ',"epoch":"' .. epoch .. '","e":' .. ARGV[1] .. '}')
+redis.call(ARGV[7], ARGV[5], '{"offset":' .. offset .. ',"epoch":"' .. epoch .. '","e":' .. ARGV[1] .. '}')
 return {offset, epoch}
 `
 
@@ -127,14 +139,17 @@ interface Watch {
   stale: boolean
 }
 
-type RedisWithScripts = Redis & {
-  tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string, metaTtl: number, deadline: string): Promise<[number, string]>
+type RedisWithScripts = RedisClient & {
+  tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string, metaTtl: number, publish: 'PUBLISH' | 'SPUBLISH', deadline: string): Promise<[number, string]>
   tcRead (meta: string, log: string, epoch: string, after: string, limit: number, ttl: number, metaTtl: number): Promise<[string, number, number, Array<[string, string[]]>]>
 }
 
 /**
  * The broker for many instances: Redis Streams hold each stream's history, pub/sub carries
- * live delivery, and a Lua script makes "assign offset, append, publish" one atomic step.
+ * live delivery, and a Lua script makes "assign offset, append, publish" one atomic step. On a
+ * Redis Cluster live delivery is sharded pub/sub: a stream's channel lives in its keys' slot,
+ * the script SPUBLISHes it on the node that owns the slot, and the subscriber SSUBSCRIBEs it
+ * there (ioredis keeps one sharded subscriber per master and moves them with the slots).
  *
  * Delivery guarantee per instance: for every watched stream, listeners get each event after
  * the position the watch was attached at once, in offset order. Every live message is compared
@@ -142,15 +157,18 @@ type RedisWithScripts = Redis & {
  * message reveals a gap, or the subscriber connection dropped and came back (for every watch,
  * whether it had delivered anything or not), the missing range is read from the log first;
  * when that range is gone, the gap listeners are told so the stream's sockets reconnect and
- * resume.
+ * resume. On a cluster "came back" is every resubscription ioredis makes after a slot move, a
+ * failover or a lost subscriber connection: the same catch-up runs after each.
  */
 export class RedisBroker implements Broker {
   private readonly command: RedisWithScripts
-  private readonly subscriber: Redis
+  private readonly subscriber: RedisClient
   private readonly listeners = new Set<DeliveryListener>()
   private readonly gapListeners = new Set<GapListener>()
   private readonly watches = new Map<string, Watch>()
   private readonly stopProbes: Array<() => void>
+  /** On a Redis Cluster: live delivery is sharded pub/sub. */
+  private readonly sharded: boolean
   /** Set once the server was found too old: nothing is stored or read on it. */
   private unsupported: string | undefined
   /**
@@ -163,25 +181,34 @@ export class RedisBroker implements Broker {
   constructor (private readonly options: RedisBrokerOptions) {
     // Commands fail fast while Redis is unreachable or stalled: a publish must answer 503 at
     // once, never queue for later (it could then be stored after the client was told it failed).
-    this.command = new Redis(options.url, commandConnection(options.commandTimeoutMs)) as RedisWithScripts
+    this.command = commandClient(options, options.commandTimeoutMs) as RedisWithScripts
     this.command.defineCommand('tcPublish', { numberOfKeys: 2, lua: PUBLISH })
     this.command.defineCommand('tcRead', { numberOfKeys: 2, lua: READ })
     // The subscriber queues (re)subscriptions while reconnecting, and ioredis re-subscribes
     // every channel after a reconnect; what was published in between is caught up below.
-    this.subscriber = new Redis(options.url, { maxRetriesPerRequest: null })
-    this.subscriber.on('message', (channel: string, message: string) => { this.onMessage(channel, message) })
+    this.subscriber = subscriberClient(options)
+    this.sharded = this.subscriber instanceof Cluster
+    this.subscriber.on(this.sharded ? 'smessage' : 'message', (channel: string, message: string) => { this.onMessage(channel, message) })
     // Checked on every (re)connect: a failover may land on an older server.
     this.command.on('ready', () => {
       this.checkVersion().catch((err: Error) => {
         if (this.unsupported !== undefined) options.log.warn({ action: 'broker.redis.unsupported', err: err.message }, err.message)
       })
-      this.measureClock().catch(() => {})
+      // One server's clock: a cluster's masters each keep their own, and a publish runs on
+      // whichever owns its slot, so there a publish carries no deadline (README, Redis Cluster).
+      if (!this.sharded) this.measureClock().catch(() => {})
     })
-    let connectedOnce = false
-    this.subscriber.on('ready', () => {
-      if (connectedOnce) void this.catchUp()
-      connectedOnce = true
-    })
+    if (this.sharded) {
+      // After every (re)subscription of the sharded subscribers: the first one, when nothing
+      // is watched yet, costs nothing.
+      this.subscriber.on('subscribersReady', () => { void this.catchUp() })
+    } else {
+      let connectedOnce = false
+      this.subscriber.on('ready', () => {
+        if (connectedOnce) void this.catchUp()
+        connectedOnce = true
+      })
+    }
     for (const connection of [this.command, this.subscriber]) {
       connection.on('error', (err: Error) => { options.log.warn({ action: 'broker.redis.error', err: err.message }, 'redis connection error') })
     }
@@ -203,8 +230,7 @@ export class RedisBroker implements Broker {
    * exclusive XRANGE ranges (`(id`), which older servers refuse.
    */
   async checkVersion (): Promise<void> {
-    const info = await this.command.info('server')
-    this.unsupported = versionProblem(info, `${this.command.options.host ?? ''}:${this.command.options.port ?? ''}`)
+    this.unsupported = await serverProblem(this.command)
     if (this.unsupported !== undefined) throw new Error(this.unsupported)
   }
 
@@ -227,7 +253,7 @@ export class RedisBroker implements Broker {
     const deadline = this.clockOffsetMs === undefined ? '' : String(Date.now() + this.clockOffsetMs + this.options.commandTimeoutMs)
     const [offset, epoch] = await this.guard(this.command.tcPublish(
       keys.meta, keys.log, JSON.stringify(envelope), randomUUID(), this.options.historySize,
-      this.options.historyTtlMs, keys.live, this.options.historyMetaTtlMs, deadline
+      this.options.historyTtlMs, keys.live, this.options.historyMetaTtlMs, this.sharded ? 'SPUBLISH' : 'PUBLISH', deadline
     ))
     if (offset === 0) throw new Error('the publish reached Redis after its deadline and was not stored')
     return { ...envelope, stream, offset, epoch }
@@ -271,7 +297,7 @@ export class RedisBroker implements Broker {
       // Once subscribed, the watch reads its own position: that read goes out on the command
       // connection before any caller's read, so it is at or below every position a socket
       // attaches at. Should it fail, the caller's read locates the watch instead.
-      const subscribed = this.subscriber.subscribe(channel).then(() => {
+      const subscribed = this.subscribe(channel).then(() => {
         this.read(tenantId, stream, undefined, 0).catch(() => {})
       })
       watch = { tenantId, stream, count: 0, subscribed, last: undefined, pending: [], stale: false }
@@ -295,7 +321,14 @@ export class RedisBroker implements Broker {
     const watch = this.watches.get(channel)
     if (watch === undefined || --watch.count > 0) return
     this.watches.delete(channel)
-    this.subscriber.unsubscribe(channel).catch(() => {})
+    const unsubscribed = this.sharded ? (this.subscriber as Cluster).sunsubscribe(channel) : this.subscriber.unsubscribe(channel)
+    unsubscribed.catch(() => {})
+  }
+
+  /** Resolves once Redis confirmed the subscription (SSUBSCRIBE on the slot's node on a cluster). */
+  private async subscribe (channel: string): Promise<void> {
+    if (this.sharded) await (this.subscriber as Cluster).ssubscribe(channel)
+    else await this.subscriber.subscribe(channel)
   }
 
   ready (): boolean {
@@ -439,6 +472,12 @@ export class RedisBroker implements Broker {
     }
     // Both connections come back on their own schedules; the reads below need the command one.
     await untilReady([this.command], this.options.watchTimeoutMs ?? this.options.commandTimeoutMs)
+    // ioredis sends a cluster's resubscriptions without waiting for their answers: each is
+    // subscribed again and confirmed here, so none of the reads below runs ahead of its
+    // subscription (an event published in between would then wait for the next one). The
+    // subscriber's channel list holds a duplicate per resubscription until the unwatch; Redis
+    // ignores a repeated subscription.
+    if (this.sharded) await Promise.allSettled([...this.watches.keys()].map(async (channel) => { await this.subscribe(channel) }))
     for (const watch of behind) await this.fill(watch)
   }
 
@@ -455,8 +494,7 @@ export class RedisBroker implements Broker {
 
   /** Every key and channel of one stream, named in this one place. */
   private keys (tenantId: string, stream: string): { meta: string, log: string, live: string } {
-    const name = `${encodeURIComponent(tenantId)}:${stream}`
-    return { meta: `${this.options.prefix}s:${name}:meta`, log: `${this.options.prefix}s:${name}:log`, live: `${this.options.prefix}live:${name}` }
+    return streamKeys(this.options.prefix, tenantId, stream)
   }
 
   private channel (tenantId: string, stream: string): string {
@@ -464,15 +502,46 @@ export class RedisBroker implements Broker {
   }
 }
 
-/** The oldest server the broker runs on, as [major, minor]. */
+/**
+ * Every key and the live channel of one stream. The hash tag `{<tenant>:<stream>}` puts them
+ * in one hash slot, so the publish and read scripts (which touch the metadata and the log, and
+ * publish on the channel) run on one node of a Redis Cluster, and different streams spread
+ * across the slots. The names are the same on a standalone Redis. The tenant id is
+ * URI-encoded, so it cannot contain a brace; everything up to the tag's closing brace is
+ * common to the three names, so they share a slot whatever the stream name holds.
+ */
+export function streamKeys (prefix: string, tenantId: string, stream: string): { meta: string, log: string, live: string } {
+  const tag = `{${encodeURIComponent(tenantId)}:${stream}}`
+  return { meta: `${prefix}s:${tag}:meta`, log: `${prefix}s:${tag}:log`, live: `${prefix}live:${tag}` }
+}
+
+/** The oldest standalone server the broker runs on, as [major, minor]. */
 const MINIMUM_VERSION = [6, 2] as const
+/** The oldest cluster node: sharded pub/sub (SSUBSCRIBE, SPUBLISH) came with Redis 7.0. */
+const MINIMUM_CLUSTER_VERSION = [7, 0] as const
 
 /** Why a server (its `INFO server` text) cannot run the broker, or undefined when it can. */
-export function versionProblem (info: string, address: string): string | undefined {
+export function versionProblem (info: string, address: string, cluster = false): string | undefined {
+  const minimum = cluster ? MINIMUM_CLUSTER_VERSION : MINIMUM_VERSION
   const version = /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'unknown'
   const [major = 0, minor = 0] = version.split('.').map(Number)
-  if (major > MINIMUM_VERSION[0] || (major === MINIMUM_VERSION[0] && minor >= MINIMUM_VERSION[1])) return undefined
-  return `Redis ${version} at ${address} is too old: tenantcast needs Redis ${MINIMUM_VERSION.join('.')} or newer (history reads use exclusive XRANGE ranges); upgrade Redis or unset REDIS_URL`
+  if (major > minimum[0] || (major === minimum[0] && minor >= minimum[1])) return undefined
+  return cluster
+    ? `Redis ${version} at ${address} is too old: tenantcast on a Redis Cluster needs Redis ${minimum.join('.')} or newer on every node (live delivery uses sharded pub/sub); upgrade Redis or unset REDIS_CLUSTER_NODES`
+    : `Redis ${version} at ${address} is too old: tenantcast needs Redis ${minimum.join('.')} or newer (history reads use exclusive XRANGE ranges); upgrade Redis or unset REDIS_URL`
+}
+
+/**
+ * Why the connected server cannot run the broker, or undefined when it can. On a cluster every
+ * master the client knows is asked, as a failover may land a slot on any of them.
+ */
+export async function serverProblem (client: RedisClient): Promise<string | undefined> {
+  if (!(client instanceof Cluster)) return versionProblem(await client.info('server'), `${client.options.host ?? ''}:${client.options.port ?? ''}`)
+  for (const node of client.nodes('master')) {
+    const problem = versionProblem(await node.info('server'), `${node.options.host ?? ''}:${node.options.port ?? ''}`, true)
+    if (problem !== undefined) return problem
+  }
+  return undefined
 }
 
 /** Where a read leaves a stream: its latest offset, in no epoch yet while it is empty. */
@@ -489,6 +558,43 @@ export function commandConnection (commandTimeoutMs: number): RedisOptions {
   return { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs }
 }
 
+/** `host:port` seeds as ioredis Cluster nodes. */
+function seeds (nodes: string[]): Array<{ host: string, port: number }> {
+  return nodes.map((node) => {
+    const at = node.lastIndexOf(':')
+    return { host: node.slice(0, at), port: Number(node.slice(at + 1)) }
+  })
+}
+
+/** What every cluster client shares: slot maps refreshed often, so a failover is followed within about a second. */
+const CLUSTER: ClusterOptions = { slotsRefreshInterval: 1000, slotsRefreshTimeout: 1000 }
+
+/**
+ * A command connection (see `commandConnection`) to the target. On a cluster, a command whose
+ * connection closed under it may have run, so it is not retried on another node either
+ * (`retryDelayOnFailover: 0`): the caller answers 503. Redirections (MOVED, ASK, TRYAGAIN,
+ * CLUSTERDOWN) are retried, as the command did not run.
+ */
+export function commandClient (target: RedisTarget, commandTimeoutMs: number): RedisClient {
+  if (target.clusterNodes === undefined) return new Redis(target.url as string, commandConnection(commandTimeoutMs))
+  return new Cluster(seeds(target.clusterNodes), {
+    ...CLUSTER,
+    enableOfflineQueue: false,
+    retryDelayOnFailover: 0,
+    redisOptions: { maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs }
+  })
+}
+
+/**
+ * A subscriber connection to the target. It queues (re)subscriptions while reconnecting and
+ * subscribes again after a reconnect. On a cluster it keeps one sharded subscriber per master
+ * (SSUBSCRIBE goes to the node that owns the channel's slot), and plain SUBSCRIBE on one node.
+ */
+export function subscriberClient (target: RedisTarget): RedisClient {
+  if (target.clusterNodes === undefined) return new Redis(target.url as string, { maxRetriesPerRequest: null })
+  return new Cluster(seeds(target.clusterNodes), { ...CLUSTER, shardedSubscribers: true, redisOptions: { maxRetriesPerRequest: null } })
+}
+
 function isTimeout (err: unknown): boolean {
   return (err as Error | undefined)?.message === 'Command timed out'
 }
@@ -498,7 +604,7 @@ function isTimeout (err: unknown): boolean {
  * postponed commands; a stopped one may still run what sits in its socket buffer when it
  * resumes, which is why a publish carries a deadline (PUBLISH above).
  */
-function reset (connection: Redis, log: { warn (fields: object, message: string): void }): void {
+function reset (connection: RedisClient, log: { warn (fields: object, message: string): void }): void {
   if (connection.status !== 'ready') return
   log.warn({ action: 'redis.stalled' }, 'redis did not answer in time; resetting the connection')
   connection.disconnect(true)
@@ -509,7 +615,7 @@ function reset (connection: Redis, log: { warn (fields: object, message: string)
  * long: a Redis that stops answering (CLIENT PAUSE, a partition that sends no reset) is noticed
  * even when no request is waiting on it. Returns the stop function.
  */
-export function resetOnStall (connection: Redis, timeoutMs: number, log: { warn (fields: object, message: string): void }): () => void {
+export function resetOnStall (connection: RedisClient, timeoutMs: number, log: { warn (fields: object, message: string): void }): () => void {
   let probing = false
   const timer = setInterval(() => {
     if (probing || connection.status !== 'ready') return
@@ -527,10 +633,27 @@ export function resetOnStall (connection: Redis, timeoutMs: number, log: { warn 
   return () => { clearInterval(timer) }
 }
 
+/**
+ * Whether a connection can take commands now. A cluster client is ready once it has the slot
+ * map, but it opens its node connections lazily, and one that fails fast refuses a command
+ * while its node's connection is still opening: it is ready once every master's is open (this
+ * opens the ones not yet asked for).
+ */
+function isReady (connection: RedisClient): boolean {
+  if (connection.status !== 'ready') return false
+  if (!(connection instanceof Cluster)) return true
+  let ready = true
+  for (const node of connection.nodes('master')) {
+    if (node.status === 'wait') node.connect().catch(() => {})
+    if (node.status !== 'ready') ready = false
+  }
+  return ready
+}
+
 /** Resolves true once every connection reports ready, or false after `timeoutMs`. */
-export async function untilReady (connections: Redis[], timeoutMs: number): Promise<boolean> {
+export async function untilReady (connections: RedisClient[], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
-  while (connections.some((c) => c.status !== 'ready')) {
+  while (connections.some((c) => !isReady(c))) {
     if (Date.now() >= deadline) return false
     await new Promise((resolve) => setTimeout(resolve, 20))
   }

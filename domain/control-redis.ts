@@ -1,11 +1,9 @@
-import { Redis } from 'ioredis'
 import { Compile } from 'typebox/compile'
-import { untilReady } from './broker-redis.js'
+import { subscriberClient, untilReady, type RedisClient, type RedisTarget } from './broker-redis.js'
 import { ControlMessage, type ControlChannel, type ControlListener } from './control.js'
 import { Revocation } from './revocations.js'
 
-export interface RedisControlOptions {
-  url: string
+export interface RedisControlOptions extends RedisTarget {
   /** Prefix of the control channel and the revocation key, as for every other key. */
   prefix: string
   /** This instance's id; an instance ignores its own messages (it applied them already). */
@@ -24,13 +22,14 @@ const isRevocation = Compile(Revocation)
  * Expired members are trimmed on every write and the key expires with its last member.
  */
 export class RedisControl implements ControlChannel {
-  private readonly subscriber: Redis
+  private readonly subscriber: RedisClient
   private readonly listeners = new Set<ControlListener>()
   private readonly revocationListeners = new Set<(revocations: Revocation[]) => void>()
 
   /** `redis` is the shared command connection; the subscriber is this channel's own. */
-  constructor (private readonly redis: Redis, private readonly options: RedisControlOptions) {
-    this.subscriber = new Redis(options.url, { maxRetriesPerRequest: null })
+  constructor (private readonly redis: RedisClient, private readonly options: RedisControlOptions) {
+    // Plain pub/sub: on a cluster a message reaches every node, so one subscriber hears all.
+    this.subscriber = subscriberClient(options)
     this.subscriber.on('error', (err: Error) => { options.log.warn({ action: 'control.redis.error', err: err.message }, 'redis control connection error') })
     this.subscriber.on('message', (_channel: string, text: string) => { this.receive(text) })
   }
@@ -48,6 +47,12 @@ export class RedisControl implements ControlChannel {
     clearTimeout(timer)
     // ioredis re-subscribes before it reports ready again; what was revoked meanwhile is read back.
     this.subscriber.on('ready', () => { void this.reload(timeoutMs) })
+    // A cluster client stays ready when its subscriber's node leaves: it subscribes again on
+    // another node without a word. Read back once that has had time to happen.
+    this.subscriber.on('-node', () => {
+      const timer = setTimeout(() => { void this.reload(timeoutMs) }, 1000)
+      timer.unref()
+    })
   }
 
   async publish (message: ControlMessage): Promise<void> {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './broker-redis.js'
 import type { IdempotencyOutcome, IdempotencyStore, IdempotentFind, IdempotentPublish, IdempotentResult } from './idempotency.js'
 
 export interface RedisIdempotencyOptions {
@@ -49,7 +49,7 @@ if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 `
 
-type RedisWithScripts = Redis & {
+type RedisWithScripts = RedisClient & {
   tcIdemClaim (record: string, lease: string, value: string, ttl: number, owner: string, leaseMs: number): Promise<[string, string]>
   tcIdemLease (lease: string, owner: string, leaseMs: number): Promise<number>
 }
@@ -65,7 +65,7 @@ type RedisWithScripts = Redis & {
 export class RedisIdempotencyStore implements IdempotencyStore {
   private readonly redis: RedisWithScripts
 
-  constructor (redis: Redis, private readonly options: RedisIdempotencyOptions) {
+  constructor (redis: RedisClient, private readonly options: RedisIdempotencyOptions) {
     this.redis = redis as RedisWithScripts
     if (typeof this.redis.tcIdemClaim !== 'function') {
       redis.defineCommand('tcIdemClaim', { numberOfKeys: 2, lua: CLAIM })
@@ -74,7 +74,9 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async run (tenantId: string, key: string, fingerprint: string, publish: IdempotentPublish, find: IdempotentFind): Promise<IdempotencyOutcome> {
-    const id = `${this.options.prefix}idem:${encodeURIComponent(tenantId)}:${key}`
+    // The record and its lease share the hash tag, so the claim script runs on one node of a
+    // Redis Cluster: both names are the same up to the tag's first closing brace.
+    const id = `${this.options.prefix}idem:{${encodeURIComponent(tenantId)}:${key}}`
     const lease = `${id}:lease`
     const owner = randomUUID()
     const deadline = Date.now() + (this.options.waitMs ?? 10_000)

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './broker-redis.js'
 import type { Client, Hub, Member, MembershipChange } from './hub.js'
 import type { RemotePresence } from './presence.js'
 
@@ -14,9 +14,10 @@ export interface RedisPresenceOptions {
 /**
  * Sums the fields of every other live instance's hash `<head><instance><tail>`, in one round
  * trip that costs O(instances), whatever the tenant's size. A value that is not a number (a
- * connection entry) counts as one. The per-instance keys are derived, not declared: this
- * needs a single Redis, not a Redis Cluster.
- * KEYS: the instances set. ARGV: now ms, own id, head, tail, fields...
+ * connection entry) counts as one. The per-instance keys are derived, not declared; they
+ * carry the tenant's hash tag, as the instances set does, so on a Redis Cluster they all live
+ * in the slot the script runs on.
+ * KEYS: the tenant's instances set. ARGV: now ms, own id, head, tail, fields...
  */
 const SUM = `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
@@ -33,7 +34,7 @@ end
 return sums
 `
 
-type RedisWithSum = Redis & {
+type RedisWithSum = RedisClient & {
   tcPresenceSum (instances: string, now: number, self: string, head: string, tail: string, ...fields: string[]): Promise<number[]>
 }
 
@@ -45,9 +46,11 @@ const channelField = (channel: string): string => `c:${channel}`
 /**
  * Mirrors this instance's hub into Redis and reads the other instances' mirrors.
  *
- * Layout: a sorted set `pres:instances` of instance → expiry time; per tenant and instance, a
- * hash `pres:<tenant>:<instance>` of clientId → {userId, channels} (for the member lists) and
- * a hash `pres:<tenant>:<instance>:n` of counters: `t` (connections), `u:<userId>` and
+ * Layout, every key of one tenant under the hash tag `{<tenant>}` (one slot on a Redis
+ * Cluster, so each write is one MULTI on one node): a sorted set `pres:{<tenant>}:instances`
+ * of the instances with clients of the tenant → expiry time; per instance, a hash
+ * `pres:{<tenant>}:<instance>` of clientId → {userId, channels} (for the member lists) and a
+ * hash `pres:{<tenant>}:<instance>:n` of counters: `t` (connections), `u:<userId>` and
  * `c:<channel>`. A change writes the hub's current counts, not increments, so a lost or
  * repeated write never leaves a counter drifting. Every heartbeat (a third of the TTL)
  * rewrites each local tenant's hashes in full, so the mirror heals by itself after a Redis
@@ -60,7 +63,7 @@ export class RedisPresenceMirror implements RemotePresence {
   /** Tenants written at least once, so that a tenant whose last local client left is cleared. */
   private readonly written = new Set<string>()
 
-  constructor (redis: Redis, private readonly hub: Hub, private readonly options: RedisPresenceOptions) {
+  constructor (redis: RedisClient, private readonly hub: Hub, private readonly options: RedisPresenceOptions) {
     this.redis = redis as RedisWithSum
     if (typeof this.redis.tcPresenceSum !== 'function') redis.defineCommand('tcPresenceSum', { numberOfKeys: 1, lua: SUM })
     this.unobserve = hub.observe((change) => { this.onChange(change) })
@@ -108,18 +111,24 @@ export class RedisPresenceMirror implements RemotePresence {
     return members
   }
 
-  /** Rewrites every local tenant's hashes and refreshes the expiries. */
+  /**
+   * Rewrites every local tenant's hashes and refreshes the expiries: one MULTI per tenant, as
+   * a tenant's keys share one slot and different tenants' do not.
+   */
   async heartbeat (): Promise<void> {
     const tenants = new Set([...this.hub.tenants(), ...this.written])
-    const pipeline = this.redis.multi()
     const now = Date.now()
+    const writes: Array<Promise<unknown>> = []
     for (const tenantId of tenants) {
+      const pipeline = this.redis.multi()
       const hash = this.hashKey(tenantId, this.options.instanceId)
       const counters = `${hash}:n`
       pipeline.del(hash, counters)
       const clients = [...this.hub.tenantClients(tenantId)]
       if (clients.length === 0) {
         this.written.delete(tenantId)
+        pipeline.zrem(this.instancesKey(tenantId), this.options.instanceId)
+        writes.push(pipeline.exec())
         continue
       }
       const counts: Record<string, number> = { [TENANT]: clients.length }
@@ -131,34 +140,31 @@ export class RedisPresenceMirror implements RemotePresence {
       pipeline.hset(counters, counts)
       pipeline.pexpire(hash, this.options.ttlMs)
       pipeline.pexpire(counters, this.options.ttlMs)
+      this.announce(pipeline, tenantId, now)
       this.written.add(tenantId)
+      writes.push(pipeline.exec())
     }
-    this.announce(pipeline, now)
-    await pipeline.exec().catch((err: Error) => {
-      this.options.log.warn({ action: 'presence.redis.heartbeat_failed', err: err.message }, 'presence heartbeat failed')
-    })
+    const failed = (await Promise.allSettled(writes)).find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed !== undefined) this.options.log.warn({ action: 'presence.redis.heartbeat_failed', err: (failed.reason as Error).message }, 'presence heartbeat failed')
   }
 
   /** Removes this instance's entries (clean shutdown). */
   async close (): Promise<void> {
     clearInterval(this.timer)
     this.unobserve()
-    const pipeline = this.redis.multi()
-    for (const tenantId of this.written) {
+    await Promise.all([...this.written].map(async (tenantId) => {
       const hash = this.hashKey(tenantId, this.options.instanceId)
-      pipeline.del(hash, `${hash}:n`)
-    }
-    pipeline.zrem(this.instancesKey(), this.options.instanceId)
-    await pipeline.exec().catch(() => {})
+      await this.redis.multi().del(hash, `${hash}:n`).zrem(this.instancesKey(tenantId), this.options.instanceId).exec().catch(() => {})
+    }))
   }
 
   private async sum (tenantId: string, tail: string, ...fields: string[]): Promise<number[]> {
-    return await this.redis.tcPresenceSum(this.instancesKey(), Date.now(), this.options.instanceId, this.hashKey(tenantId, ''), tail, ...fields)
+    return await this.redis.tcPresenceSum(this.instancesKey(tenantId), Date.now(), this.options.instanceId, this.hashKey(tenantId, ''), tail, ...fields)
   }
 
-  /** The other live instances' hashes `pres:<tenant>:<instance><tail>`. */
+  /** The other live instances' hashes `pres:{<tenant>}:<instance><tail>`, read in one pipeline on the tenant's slot. */
   private async others (tenantId: string, tail: string): Promise<Array<Record<string, string>>> {
-    const instances = await this.redis.zrangebyscore(this.instancesKey(), Date.now(), '+inf')
+    const instances = await this.redis.zrangebyscore(this.instancesKey(tenantId), Date.now(), '+inf')
     const others = instances.filter((id) => id !== this.options.instanceId)
     if (others.length === 0) return []
     const pipeline = this.redis.pipeline()
@@ -196,26 +202,27 @@ export class RedisPresenceMirror implements RemotePresence {
         set(userField(client.userId), hub.userConnectionCount(client.tenantId, client.userId))
       }
       write.pexpire(counters, this.options.ttlMs)
-      this.announce(write, Date.now())
+      this.announce(write, client.tenantId, Date.now())
       this.written.add(client.tenantId)
     }
     // While Redis is away the mirror is stale; the next heartbeat after it returns repairs it.
     write.exec().catch(() => {})
   }
 
-  /** Marks this instance live until one TTL from now, and drops the instances that are not. */
-  private announce (pipeline: ReturnType<Redis['multi']>, now: number): void {
-    pipeline.zadd(this.instancesKey(), now + this.options.ttlMs, this.options.instanceId)
-    pipeline.zremrangebyscore(this.instancesKey(), '-inf', now)
-    pipeline.pexpire(this.instancesKey(), this.options.ttlMs)
+  /** Marks this instance live for the tenant until one TTL from now, and drops the instances that are not. */
+  private announce (pipeline: ReturnType<RedisClient['multi']>, tenantId: string, now: number): void {
+    const key = this.instancesKey(tenantId)
+    pipeline.zadd(key, now + this.options.ttlMs, this.options.instanceId)
+    pipeline.zremrangebyscore(key, '-inf', now)
+    pipeline.pexpire(key, this.options.ttlMs)
   }
 
   private hashKey (tenantId: string, instanceId: string): string {
-    return `${this.options.prefix}pres:${encodeURIComponent(tenantId)}:${instanceId}`
+    return `${this.options.prefix}pres:{${encodeURIComponent(tenantId)}}:${instanceId}`
   }
 
-  private instancesKey (): string {
-    return `${this.options.prefix}pres:instances`
+  private instancesKey (tenantId: string): string {
+    return `${this.options.prefix}pres:{${encodeURIComponent(tenantId)}}:instances`
   }
 }
 

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { Broker } from '../domain/broker.js'
 import { MemoryBroker } from '../domain/broker-memory.js'
 import { systemClock } from '../domain/clock.js'
+import { redisTarget } from './redis.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -10,16 +11,17 @@ declare module 'fastify' {
   }
 }
 
-/** The Redis broker when REDIS_URL is set, the embedded memory broker otherwise. */
+/** The Redis broker when REDIS_URL or REDIS_CLUSTER_NODES is set, the embedded memory broker otherwise. */
 async function brokerPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
   const onListenerError = (err: unknown): void => { app.log.error({ action: 'broker.listener.failed', err }, 'broker delivery listener failed') }
   let broker: Broker
-  if (config.REDIS_URL !== undefined) {
+  const target = redisTarget(config)
+  if (target !== undefined) {
     // ioredis is loaded only by deployments that use it: it costs an idle process ~10 MB.
     const { RedisBroker } = await import('../domain/broker-redis.js')
     const redis = new RedisBroker({
-      url: config.REDIS_URL,
+      ...target,
       prefix: config.REDIS_PREFIX,
       historySize: config.HISTORY_SIZE,
       historyTtlMs: config.HISTORY_TTL * 1000,

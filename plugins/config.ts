@@ -113,8 +113,16 @@ export const ConfigSchema = Type.Object({
   RECONNECT_JITTER_MS: Type.Integer({ minimum: 0, default: 5000 }),
   /** Selects the Redis broker (scale-out) when set, e.g. redis://127.0.0.1:6379. */
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
-  /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
-  REDIS_PREFIX: Type.String({ default: 'tenantcast:' }),
+  /**
+   * Selects the Redis broker on a Redis Cluster: comma-separated seed nodes `host:port`, e.g.
+   * 127.0.0.1:7000,127.0.0.1:7001. Live delivery then uses sharded pub/sub (Redis 7+).
+   */
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^\\s*[^\\s,:]+:\\d+\\s*(,\\s*[^\\s,:]+:\\d+\\s*)*$' })),
+  /**
+   * Prefix of every Redis key and channel, so several deployments can share one Redis. No
+   * braces: they would make a hash tag that puts every key in one cluster slot.
+   */
+  REDIS_PREFIX: Type.String({ default: 'tenantcast:', pattern: '^[^{}]*$' }),
   /**
    * Longest ms a Redis command may wait for its answer. Past it the request answers 503, the
    * connection is reset (what it had queued is dropped, never run later) and /ready is false
@@ -230,6 +238,7 @@ async function configPlugin (app: import('fastify').FastifyInstance, opts: Confi
   config.REST_RATE_LIMIT_PER_PRINCIPAL = perPrincipal
   config.JWT_REQUIRE_EXP ??= config.NODE_ENV === 'production'
   // Metadata that expired before its log would leave events whose epoch nobody knows.
+  if (config.REDIS_URL !== undefined && config.REDIS_CLUSTER_NODES !== undefined) throw new ConfigError('set REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both')
   if (config.HISTORY_META_TTL < config.HISTORY_TTL) {
     throw new ConfigError(`HISTORY_META_TTL (${config.HISTORY_META_TTL}) must be at least HISTORY_TTL (${config.HISTORY_TTL})`)
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { redisTarget } from './redis.js'
 import { CloseCode } from '../domain/close-codes.js'
 import { LocalControl, type ControlChannel, type ControlMessage } from '../domain/control.js'
 import type { Revocation } from '../domain/revocations.js'
@@ -37,7 +38,7 @@ async function killSwitchPlugin (app: FastifyInstance): Promise<void> {
   // Loaded only with Redis, as the broker is: it brings ioredis.
   const redisControl = redis === undefined
     ? undefined
-    : new (await import('../domain/control-redis.js')).RedisControl(redis, { url: config.REDIS_URL as string, prefix: config.REDIS_PREFIX, instanceId: randomUUID(), log: app.log })
+    : new (await import('../domain/control-redis.js')).RedisControl(redis, { ...redisTarget(config), prefix: config.REDIS_PREFIX, instanceId: randomUUID(), log: app.log })
   const control: ControlChannel = redisControl ?? new LocalControl()
 
   const apply = (message: ControlMessage): number => {

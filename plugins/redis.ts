@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../domain/broker-redis.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The shared Redis command connection, when REDIS_URL is set. */
-    redis: Redis | undefined
+    /** The shared Redis command connection, when REDIS_URL or REDIS_CLUSTER_NODES is set. */
+    redis: RedisClient | undefined
   }
 }
 
@@ -15,14 +15,14 @@ declare module 'fastify' {
  * so callers answer instead of hanging.
  */
 async function redisPlugin (app: FastifyInstance): Promise<void> {
-  const url = app.config.REDIS_URL
-  if (url === undefined) {
+  const target = redisTarget(app.config)
+  if (target === undefined) {
     app.decorate('redis', undefined)
     return
   }
-  // Loaded only with REDIS_URL, as the Redis broker is.
-  const [{ Redis }, { commandConnection, resetOnStall, untilReady, versionProblem }] = await Promise.all([import('ioredis'), import('../domain/broker-redis.js')])
-  const redis = new Redis(url, commandConnection(app.config.REDIS_COMMAND_TIMEOUT_MS))
+  // Loaded only with Redis, as the Redis broker is.
+  const { commandClient, resetOnStall, serverProblem, untilReady } = await import('../domain/broker-redis.js')
+  const redis = commandClient(target, app.config.REDIS_COMMAND_TIMEOUT_MS)
   redis.on('error', (err: Error) => { app.log.warn({ action: 'redis.error', err: err.message }, 'redis connection error') })
   // Both Redis waits at start-up together stay well inside Fastify's 10 s plugin timeout, so an
   // unreachable Redis delays start-up instead of failing it.
@@ -30,18 +30,28 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
   if (await untilReady([redis], 3000)) {
     // A server too old for the broker fails the start with one line, before anything else
     // connects. One that only shows up later (a failover) keeps the broker not ready.
-    const problem = versionProblem(await redis.info('server'), `${redis.options.host ?? ''}:${redis.options.port ?? ''}`)
+    const problem = await serverProblem(redis)
     if (problem !== undefined) {
       stopProbe()
       redis.disconnect()
       throw new Error(problem)
     }
   }
-  app.decorate('redis', redis)
+  app.decorate<RedisClient | undefined>('redis', redis)
   app.addHook('onClose', async () => {
     stopProbe()
     redis.disconnect()
   })
+}
+
+/**
+ * The Redis deployment the configuration names: REDIS_CLUSTER_NODES (a Redis Cluster's seed
+ * nodes) or REDIS_URL (one server), or undefined for none. Both at once is refused at start-up.
+ */
+export function redisTarget (config: { REDIS_URL?: string | undefined, REDIS_CLUSTER_NODES?: string | undefined }): { url?: string, clusterNodes?: string[] } | undefined {
+  if (config.REDIS_CLUSTER_NODES !== undefined) return { clusterNodes: config.REDIS_CLUSTER_NODES.split(',').map((node) => node.trim()) }
+  if (config.REDIS_URL !== undefined) return { url: config.REDIS_URL }
+  return undefined
 }
 
 export default fp(redisPlugin, { name: 'tenantcast-redis', fastify: '5.x', dependencies: ['tenantcast-config'] })

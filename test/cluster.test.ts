@@ -5,22 +5,40 @@ import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { RedisBroker } from '../domain/broker-redis.js'
 import {
-  build, Client, connect, drain, events, freePort, get, post, postAlarm, quietly, redisPrefix, redisSkip, REDIS_URL, SECRET, settled, sign,
+  build, Client, clusterSkip, connect, drain, events, freePort, get, post, postAlarm, quietly, redisPrefix, redisSkip, REDIS_URL, SECRET, settled, sign,
   type Frame, type Gateway
 } from './helper.js'
+import { sharedCluster } from './redis-cluster.js'
 
-/** Two gateways sharing one Redis under one fresh prefix. */
-async function pair (t: Test, config: Record<string, unknown> = {}): Promise<[Gateway, Gateway]> {
+type Topology = 'standalone' | 'cluster'
+
+/** The two-instance tests run on the shared Redis and on this process's Redis Cluster. */
+const topologies: Array<{ topology: Topology, skip: string | false }> = [
+  { topology: 'standalone', skip: redisSkip },
+  { topology: 'cluster', skip: redisSkip === false ? clusterSkip : redisSkip }
+]
+
+/** Why a test runs on the standalone Redis only: it cuts or watches that one server through a proxy or MONITOR. */
+const STANDALONE_ONLY = 'drives one Redis server through a proxy or MONITOR; the cluster\'s failure paths are in cluster-failover.test.ts'
+
+/** The setting that points a gateway at the topology. */
+async function redisTarget (topology: Topology): Promise<Record<string, string>> {
+  return topology === 'standalone' ? { REDIS_URL } : { REDIS_CLUSTER_NODES: (await sharedCluster()).seeds }
+}
+
+/** Two gateways sharing one Redis (or one cluster) under one fresh prefix. */
+async function pair (t: Test, topology: Topology, config: Record<string, unknown> = {}): Promise<[Gateway, Gateway]> {
   const prefix = await redisPrefix(t)
-  const shared = { REDIS_URL, REDIS_PREFIX: prefix, PRESENCE_TTL: 2, ...config }
+  const shared = { ...await redisTarget(topology), REDIS_PREFIX: prefix, PRESENCE_TTL: 2, ...config }
   return [await build(t, shared), await build(t, shared)]
 }
 
 const publisher = sign({ sub: 'backend', roles: ['publisher'] })
 
-t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) => {
+for (const { topology, skip } of topologies) {
+t.test(`instances sharing ${topology === 'standalone' ? 'one Redis' : 'a Redis Cluster'} behave as one`, { skip }, async (t) => {
   t.test('a socket on A receives an alarm posted to B, with the same position on both', async (t) => {
-    const [a, b] = await pair(t)
+    const [a, b] = await pair(t, topology)
     const onA = await connect(a)
     const onB = await connect(b)
     const reply = await postAlarm(b, sign(), { message: 'via B' })
@@ -33,7 +51,7 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
   })
 
   t.test('tenant isolation and user, channel and client targeting hold across instances', async (t) => {
-    const [a, b] = await pair(t)
+    const [a, b] = await pair(t, topology)
     const alice = await connect(a, { sub: 'alice' })
     const bob = await connect(b, { sub: 'bob' })
     const stranger = await connect(b, { sub: 'alice', tenantId: 'other' })
@@ -55,7 +73,7 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
   })
 
   t.test('connection counts and presence are cluster-wide', async (t) => {
-    const [a, b] = await pair(t)
+    const [a, b] = await pair(t, topology)
     const first = await connect(a, { sub: 'alice' })
     const second = await connect(b, { sub: 'alice' })
     const third = await connect(b, { sub: 'bob' })
@@ -80,7 +98,7 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
   })
 
   t.test('an Idempotency-Key retry on another instance is still deduplicated', async (t) => {
-    const [a, b] = await pair(t)
+    const [a, b] = await pair(t, topology)
     const client = await connect(a)
     const body = { message: 'once', camera: 'c', severity: 'high' }
     const headers = { 'idempotency-key': 'retry-elsewhere' }
@@ -95,12 +113,12 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
 
   t.test('a crashed instance\'s presence expires, and its clients resume on another instance losing nothing', async (t) => {
     const prefix = await redisPrefix(t)
-    const shared = { REDIS_URL, REDIS_PREFIX: prefix, PRESENCE_TTL: 1 }
+    const shared = { ...await redisTarget(topology), REDIS_PREFIX: prefix, PRESENCE_TTL: 1 }
     const b = await build(t, shared)
     const port = await freePort()
     // `env -u` keeps tap's coverage hooks out of the child, which runs through tsx.
     const child = spawn('env', ['-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, '--import', 'tsx', 'server.ts'], {
-      env: { ...process.env, NODE_ENV: 'production', JWT_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', JWT_REQUIRE_EXP: 'false', REDIS_URL, REDIS_PREFIX: prefix, PRESENCE_TTL: '1', HISTORY_SIZE: '10000' },
+      env: { ...process.env, NODE_ENV: 'production', JWT_SECRET: SECRET, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', JWT_REQUIRE_EXP: 'false', ...shared, PRESENCE_TTL: '1', REDIS_PREFIX: prefix, HISTORY_SIZE: '10000' },
       stdio: ['ignore', 'ignore', 'pipe']
     })
     t.teardown(() => { child.kill('SIGKILL') })
@@ -149,7 +167,7 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
   })
 
   t.test('connection caps are cluster-wide', async (t) => {
-    const [a, b] = await pair(t, { MAX_CONNECTIONS_PER_USER: 2, MAX_CONNECTIONS_PER_TENANT: 3 })
+    const [a, b] = await pair(t, topology, { MAX_CONNECTIONS_PER_USER: 2, MAX_CONNECTIONS_PER_TENANT: 3 })
     const tabs = [await connect(a, { sub: 'alice' }), await connect(b, { sub: 'alice' })]
     t.same(await new Client(`${a.ws}?token=${sign({ sub: 'alice' })}`).closed, { code: 4029, reason: 'USER_CONNECTION_LIMIT' })
     const bob = await connect(b, { sub: 'bob' })
@@ -162,7 +180,7 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
     for (const c of [tabs[0], bob, carol]) c?.close()
   })
 
-  t.test('a connect costs the same Redis work however many sockets the tenant has elsewhere', async (t) => {
+  t.test('a connect costs the same Redis work however many sockets the tenant has elsewhere', { skip: topology === 'cluster' && STANDALONE_ONLY }, async (t) => {
     const prefix = await redisPrefix(t)
     // A Redis of this test's own: MONITOR on the shared one sees every other suite's traffic,
     // and ioredis's monitor parser loses its place under that load.
@@ -215,7 +233,7 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
   })
 
   t.test('a disconnect on one instance closes the matching sockets on every instance within 1 s', async (t) => {
-    const [a, b] = await pair(t)
+    const [a, b] = await pair(t, topology)
     const admin = sign({ sub: 'boss', roles: ['admin'] })
     const onA = await connect(a, { sub: 'alice' })
     const onB = await connect(b, { sub: 'alice' })
@@ -238,21 +256,21 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
   })
 
   t.test('a revocation holds on every instance, including one started after it', async (t) => {
-    const [a, b] = await pair(t)
+    const [a, b] = await pair(t, topology)
     const earlier = { sub: 'alice', iat: Math.floor(Date.now() / 1000) - 60 }
     const onB = await connect(b, earlier)
     const reply = await post(a, '/api/v1/admin/revoke', sign({ sub: 'boss', roles: ['admin'] }), { userId: 'alice' })
     t.equal(reply.status, 202)
     t.same(await Promise.race([onB.closed, new Promise((resolve) => setTimeout(resolve, 1000))]), { code: 4403, reason: 'REVOKED' }, 'B closed the user\'s live socket')
     t.same(await new Client(`${b.ws}?token=${sign(earlier)}`).closed, { code: 4401, reason: 'TOKEN_REVOKED' })
-    const c = await build(t, { REDIS_URL, REDIS_PREFIX: (a.app.tenantcast.config.REDIS_PREFIX), PRESENCE_TTL: 2 })
+    const c = await build(t, { ...await redisTarget(topology), REDIS_PREFIX: (a.app.tenantcast.config.REDIS_PREFIX), PRESENCE_TTL: 2 })
     const refused = await get(c, '/api/v1/presence', sign(earlier))
     t.equal(refused.status, 401)
     t.equal(refused.body.code, 'TOKEN_REVOKED', 'an instance started later loads the revocation from Redis')
     t.equal((await get(c, '/api/v1/presence', sign({ sub: 'alice', iat: reply.body.before }))).status, 200)
   })
 
-  t.test('an instance whose Redis link was cut during a revocation refuses the revoked tokens once it is back', async (t) => {
+  t.test('an instance whose Redis link was cut during a revocation refuses the revoked tokens once it is back', { skip: topology === 'cluster' && STANDALONE_ONLY }, async (t) => {
     const proxy = await RedisProxy.start()
     t.teardown(async () => { await proxy.close() })
     const prefix = await redisPrefix(t)
@@ -267,7 +285,7 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
     t.equal(refused.body.code, 'TOKEN_REVOKED', 'the missed revocation was read back from Redis')
   })
 
-  t.test('while Redis is unreachable ingestion answers 503, sockets stay open, and delivery resumes without a gap', async (t) => {
+  t.test('while Redis is unreachable ingestion answers 503, sockets stay open, and delivery resumes without a gap', { skip: topology === 'cluster' && STANDALONE_ONLY }, async (t) => {
     const proxy = await RedisProxy.start()
     t.teardown(async () => { await proxy.close() })
     const prefix = await redisPrefix(t)
@@ -304,6 +322,7 @@ t.test('instances sharing Redis behave as one', { skip: redisSkip }, async (t) =
     client.close()
   })
 })
+}
 
 /** A WebSocket client that reconnects to a fallback URL from its last position when its socket dies. */
 class Follower {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { createSigner } from 'fast-jwt'
+import { spawnSync } from 'node:child_process'
 import { Writable } from 'node:stream'
 import WebSocket from 'ws'
 import { createStandalone } from '../app.js'
@@ -216,15 +217,35 @@ export async function deleteKeys (prefix: string): Promise<void> {
   redis.disconnect()
 }
 
-/** The brokers a behaviour suite runs against: memory always, Redis when reachable. */
-export const brokers: Array<{ name: 'memory' | 'redis', skip: string | false }> = [
+/**
+ * Whether the Redis Cluster suites run: they start their own cluster (test/redis-cluster.ts)
+ * and need redis-server and redis-cli. With REQUIRE_REDIS=1 (CI) a missing one fails the run.
+ */
+export const clusterSkip: string | false = (() => {
+  const missing = ['redis-server', 'redis-cli'].filter((command) => spawnSync(command, ['--version']).status !== 0)
+  if (missing.length === 0) return false
+  if (process.env.REQUIRE_REDIS === '1') throw new Error(`REQUIRE_REDIS=1 but ${missing.join(' and ')} cannot be run: the Redis Cluster suites start a cluster of their own`)
+  return `${missing.join(' and ')} not found; the Redis Cluster suites start a cluster of their own (Debian package redis-server)`
+})()
+
+export type BrokerName = 'memory' | 'redis' | 'redis-cluster'
+
+/** The brokers a behaviour suite runs against: memory always, Redis when reachable, a local Redis Cluster when it can be started. */
+export const brokers: Array<{ name: BrokerName, skip: string | false }> = [
   { name: 'memory', skip: false },
-  { name: 'redis', skip: redisSkip }
+  { name: 'redis', skip: redisSkip },
+  { name: 'redis-cluster', skip: redisSkip === false ? clusterSkip : redisSkip }
 ]
 
-/** Gateway config for a broker: nothing for memory, REDIS_URL and a fresh prefix for Redis. */
-export async function brokerConfig (t: Tap, broker: 'memory' | 'redis'): Promise<ConfigOptions['config']> {
-  return broker === 'memory' ? {} : { REDIS_URL, REDIS_PREFIX: await redisPrefix(t) }
+/**
+ * Gateway config for a broker: nothing for memory; REDIS_URL, or the seeds of this test
+ * process's cluster, and a fresh prefix for Redis.
+ */
+export async function brokerConfig (t: Tap, broker: BrokerName): Promise<ConfigOptions['config']> {
+  if (broker === 'memory') return {}
+  if (broker === 'redis') return { REDIS_URL, REDIS_PREFIX: await redisPrefix(t) }
+  const { sharedCluster } = await import('./redis-cluster.js')
+  return { REDIS_CLUSTER_NODES: (await sharedCluster()).seeds, REDIS_PREFIX: await redisPrefix(t) }
 }
 
 /** A port with nothing listening on 127.0.0.1: connecting to it is refused, or a child can take it. */

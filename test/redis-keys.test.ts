@@ -43,7 +43,7 @@ t.test('Redis keys', { skip: redisSkip }, async (t) => {
     const keys = await keysOf(redis, prefix)
     t.same(keys.filter((k) => k.ttl < 0).map((k) => k.key), [], 'every key has a TTL')
     t.same(keys.filter((k) => k.key.includes(':fresh-')).map((k) => k.key), [], 'reading a stream that does not exist creates nothing')
-    t.ok(keys.some((k) => k.key.endsWith(':channel:busy-0:log')), 'a stream with events keeps its log')
+    t.ok(keys.some((k) => k.key.endsWith('s:{t1:channel:busy-0}:log')), 'a stream with events keeps its log')
     const bytes = keys.reduce((sum, k) => sum + k.bytes, 0)
     t.ok(bytes < 64 * 1024, `the keys under the prefix hold ${bytes} bytes in ${keys.length} keys (bound: 64 KiB)`)
     client.close()
@@ -55,8 +55,8 @@ t.test('Redis keys', { skip: redisSkip }, async (t) => {
     const redis = new Redis(REDIS_URL)
     t.teardown(() => { redis.disconnect() })
     t.equal((await postAlarm(gw, sign())).status, 202)
-    const log = `${prefix}s:t1:tenant:log`
-    const meta = `${prefix}s:t1:tenant:meta`
+    const log = `${prefix}s:{t1:tenant}:log`
+    const meta = `${prefix}s:{t1:tenant}:meta`
     const [logTtl, metaTtl] = [await redis.pttl(log), await redis.pttl(meta)]
     t.ok(logTtl > 55_000 && logTtl <= 60_000, `log TTL ${logTtl} ms is HISTORY_TTL`)
     t.ok(metaTtl > 3_595_000 && metaTtl <= 3_600_000, `meta TTL ${metaTtl} ms is HISTORY_META_TTL`)

@@ -12,6 +12,10 @@ export const HttpErrors = {
   NOT_FOUND: createError('NOT_FOUND', 'Route %s not found', 404),
   FORBIDDEN: createError('FORBIDDEN', '%s', 403),
   CHANNEL_FORBIDDEN: createError('CHANNEL_FORBIDDEN', '%s', 403),
+  /** Another user's stream: a token reads its own user stream only. */
+  STREAM_FORBIDDEN: createError('STREAM_FORBIDDEN', '%s', 403),
+  /** Not a stream name: `tenant`, `user:<id>` or `channel:<name>`. */
+  UNKNOWN_STREAM: createError('UNKNOWN_STREAM', '%s', 400),
   PAYLOAD_TOO_LARGE: createError('PAYLOAD_TOO_LARGE', '%s', 413),
   RATE_LIMITED: createError('RATE_LIMITED', '%s', 429),
   ORIGIN_FORBIDDEN: createError('ORIGIN_FORBIDDEN', 'origin %s is not allowed to open a socket', 403),

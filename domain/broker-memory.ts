@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Broker, DeliveryListener, StreamRead } from './broker.js'
 import type { Clock } from './clock.js'
 import type { EventEnvelope, StoredEvent } from './events.js'
-import { streamKey, streamOf } from './streams.js'
+import { isPositioned, streamKey, streamOf } from './streams.js'
 
 export interface MemoryBrokerOptions {
   /** Most events held per stream. */
@@ -48,6 +48,8 @@ export class MemoryBroker implements Broker {
 
   async publish (envelope: EventEnvelope): Promise<StoredEvent> {
     const name = streamOf(envelope.target)
+    // A connection-targeted event is delivered, never stored: it has no position to resume from.
+    if (!isPositioned(name)) return this.deliver({ ...envelope, stream: name, offset: 0, epoch: '' })
     const key = streamKey(envelope.tenantId, name)
     const now = this.options.clock.now()
     let stream = this.streams.get(key)
@@ -58,7 +60,11 @@ export class MemoryBroker implements Broker {
     stream.storedAt.push(now)
     this.held++
     this.evict(stream)
-    // Delivery happens inside publish, synchronously, so per-stream order is offset order.
+    return this.deliver(stored)
+  }
+
+  /** Delivery happens inside publish, synchronously, so per-stream order is offset order. */
+  private deliver (stored: StoredEvent): StoredEvent {
     for (const listener of this.listeners) {
       try {
         listener(stored)

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Broker, DeliveryListener, GapListener, StreamRead } from './broker.js'
 import type { EventEnvelope, StoredEvent } from './events.js'
-import { streamOf } from './streams.js'
+import { isPositioned, streamOf } from './streams.js'
 
 /** A connection to a standalone Redis or to a Redis Cluster; both speak the same commands. */
 export type RedisClient = Redis | Cluster
@@ -250,6 +250,12 @@ export class RedisBroker implements Broker {
     if (this.unsupported !== undefined) throw new Error(this.unsupported)
     const stream = streamOf(envelope.target)
     const keys = this.keys(envelope.tenantId, stream)
+    // A connection-targeted event is published live only: no offset, no log, never replayed.
+    if (!isPositioned(stream)) {
+      const message = JSON.stringify({ e: envelope })
+      await this.guard(this.sharded ? (this.command as Cluster).spublish(keys.live, message) : this.command.publish(keys.live, message))
+      return { ...envelope, stream, offset: 0, epoch: '' }
+    }
     const deadline = this.clockOffsetMs === undefined ? '' : String(Date.now() + this.clockOffsetMs + this.options.commandTimeoutMs)
     const [offset, epoch] = await this.guard(this.command.tcPublish(
       keys.meta, keys.log, JSON.stringify(envelope), randomUUID(), this.options.historySize,
@@ -363,7 +369,11 @@ export class RedisBroker implements Broker {
   private onMessage (channel: string, message: string): void {
     const watch = this.watches.get(channel)
     if (watch === undefined) return
-    const parsed = JSON.parse(message) as { offset: number, epoch: string, e: EventEnvelope }
+    const parsed = JSON.parse(message) as { offset?: number, epoch?: string, e: EventEnvelope }
+    if (parsed.offset === undefined || parsed.epoch === undefined) {
+      this.accept(watch, { ...parsed.e, stream: watch.stream, offset: 0, epoch: '' })
+      return
+    }
     this.ingest(watch, { ...parsed.e, stream: watch.stream, offset: parsed.offset, epoch: parsed.epoch })
   }
 
@@ -387,10 +397,18 @@ export class RedisBroker implements Broker {
 
   /** Delivers one event unless it was already delivered; an epoch change is a gap. */
   private accept (watch: Watch, event: StoredEvent): void {
+    if (event.offset === 0) {
+      this.emit(event)
+      return
+    }
     const last = watch.last
     if (last !== undefined && (last.epoch ?? event.epoch) === event.epoch && event.offset <= last.offset) return
     if (last?.epoch !== undefined && last.epoch !== event.epoch) this.gap(watch)
     watch.last = { epoch: event.epoch, offset: event.offset }
+    this.emit(event)
+  }
+
+  private emit (event: StoredEvent): void {
     for (const listener of this.listeners) {
       try {
         listener(event)

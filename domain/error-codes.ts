@@ -20,6 +20,10 @@ export const ErrorCode = {
   INVALID_EVENT: 'INVALID_EVENT',
   EVENT_NAME_RESERVED: 'EVENT_NAME_RESERVED',
   INVALID_POSITION: 'INVALID_POSITION',
+  /** A resume or history request for another user's stream. */
+  STREAM_FORBIDDEN: 'STREAM_FORBIDDEN',
+  /** A resume names no stream a connection can hold (`connection` events are never replayed). */
+  UNKNOWN_STREAM: 'UNKNOWN_STREAM',
   BROKER_UNAVAILABLE: 'BROKER_UNAVAILABLE',
   RATE_LIMITED: 'RATE_LIMITED',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE'

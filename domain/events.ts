@@ -213,14 +213,15 @@ export type EventEnvelope = Static<typeof EventEnvelope>
 
 /**
  * An event the broker accepted: it now has a position. `stream` is the tenant-local stream
- * name (`tenant` or `channel:<name>`); `offset` increases by one per event in that stream;
- * `epoch` changes whenever the stream's history was lost, so a position is only comparable
- * within one epoch.
+ * name (`tenant`, `user:<id>` or `channel:<name>`); `offset` increases by one per event in
+ * that stream; `epoch` changes whenever the stream's history was lost, so a position is only
+ * comparable within one epoch. A connection-targeted event has none: stream `connection`,
+ * offset 0 and epoch ''.
  */
 export const StoredEvent = Type.Object({
   ...EventEnvelope.properties,
   stream: Type.String(),
-  offset: Type.Integer({ minimum: 1 }),
+  offset: Type.Integer({ minimum: 0 }),
   epoch: Type.String()
 })
 export type StoredEvent = Static<typeof StoredEvent>

@@ -19,7 +19,11 @@ export function connectedFrame (clientId: string): string {
   return JSON.stringify({ type: 'connected', clientId })
 }
 
-export function authenticatedFrame (fields: { userId: string, tenantId: string, clientId: string, connectionCount: number, position: Position }, ref?: Ref): string {
+/**
+ * `position` is the tenant stream's (the original field); `positions` has one entry per
+ * stream attached at auth: `tenant` and the user's own `user:<id>`.
+ */
+export function authenticatedFrame (fields: { userId: string, tenantId: string, clientId: string, connectionCount: number, position: Position, positions: Record<string, Position> }, ref?: Ref): string {
   return withRef({ type: 'authenticated', ...fields }, ref)
 }
 
@@ -57,16 +61,21 @@ export function publishedFrame (fields: { id: string, stream: string, offset: nu
   return withRef({ type: 'published', ...fields }, ref)
 }
 
-/** The delivered form of an event. Built once per broadcast and shared by every recipient. */
+/**
+ * The delivered form of an event. Built once per broadcast and shared by every recipient.
+ * `stream` names the stream the offset counts in; a connection-targeted event has no
+ * `stream`, `offset` or `epoch`: it is never replayed, so there is nothing to resume from.
+ */
 export function eventFrame (event: StoredEvent): string {
+  const positioned = event.offset !== 0
   return JSON.stringify({
     type: 'event',
     id: event.id,
     event: event.event,
     data: event.data,
-    stream: event.stream,
-    offset: event.offset,
-    epoch: event.epoch,
+    stream: positioned ? event.stream : undefined,
+    offset: positioned ? event.offset : undefined,
+    epoch: positioned ? event.epoch : undefined,
     timestamp: event.timestamp,
     correlationId: event.correlationId,
     from: event.from

@@ -2,7 +2,7 @@ import { CloseCode } from './close-codes.js'
 import type { StoredEvent } from './events.js'
 import { eventFrame } from './frames.js'
 import { noopObserver, type Observer } from './observer.js'
-import { channelOf } from './streams.js'
+import { TENANT_STREAM, channelOf, channelStream, userOf, userStream, type Position } from './streams.js'
 import { tenantKey } from './tenant-key.js'
 
 /** The little the hub needs of a socket. Adapters wrap ws (or anything else) behind it. */
@@ -67,6 +67,12 @@ export interface Member {
   clientId: string
 }
 
+/** Where this instance stands in one attached stream: the last offset delivered to its sockets. */
+export interface StreamStanding extends Position {
+  readonly tenantId: string
+  readonly stream: string
+}
+
 /** A membership change, for observers that mirror the hub elsewhere (cluster presence). */
 export type MembershipChange =
   | { kind: 'add' | 'remove', client: Client }
@@ -82,6 +88,12 @@ export class Hub {
   private readonly byChannel = new Map<string, Set<Client>>()
   private readonly byId = new Map<string, Client>()
   private readonly observers = new Set<(change: MembershipChange) => void>()
+  /**
+   * Per stream with local sockets, keyed by tenant and stream, the last position delivered here
+   * (or read by an attach, before the first delivery). One entry per stream, never per socket:
+   * the server's position check costs O(streams). An entry leaves with the stream's last socket.
+   */
+  private readonly standings = new Map<string, StreamStanding>()
 
   private readonly observer: Observer
 
@@ -108,10 +120,12 @@ export class Hub {
    */
   remove (client: Client): void {
     if (this.byId.get(tenantKey(client.tenantId, client.id)) !== client) return
-    removeFrom(this.byTenant, client.tenantId, client)
-    removeFrom(this.byUser, tenantKey(client.tenantId, client.userId), client)
+    if (removeFrom(this.byTenant, client.tenantId, client)) this.forget(client.tenantId, TENANT_STREAM)
+    if (removeFrom(this.byUser, tenantKey(client.tenantId, client.userId), client)) this.forget(client.tenantId, userStream(client.userId))
     this.byId.delete(tenantKey(client.tenantId, client.id))
-    for (const channel of client.channels) removeFrom(this.byChannel, tenantKey(client.tenantId, channel), client)
+    for (const channel of client.channels) {
+      if (removeFrom(this.byChannel, tenantKey(client.tenantId, channel), client)) this.forget(client.tenantId, channelStream(channel))
+    }
     this.notify({ kind: 'remove', client })
   }
 
@@ -127,7 +141,7 @@ export class Hub {
   /** Leaves a channel; false when the client was not in it. */
   leave (client: Client, channel: string): boolean {
     if (!client.channels.delete(channel)) return false
-    removeFrom(this.byChannel, tenantKey(client.tenantId, channel), client)
+    if (removeFrom(this.byChannel, tenantKey(client.tenantId, channel), client)) this.forget(client.tenantId, channelStream(channel))
     this.notify({ kind: 'leave', client, channel })
     return true
   }
@@ -174,11 +188,38 @@ export class Hub {
     return this.byTenant.get(tenantId) ?? new Set()
   }
 
-  /** Closes every local socket attached to a stream (tenant or channel), e.g. after a gap. */
+  /**
+   * A socket attached a stream at a read's position. The first attach of a stream sets where
+   * this instance stands in it; later ones change nothing, since only deliveries advance it.
+   */
+  attached (tenantId: string, stream: string, position: Position): void {
+    const key = tenantKey(tenantId, stream)
+    if (!this.standings.has(key) && this.streamClients(tenantId, stream).size > 0) this.standings.set(key, { tenantId, stream, ...position })
+  }
+
+  /** Where this instance stands in every stream that has local sockets. */
+  streamStandings (): IterableIterator<StreamStanding> {
+    return this.standings.values()
+  }
+
+  /** Sets where this instance stands in a stream, after its sockets were told to resume. */
+  reposition (standing: StreamStanding): void {
+    const key = tenantKey(standing.tenantId, standing.stream)
+    if (this.standings.has(key)) this.standings.set(key, standing)
+  }
+
+  /** Closes every local socket attached to a stream, e.g. after a gap. */
   closeStream (tenantId: string, stream: string, code: number, reason: string): void {
+    for (const client of [...this.streamClients(tenantId, stream)]) this.drop(client, code, reason)
+  }
+
+  /** The local sockets attached to a stream: its tenant's, its user's or its channel's. */
+  streamClients (tenantId: string, stream: string): ReadonlySet<Client> {
     const channel = channelOf(stream)
-    const clients = channel === undefined ? this.byTenant.get(tenantId) : this.byChannel.get(tenantKey(tenantId, channel))
-    for (const client of [...clients ?? []]) this.drop(client, code, reason)
+    if (channel !== undefined) return this.byChannel.get(tenantKey(tenantId, channel)) ?? new Set()
+    const user = userOf(stream)
+    if (user !== undefined) return this.byUser.get(tenantKey(tenantId, user)) ?? new Set()
+    return this.byTenant.get(tenantId) ?? new Set()
   }
 
   /**
@@ -210,13 +251,15 @@ export class Hub {
   deliver (event: StoredEvent): number {
     const recipients = this.recipients(event)
     if (recipients === undefined || recipients.size === 0) return 0
+    if (event.offset !== 0) this.standings.set(tenantKey(event.tenantId, event.stream), { tenantId: event.tenantId, stream: event.stream, epoch: event.epoch, offset: event.offset })
     let frame: string | undefined
     let delivered = 0
     let sent = 0
     // A slow consumer dropped mid-loop leaves the set; Set iteration tolerates that, so no copy.
     for (const client of recipients) {
-      // The common case, a socket with no replay in progress, costs two size checks.
-      if (client.held.size !== 0 || client.floors.size !== 0) {
+      // The common case, a socket with no replay in progress, costs two size checks. An
+      // unpositioned (connection-targeted) event is never held: nothing replays it.
+      if ((client.held.size !== 0 || client.floors.size !== 0) && event.offset !== 0) {
         const held = client.held.get(event.stream)
         if (held !== undefined) {
           if (held.length >= this.options.maxHeldEvents) {
@@ -295,6 +338,10 @@ export class Hub {
     }
   }
 
+  private forget (tenantId: string, stream: string): void {
+    this.standings.delete(tenantKey(tenantId, stream))
+  }
+
   private notify (change: MembershipChange): void {
     for (const observer of this.observers) observer(change)
   }
@@ -319,9 +366,12 @@ function addTo<K, V> (index: Map<K, Set<V>>, k: K, value: V): void {
   set.add(value)
 }
 
-function removeFrom<K, V> (index: Map<K, Set<V>>, k: K, value: V): void {
+/** Removes one value; true when that emptied (and so dropped) its key's set. */
+function removeFrom<K, V> (index: Map<K, Set<V>>, k: K, value: V): boolean {
   const set = index.get(k)
-  if (set === undefined) return
+  if (set === undefined) return false
   set.delete(value)
-  if (set.size === 0) index.delete(k)
+  if (set.size !== 0) return false
+  index.delete(k)
+  return true
 }

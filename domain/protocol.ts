@@ -9,6 +9,13 @@ import { ErrorCode } from './error-codes.js'
 const RequestId = Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Number()]))
 
 const Since = Type.String({ minLength: 3, maxLength: 200 })
+/** A stream name as a client writes it: `tenant`, `user:<id>` or `channel:<name>`. */
+const Stream = Type.String({ minLength: 1, maxLength: 300 })
+/**
+ * Where to resume at connect: the tenant stream's position (the original form), or a map from
+ * stream (`tenant`, the connection's own `user:<id>`) to position.
+ */
+const SinceMap = Type.Union([Since, Type.Record(Stream, Since, { maxProperties: 8 })])
 const Channel = Type.String({ minLength: 1, maxLength: 256 })
 
 export const PingMessage = Type.Object({ type: Type.Literal('ping'), id: RequestId })
@@ -16,10 +23,11 @@ export const AuthenticateMessage = Type.Object({
   type: Type.Literal('authenticate'),
   id: RequestId,
   token: Type.String({ minLength: 1, maxLength: 8192 }),
-  /** The last tenant-stream position seen, `<epoch>:<offset>`. */
-  since: Type.Optional(Since)
+  /** The last position seen: `<epoch>:<offset>` of the tenant stream, or one per stream. */
+  since: Type.Optional(SinceMap)
 })
-export const ResumeMessage = Type.Object({ type: Type.Literal('resume'), id: RequestId, since: Since })
+/** One stream per frame; without `stream`, the tenant stream (the original form). */
+export const ResumeMessage = Type.Object({ type: Type.Literal('resume'), id: RequestId, stream: Type.Optional(Stream), since: Since })
 export const SubscribeMessage = Type.Object({ type: Type.Literal('subscribe'), id: RequestId, channel: Channel, since: Type.Optional(Since) })
 export const UnsubscribeMessage = Type.Object({ type: Type.Literal('unsubscribe'), id: RequestId, channel: Channel })
 export const JoinRoomMessage = Type.Object({ type: Type.Literal('join-room'), id: RequestId, roomId: Channel, since: Type.Optional(Since) })

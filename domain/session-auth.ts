@@ -7,7 +7,7 @@ import { AuthFailure, AuthReason, AuthUnavailable, type Principal } from './prin
 import type { SessionContext } from './session.js'
 import type { ChannelMembership } from './session-channels.js'
 import type { StreamAttachments } from './session-streams.js'
-import { TENANT_STREAM } from './streams.js'
+import { TENANT_STREAM, parseSince, resumableAtConnect, userOf, userStream, type Position, type SinceInput } from './streams.js'
 
 /**
  * One connection's auth lifecycle: the wait for a token (AUTH_TIMEOUT_MS), its verification,
@@ -44,9 +44,12 @@ export class SessionAuth {
     this.session.options.clock.clearTimeout(this.timer)
   }
 
-  async authenticate (token: string, sinceText: string | undefined, ref: Ref): Promise<void> {
-    const since = this.streams.since(sinceText, ref)
-    if (since === null) return
+  async authenticate (token: string, sinceInput: SinceInput | undefined, ref: Ref): Promise<void> {
+    const since = sinceInput === undefined ? new Map<string, Position>() : parseSince(sinceInput, resumableAtConnect)
+    if (typeof since === 'string') {
+      this.session.reply(errorFrame(ErrorCode.INVALID_POSITION, since, ref))
+      return
+    }
     const options = this.session.options
     let principal: Principal
     try {
@@ -72,6 +75,12 @@ export class SessionAuth {
       await this.refresh(principal, ref)
       return
     }
+    // Refused whole, like a malformed position: the socket may authenticate again.
+    const foreign = [...since.keys()].find((stream) => userOf(stream) !== undefined && userOf(stream) !== principal.userId)
+    if (foreign !== undefined) {
+      this.session.reply(errorFrame(ErrorCode.STREAM_FORBIDDEN, `since names ${foreign}; a connection resumes its own user stream only`, ref))
+      return
+    }
     if (await this.overCapacity(principal) || this.session.isClosed()) return
     // A revocation that arrived while the caps were looked up still keeps the socket out.
     if (options.refuses(principal)) {
@@ -82,8 +91,8 @@ export class SessionAuth {
     const client = this.enter(principal)
     this.channels.grant(principal.channels)
     this.armExpiry(principal)
-    const read = await this.streams.readTenant(since)
-    if (read === undefined) return
+    const reads = await this.streams.readAtAuth(since)
+    if (reads === undefined) return
     const connectionCount = await this.count(principal.tenantId)
     if (this.session.isClosed()) return
     options.log.info({ action: 'websocket.connection.established', ...this.session.identity() }, 'websocket authenticated')
@@ -92,9 +101,10 @@ export class SessionAuth {
       tenantId: principal.tenantId,
       clientId: client.id,
       connectionCount,
-      position: { epoch: read.epoch, offset: read.latest }
+      position: positionOf(reads.get(TENANT_STREAM)),
+      positions: Object.fromEntries([...reads].map(([stream, read]) => [stream, positionOf(read)]))
     }, ref))
-    await this.streams.attach(TENANT_STREAM, since, read, ref)
+    for (const [stream, read] of reads) await this.streams.attach(stream, since.get(stream), read, ref)
   }
 
   /** Closes with 4401. `verified` failures were already reported by the verifier itself. */
@@ -145,12 +155,16 @@ export class SessionAuth {
     this.channels.grant(principal.channels)
     this.armExpiry(principal)
     const connectionCount = await this.count(principal.tenantId)
+    const all = this.streams.positions()
+    const own = [TENANT_STREAM, userStream(principal.userId)]
+    const positions = Object.fromEntries(own.filter((s) => all[s] !== undefined).map((s) => [s, all[s] as Position]))
     this.session.reply(authenticatedFrame({
       userId: principal.userId,
       tenantId: principal.tenantId,
       clientId: this.session.options.clientId,
       connectionCount,
-      position: this.streams.tenantPosition()
+      position: positions[TENANT_STREAM] ?? { epoch: '', offset: 0 },
+      positions
     }, ref))
   }
 
@@ -192,4 +206,8 @@ export class SessionAuth {
     }
     this.session.close(CloseCode.TRY_AGAIN, `AUTH_UNAVAILABLE retry=${err.retryAfterMs}`)
   }
+}
+
+function positionOf (read: { epoch: string, latest: number } | undefined): Position {
+  return { epoch: read?.epoch ?? '', offset: read?.latest ?? 0 }
 }

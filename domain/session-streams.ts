@@ -5,20 +5,22 @@ import type { StoredEvent } from './events.js'
 import { errorFrame, eventFrame, recoveredFrame, type Ref } from './frames.js'
 import type { Client } from './hub.js'
 import type { SessionContext } from './session.js'
-import { TENANT_STREAM, parsePosition, type Position } from './streams.js'
+import { CONNECTION_STREAM, TENANT_STREAM, channelOf, covers, parsePosition, userOf, userStream, type Position } from './streams.js'
 
 /**
- * The hold/replay/floor protocol: how one socket attaches a stream (its tenant stream at auth,
- * a channel on subscribe, again on `resume`) so that each event reaches it exactly once and in
- * order, although live delivery and the history read race each other.
+ * The hold/replay/floor protocol: how one socket attaches a stream (its tenant and user
+ * streams at auth, a channel on subscribe, any of them again on `resume`) so that it is sent
+ * every offset of the stream, in order, with no skip, although live delivery and the history
+ * read race each other.
  *
  * 1. Hold: live events for the stream are queued in `client.held` (by the hub) from before the
  *    broker is asked to deliver the stream here.
  * 2. Read: the broker delivers the stream live (`watch`), then the history is read.
- * 3. Replay: the events the client missed after its `since` go out, up to the ceiling (the
- *    read's latest, or what a previous attach already sent), then `recovered`.
- * 4. Release: the held events above the ceiling go out, and the queue is dropped in the same
- *    turn, so the hub sends live events itself from then on.
+ * 3. Replay: the held events the client asked for after its `since` go out, up to the read's
+ *    latest, then `recovered`. A replay on a live connection (a heal) may re-send offsets
+ *    this socket was already sent: a client recognises them by offset and drops them.
+ * 4. Release: the held events above the read's latest go out, and the queue is dropped in the
+ *    same turn, so the hub sends live events itself from then on.
  * 5. Floor: `client.floors` keeps the offset the socket was sent through. With Redis a live
  *    message can trail the history read that included it; the hub drops live events at or
  *    below the floor, and the first one above it clears it.
@@ -27,13 +29,8 @@ import { TENANT_STREAM, parsePosition, type Position } from './streams.js'
  * never queues more than about `replayPaceBytes` unsent.
  */
 export class StreamAttachments {
-  /**
-   * Per attached stream, the offset the socket's attachment starts at: every event above it
-   * has been sent or is held. A later replay of the stream (`resume`) stops at it.
-   */
-  private readonly attachedAt = new Map<string, number>()
-  /** The tenant stream's epoch as of the last read, for `authenticated` on a refresh. */
-  private tenantEpoch = ''
+  /** Per attached stream, the position its last attach read, for `authenticated` on a refresh. */
+  private readonly reads = new Map<string, Position>()
   /** Streams this session asked the broker to deliver live. */
   private readonly watching = new Set<string>()
   /** Replay bytes sent since the last wait for drain. */
@@ -46,26 +43,41 @@ export class StreamAttachments {
     this.session.client.held.set(stream, [])
   }
 
-  /** The tenant stream's position, as the socket's attachment holds it, for `authenticated` on a refresh. */
-  tenantPosition (): Position {
-    return { epoch: this.tenantEpoch, offset: this.attachedAt.get(TENANT_STREAM) ?? 0 }
+  /** Where each attached stream stood when it was last read, for `authenticated` on a refresh. */
+  positions (): Record<string, Position> {
+    return Object.fromEntries(this.reads)
   }
 
-  /** Attaches the tenant stream at authentication; the read is what `authenticated` reports. */
-  async readTenant (since: Position | undefined): Promise<StreamRead | undefined> {
-    const read = await this.read(TENANT_STREAM, since)
-    if (read !== undefined) this.tenantEpoch = read.epoch
-    return read
+  /**
+   * At authentication: connection-targeted events are delivered here from now on, and the
+   * tenant and user streams (both held since the client entered the hub) are read. Undefined
+   * when the socket closed meanwhile.
+   */
+  async readAtAuth (since: ReadonlyMap<string, Position>): Promise<Map<string, StreamRead> | undefined> {
+    const client = this.session.client
+    if (!await this.watch(CONNECTION_STREAM)) return undefined
+    const reads = new Map<string, StreamRead>()
+    for (const stream of [TENANT_STREAM, userStream(client.userId)]) {
+      const read = await this.read(stream, since.get(stream))
+      if (read === undefined) return undefined
+      reads.set(stream, read)
+    }
+    return reads
   }
 
-  /** `resume {since}` on a live connection: replays the tenant stream's events it missed before attaching. */
-  async resume (sinceText: string, ref: Ref): Promise<void> {
+  /**
+   * `resume {stream, since}` on a live connection: re-sends the stream's events after `since`
+   * (a client that saw a jump heals this way, without reconnecting), then `recovered`. Only a
+   * stream this socket is attached to: its tenant stream, its own user stream, a joined channel.
+   */
+  async resume (stream: string, sinceText: string, ref: Ref): Promise<void> {
     const since = this.since(sinceText, ref)
     if (since === null || since === undefined) return
-    this.hold(TENANT_STREAM)
-    const read = await this.read(TENANT_STREAM, since)
+    if (!this.refuseResume(stream, ref)) return
+    this.hold(stream)
+    const read = await this.read(stream, since)
     if (read === undefined) return
-    await this.attach(TENANT_STREAM, since, read, ref)
+    await this.attach(stream, since, read, ref)
   }
 
   /**
@@ -77,15 +89,10 @@ export class StreamAttachments {
     const tenantId = this.session.client.tenantId
     let read: StreamRead
     try {
-      if (!this.watching.has(stream)) {
-        this.watching.add(stream)
-        await this.session.options.broker.watch(tenantId, stream)
-      }
-      if (!this.session.isOpen()) return undefined
+      if (!await this.watch(stream)) return undefined
       read = await this.session.options.broker.read(tenantId, stream, since?.offset, this.session.options.replayLimit)
     } catch (err) {
-      this.session.options.log.error({ action: 'websocket.resume.failed', stream, err, ...this.session.identity() }, 'history read failed')
-      this.session.close(CloseCode.TRY_AGAIN, 'BROKER_UNAVAILABLE')
+      this.failed(stream, err)
       return undefined
     }
     return this.session.isOpen() ? read : undefined
@@ -93,21 +100,18 @@ export class StreamAttachments {
 
   /**
    * Steps 3 to 5: replays what the client missed after `since` (if it can), reports the
-   * recovery, then releases the held events above everything already sent. Both go out as the
-   * socket drains; live events that arrive meanwhile join the held queue, so order and
-   * exactly-once still hold.
+   * recovery, then releases the held events above the read. Both go out as the socket
+   * drains; live events that arrive meanwhile join the held queue, so order holds and no
+   * offset is skipped.
    */
   async attach (stream: string, since: Position | undefined, read: StreamRead, ref: Ref): Promise<void> {
     const client = this.session.client
-    // Events above `attachedAt` already went out live; a replay stops there.
-    const ceiling = this.attachedAt.get(stream) ?? read.latest
-    let start = ceiling
+    const ceiling = read.latest
     let sentThrough = ceiling
     if (since !== undefined) {
-      const recoverable = since.epoch === read.epoch && since.offset <= read.latest && since.offset + 1 >= read.oldest
-      if (recoverable) {
+      if (covers(read, since)) {
         let count = 0
-        let to = Math.min(since.offset, ceiling)
+        let to = since.offset
         for (const event of read.events) {
           if (event.offset > ceiling) break
           to = event.offset
@@ -115,7 +119,6 @@ export class StreamAttachments {
           if (!await this.sendPaced(client, eventFrame(event))) return
           count++
         }
-        start = Math.min(since.offset, ceiling)
         this.session.reply(recoveredFrame({ recovered: true, stream, epoch: read.epoch, from: since.offset + 1, to, count }, ref))
       } else {
         this.session.reply(recoveredFrame({
@@ -127,7 +130,8 @@ export class StreamAttachments {
         }, ref))
       }
     }
-    this.attachedAt.set(stream, start)
+    this.reads.set(stream, { epoch: read.epoch, offset: read.latest })
+    this.session.options.hub.attached(client.tenantId, stream, { epoch: read.epoch, offset: read.latest })
     const held = client.held.get(stream) ?? []
     // Emptied and deleted with no await in between: the hub holds for this stream until then.
     for (let event = held.shift(); event !== undefined; event = held.shift()) {
@@ -144,7 +148,7 @@ export class StreamAttachments {
     const client = this.session.client
     client.held.delete(stream)
     client.floors.delete(stream)
-    this.attachedAt.delete(stream)
+    this.reads.delete(stream)
     if (this.watching.delete(stream)) this.session.options.broker.unwatch(client.tenantId, stream)
   }
 
@@ -166,6 +170,44 @@ export class StreamAttachments {
     if (position !== undefined) return position
     this.session.reply(errorFrame(ErrorCode.INVALID_POSITION, 'since must be <epoch>:<offset>', ref))
     return null
+  }
+
+  /** False, after answering the request, when this socket may not resume the stream. */
+  private refuseResume (stream: string, ref: Ref): boolean {
+    const client = this.session.client
+    const user = userOf(stream)
+    const channel = channelOf(stream)
+    if (stream === TENANT_STREAM || user === client.userId) return true
+    if (user !== undefined) {
+      this.session.reply(errorFrame(ErrorCode.STREAM_FORBIDDEN, 'a connection resumes its own user stream only', ref))
+      return false
+    }
+    if (channel !== undefined && client.channels.has(channel)) return true
+    if (channel !== undefined) {
+      this.session.reply(errorFrame(ErrorCode.NOT_SUBSCRIBED, 'subscribe to the channel to resume its stream', ref))
+      return false
+    }
+    this.session.reply(errorFrame(ErrorCode.UNKNOWN_STREAM, 'streams are tenant, user:<id> and channel:<name>; connection-targeted events are never replayed', ref))
+    return false
+  }
+
+  /** Makes sure the broker delivers the stream live here; false when the socket closed meanwhile. */
+  private async watch (stream: string): Promise<boolean> {
+    if (!this.watching.has(stream)) {
+      this.watching.add(stream)
+      try {
+        await this.session.options.broker.watch(this.session.client.tenantId, stream)
+      } catch (err) {
+        this.failed(stream, err)
+        return false
+      }
+    }
+    return this.session.isOpen()
+  }
+
+  private failed (stream: string, err: unknown): void {
+    this.session.options.log.error({ action: 'websocket.resume.failed', stream, err, ...this.session.identity() }, 'history read failed')
+    this.session.close(CloseCode.TRY_AGAIN, 'BROKER_UNAVAILABLE')
   }
 
   /**

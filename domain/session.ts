@@ -12,7 +12,7 @@ import { parseFrame, type ClientMessage } from './protocol.js'
 import { SessionAuth } from './session-auth.js'
 import { ChannelMembership } from './session-channels.js'
 import { StreamAttachments } from './session-streams.js'
-import { TENANT_STREAM } from './streams.js'
+import { TENANT_STREAM, userStream, type SinceInput } from './streams.js'
 import { TokenBucket } from './token-bucket.js'
 
 /** The pino-compatible subset the session logs through. */
@@ -139,7 +139,7 @@ export class Session implements SessionContext {
    * Call once the socket is open, with the token and the `since` position from the upgrade
    * request if it carried them.
    */
-  start (token: string | undefined, since?: string): void {
+  start (token: string | undefined, since?: SinceInput): void {
     this.reply(connectedFrame(this.options.clientId))
     this.auth.armAuthTimeout()
     if (token !== undefined) this.enqueue(async () => { await this.auth.authenticate(token, since, undefined) })
@@ -240,8 +240,9 @@ export class Session implements SessionContext {
       close: (code, reason) => { this.close(code, reason) }
     }
     this.current = client
-    // Held from before the client is in the hub: no tenant event slips past the first attach.
+    // Held from before the client is in the hub: no tenant or user event slips past the first attach.
     this.streams.hold(TENANT_STREAM)
+    this.streams.hold(userStream(principal.userId))
     this.options.hub.add(client)
     return client
   }
@@ -296,7 +297,7 @@ export class Session implements SessionContext {
       return
     }
     switch (message.type) {
-      case 'resume': await this.streams.resume(message.since, message.id); return
+      case 'resume': await this.streams.resume(message.stream ?? TENANT_STREAM, message.since, message.id); return
       case 'subscribe': await this.channels.subscribe(message.channel, message.since, message.id, false); return
       case 'join-room': await this.channels.subscribe(message.roomId, message.since, message.id, true); return
       case 'unsubscribe': this.channels.unsubscribe(message.channel, message.id, false); return

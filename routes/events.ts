@@ -6,7 +6,7 @@ import { bearerToken } from '../domain/bearer.js'
 import { CloseCode } from '../domain/close-codes.js'
 import { systemClock } from '../domain/clock.js'
 import { Session } from '../domain/session.js'
-import { parsePosition } from '../domain/streams.js'
+import { parseSince, resumableAtConnect, type SinceInput } from '../domain/streams.js'
 import { UnauthenticatedSockets } from '../domain/unauthenticated.js'
 import { clientPublishPatterns, sessionLimits } from '../plugins/config.js'
 import { CoalescingConnection } from '../transports/ws.js'
@@ -95,11 +95,10 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
     app.metrics.connectionOpened()
     socket.on('close', (code) => { app.metrics.connectionClosed(code) })
     const token = upgradeToken(request)
-    const sinceParam = (request.query as Record<string, unknown>).since
-    const since = typeof sinceParam === 'string' ? sinceParam : undefined
+    const since = sinceOf(request.query as Record<string, unknown>)
     let release = (): void => {}
     // A malformed `since` refuses the upgrade token unverified, so that socket waits too.
-    if (token === undefined || (since !== undefined && parsePosition(since) === undefined)) {
+    if (token === undefined || (since !== undefined && typeof parseSince(since, resumableAtConnect) === 'string')) {
       const slot = unauthenticated.admit(request.ip)
       if ('refused' in slot) {
         app.metrics.observer.rateLimited('unauthenticated', '')
@@ -143,6 +142,25 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
     socket.on('close', () => { session.ended() })
     session.start(token, since)
   })
+}
+
+/**
+ * The upgrade's `since`: `since=<epoch>:<offset>` for the tenant stream (the original form),
+ * or one `since.<stream>=<epoch>:<offset>` per stream (`since.tenant`, `since.user:<id>`).
+ * A parameter given twice counts as malformed.
+ */
+function sinceOf (query: Record<string, unknown>): SinceInput | undefined {
+  const map: Record<string, string> = {}
+  let named = false
+  for (const [key, value] of Object.entries(query)) {
+    if (!key.startsWith('since.')) continue
+    named = true
+    map[key.slice('since.'.length)] = typeof value === 'string' ? value : ''
+  }
+  const plain = query.since
+  // Both forms at once, or one given twice, is malformed: the empty position never parses.
+  if (plain !== undefined) return typeof plain === 'string' && !named ? plain : ''
+  return named ? map : undefined
 }
 
 export default eventsRoute

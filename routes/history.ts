@@ -3,7 +3,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { StoredEvent } from '../domain/events.js'
 import { HttpErrors } from '../errors.js'
-import { TENANT_STREAM, parsePosition } from '../domain/streams.js'
+import { ErrorCode } from '../domain/error-codes.js'
+import { TENANT_STREAM, covers, parsePosition, streamAccess } from '../domain/streams.js'
 import { ErrorReply } from './schemas.js'
 
 const HistoryEvent = Type.Object({
@@ -29,31 +30,41 @@ export const HistoryReply = Type.Object({
 })
 
 /**
- * The tenant stream's retained events for the token's user: tenant-wide events and those
- * addressed to this user, never another user's. A single-page app calls it after a gap.
+ * One stream's retained events, for a stream the token is entitled to: `tenant` (the
+ * default), the token's own `user:<id>`, or a `channel:<name>` its `channels` claim allows.
+ * Another user's stream is 403 STREAM_FORBIDDEN, a channel it may not join 403
+ * CHANNEL_FORBIDDEN; another tenant's streams cannot be named. A single-page app calls it
+ * after a `gap`.
  */
 async function historyRoute (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   app.get('/api/v1/events/history', {
     onRequest: app.auth.requirePrincipal,
     schema: {
-      summary: 'Retained tenant-stream events after a position',
+      summary: 'Retained events of one stream after a position',
       querystring: Type.Object({
+        stream: Type.Optional(Type.String({ minLength: 1, maxLength: 300, description: 'tenant (default), user:<own id> or channel:<name>' })),
         since: Type.Optional(Type.String({ maxLength: 200 })),
         // Query values are strings: the TypeBox validator checks them without coercing.
         limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]{0,2}|1000)$', description: '1-1000, default 100' }))
       }),
-      response: { 200: HistoryReply, 400: ErrorReply, 401: ErrorReply }
+      response: { 200: HistoryReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply }
     }
   }, async (request) => {
     const { tenantId, userId } = request.principal
+    const stream = request.query.stream ?? TENANT_STREAM
+    const refused = streamAccess(request.principal, stream)
+    if (refused === ErrorCode.STREAM_FORBIDDEN) throw new HttpErrors.STREAM_FORBIDDEN('a token reads its own user stream only')
+    if (refused === ErrorCode.CHANNEL_FORBIDDEN) throw new HttpErrors.CHANNEL_FORBIDDEN('the token\'s channels claim does not allow this channel')
+    if (refused !== undefined) throw new HttpErrors.UNKNOWN_STREAM('stream must be tenant, user:<id> or channel:<name>')
     const since = request.query.since === undefined ? undefined : parsePosition(request.query.since)
     if (request.query.since !== undefined && since === undefined) throw new HttpErrors.VALIDATION_FAILED('since must be <epoch>:<offset>')
-    const head = await app.broker.read(tenantId, TENANT_STREAM, undefined, 0)
-    const recovered = since === undefined || (since.epoch === head.epoch && since.offset + 1 >= head.oldest && since.offset <= head.latest)
+    const head = await app.broker.read(tenantId, stream, undefined, 0)
+    const recovered = since === undefined || covers(head, since)
     const after = recovered && since !== undefined ? since.offset : head.oldest - 1
-    const read = await app.broker.read(tenantId, TENANT_STREAM, after, Number(request.query.limit ?? 100))
-    const visible = (e: StoredEvent): boolean => e.target.kind === 'tenant' || (e.target.kind === 'user' && e.target.userId === userId)
+    const read = await app.broker.read(tenantId, stream, after, Number(request.query.limit ?? 100))
+    // Each stream holds only its own events; the filter is a second line behind the check above.
+    const visible = (e: StoredEvent): boolean => e.target.kind !== 'user' || e.target.userId === userId
     const last = read.events.at(-1)
     return {
       recovered,

@@ -19,9 +19,10 @@ export const PublishBody = Type.Object({
 
 export const PublishReply = Type.Object({
   id: Type.String(),
-  stream: Type.String(),
-  offset: Type.Integer(),
-  epoch: Type.String(),
+  /** The event's position; absent for a connection target: such events have none and are never replayed. */
+  stream: Type.Optional(Type.String()),
+  offset: Type.Optional(Type.Integer()),
+  epoch: Type.Optional(Type.String()),
   /** Connections on this instance the event was sent to (or is held for, mid-replay). */
   delivered: Type.Integer(),
   /** For a userId or clientId target: whether it has a connection on this instance. */
@@ -70,7 +71,8 @@ async function publishRoute (fastify: FastifyInstance): Promise<void> {
       })
       return { id: stored.id, stream: stored.stream, offset: stored.offset, epoch: stored.epoch }
     })
-    return await reply.code(202).send({ ...result, ...await reach(tenantId, target) })
+    const position = result.offset === 0 ? {} : { stream: result.stream, offset: result.offset, epoch: result.epoch }
+    return await reply.code(202).send({ id: result.id, ...position, ...await reach(tenantId, target) })
   })
 
   /**

@@ -257,3 +257,14 @@ export async function freePort (): Promise<number> {
   await new Promise((resolve) => { server.close(resolve) })
   return port
 }
+
+/** A small seeded PRNG (mulberry32), so a failing interleaving can be replayed from its seed. */
+export function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let x = Math.imul(a ^ (a >>> 15), 1 | a)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}

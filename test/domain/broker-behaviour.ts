@@ -13,7 +13,7 @@ function envelope (n: number, extra: Partial<EventEnvelope> = {}): EventEnvelope
  * a fresh broker holding at most `historySize` events per stream.
  */
 export function brokerBehaviour (t: Tap, make: (historySize: number) => Promise<Broker>): void {
-  t.test('offsets start at 1 and increase by one per stream, independently per tenant and channel', async (t) => {
+  t.test('offsets start at 1 and increase by one per stream, independently per tenant, channel and user; a connection-targeted event has none', async (t) => {
     const broker = await make(100)
     t.teardown(async () => { await broker.close() })
     const offsets = []
@@ -21,7 +21,10 @@ export function brokerBehaviour (t: Tap, make: (historySize: number) => Promise<
     offsets.push((await broker.publish(envelope(4, { target: { kind: 'channel', channel: 'x' } }))).offset)
     offsets.push((await broker.publish(envelope(5, { tenantId: 'globex' }))).offset)
     offsets.push((await broker.publish(envelope(6, { target: { kind: 'user', userId: 'u' } }))).offset)
-    t.same(offsets, [1, 2, 3, 1, 1, 4])
+    offsets.push((await broker.publish(envelope(7, { target: { kind: 'user', userId: 'u' } }))).offset)
+    offsets.push((await broker.publish(envelope(8, { target: { kind: 'client', clientId: 'k' } }))).offset)
+    offsets.push((await broker.publish(envelope(9))).offset)
+    t.same(offsets, [1, 2, 3, 1, 1, 1, 2, 0, 4])
   })
 
   t.test('a stored event keeps its envelope and gets stream, offset and a stable epoch', async (t) => {

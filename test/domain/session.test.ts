@@ -7,6 +7,7 @@ import type { Observer } from '../../domain/observer.js'
 import { MergedPresence } from '../../domain/presence.js'
 import { AuthFailure, AuthReason, AuthUnavailable, type Principal } from '../../domain/principal.js'
 import { Session, type SessionLimits } from '../../domain/session.js'
+import type { SinceInput } from '../../domain/streams.js'
 
 // The session state machine driven frame by frame over fake connections, with the real hub,
 // the real memory broker and presence, and a clock the test moves. Every test asserts the
@@ -68,7 +69,7 @@ interface World {
   failPublish: Error | undefined
   failRead: boolean
   presenceDown: boolean
-  open: (options?: Partial<{ token: string, since: string, limits: Partial<SessionLimits>, maxChannels: number, clientPublish: string[], replayPaceBytes: number, replayLimit: number }>) => { session: Session, connection: FakeConnection }
+  open: (options?: Partial<{ token: string, since: SinceInput, limits: Partial<SessionLimits>, maxChannels: number, clientPublish: string[], replayPaceBytes: number, replayLimit: number }>) => { session: Session, connection: FakeConnection }
   post: (envelope: Omit<EventEnvelope, 'tenantId' | 'id' | 'timestamp'> & { tenantId?: string }) => Promise<StoredEvent>
   duringRead: (() => Promise<void>) | undefined
 }
@@ -158,7 +159,7 @@ async function send (session: Session, frame: unknown): Promise<void> {
   await session.idle()
 }
 
-async function authed (w: World, token = 'alice', since?: string): Promise<{ session: Session, connection: FakeConnection }> {
+async function authed (w: World, token = 'alice', since?: SinceInput): Promise<{ session: Session, connection: FakeConnection }> {
   const opened = w.open({ token, ...(since === undefined ? {} : { since }) })
   await opened.session.idle()
   return opened
@@ -170,7 +171,15 @@ t.test('a socket authenticates with an upgrade token and learns its position and
   const { connection } = await authed(w)
   t.same(connection.frames, [
     { type: 'connected', clientId: 'c1' },
-    { type: 'authenticated', userId: 'alice', tenantId: 'acme', clientId: 'c1', connectionCount: 1, position: { epoch: w.broker.epoch, offset: 1 } }
+    {
+      type: 'authenticated',
+      userId: 'alice',
+      tenantId: 'acme',
+      clientId: 'c1',
+      connectionCount: 1,
+      position: { epoch: w.broker.epoch, offset: 1 },
+      positions: { tenant: { epoch: w.broker.epoch, offset: 1 }, 'user:alice': { epoch: w.broker.epoch, offset: 0 } }
+    }
   ])
   t.equal(connection.closedWith, undefined)
   t.equal(w.hub.tenantConnectionCount('acme'), 1)
@@ -255,7 +264,16 @@ t.test('a refresh answers authenticated at the current position and leaves chann
   await send(session, { type: 'authenticate', token: 'limited', id: 3 })
   t.same(connection.frames, [
     { type: 'unsubscribed', channel: 'team-a', reason: 'CHANNEL_FORBIDDEN' },
-    { type: 'authenticated', userId: 'alice', tenantId: 'acme', clientId: 'c1', connectionCount: 1, position: { epoch: w.broker.epoch, offset: 0 }, ref: 3 }
+    {
+      type: 'authenticated',
+      userId: 'alice',
+      tenantId: 'acme',
+      clientId: 'c1',
+      connectionCount: 1,
+      position: { epoch: w.broker.epoch, offset: 0 },
+      positions: { tenant: { epoch: w.broker.epoch, offset: 0 }, 'user:alice': { epoch: w.broker.epoch, offset: 0 } },
+      ref: 3
+    }
   ])
   t.same(w.hub.channelConnectionCount('acme', 'team-a'), 0)
   t.same(w.hub.channelConnectionCount('acme', 'ops'), 1)
@@ -550,11 +568,38 @@ t.test('resume replays what was missed, in order, exactly once, with the live ev
   connection.take()
   w.duringRead = async () => { await w.post({ event: 'live', data: {}, target: { kind: 'tenant' } }) }
   await send(session, { type: 'resume', since: `${w.broker.epoch}:1`, id: 'r' })
+  w.duringRead = undefined
   await w.post({ event: 'after', data: {}, target: { kind: 'tenant' } })
-  t.same(connection.frames.map((f) => f.type === 'event' ? `${String(f.event)}@${String(f.offset)}` : f.type), [
-    'alarm:created@2', 'alarm:created@3', 'mine@5', 'recovered', 'live@6', 'after@7'
+  t.same(connection.frames.map((f) => f.type === 'event' ? `${String(f.event)}@${String(f.stream)}:${String(f.offset)}` : f.type), [
+    'alarm:created@tenant:2', 'alarm:created@tenant:3', 'live@tenant:4', 'recovered', 'after@tenant:5'
+  ], 'the tenant stream holds only tenant-wide events: user and channel events have streams of their own')
+  t.same(connection.frames[3], { type: 'recovered', recovered: true, stream: 'tenant', epoch: w.broker.epoch, from: 2, to: 4, count: 3, ref: 'r' })
+  connection.take()
+  await send(session, { type: 'resume', stream: 'user:alice', since: `${w.broker.epoch}:0`, id: 'u' })
+  t.same(connection.frames.map((f) => f.type === 'event' ? `${String(f.event)}@${String(f.stream)}:${String(f.offset)}` : f.type), ['mine@user:alice:1', 'recovered'])
+  t.match(connection.frames[1], { stream: 'user:alice', recovered: true, from: 1, to: 1, count: 1, ref: 'u' })
+})
+
+t.test('resume on a live connection re-sends every held event after since, even ones already sent, and live ones once', async (t) => {
+  const w = world()
+  const { session, connection } = await authed(w)
+  for (let i = 1; i <= 3; i++) await w.post({ event: 'e', data: { i }, target: { kind: 'tenant' } })
+  connection.take()
+  await send(session, { type: 'resume', stream: 'tenant', since: `${w.broker.epoch}:1`, id: 'heal' })
+  await w.post({ event: 'e', data: { i: 4 }, target: { kind: 'tenant' } })
+  t.same(connection.frames.map((f) => f.type === 'event' ? f.offset : f.type), [2, 3, 'recovered', 4])
+})
+
+t.test('resume refuses another user\'s stream, a channel not joined and a stream that does not exist, each with its code', async (t) => {
+  const w = world()
+  const { session, connection } = await authed(w)
+  connection.take()
+  await send(session, { type: 'resume', stream: 'user:bob', since: `${w.broker.epoch}:0`, id: 1 })
+  await send(session, { type: 'resume', stream: 'channel:ops', since: `${w.broker.epoch}:0`, id: 2 })
+  await send(session, { type: 'resume', stream: 'connection', since: `${w.broker.epoch}:0`, id: 3 })
+  t.same(connection.frames.map((f) => [f.type, f.code, f.ref]), [
+    ['error', 'STREAM_FORBIDDEN', 1], ['error', 'NOT_SUBSCRIBED', 2], ['error', 'UNKNOWN_STREAM', 3]
   ])
-  t.same(connection.frames[3], { type: 'recovered', recovered: true, stream: 'tenant', epoch: w.broker.epoch, from: 2, to: 5, count: 3, ref: 'r' })
 })
 
 t.test('a since at the latest offset recovers nothing; one from another epoch or too old is reported unrecoverable', async (t) => {
@@ -711,10 +756,15 @@ t.test('a replayed history shows each socket only what it is entitled to', async
   await w.post({ event: 'bob', data: {}, target: { kind: 'user', userId: 'bob' } })
   await w.post({ event: 'c1', data: {}, target: { kind: 'client', clientId: 'c1' } })
   await w.post({ event: 'c9', data: {}, target: { kind: 'client', clientId: 'c9' } })
-  const { connection } = await authed(w, 'alice', `${w.broker.epoch}:0`)
-  t.same(connection.frames.filter((f) => f.type === 'event').map((f) => f.event), ['all', 'c1'])
-  const bob = await authed(w, 'bob', `${w.broker.epoch}:0`)
+  const since = { tenant: `${w.broker.epoch}:0`, 'user:alice': `${w.broker.epoch}:0` }
+  const { connection } = await authed(w, 'alice', since)
+  t.same(connection.frames.filter((f) => f.type === 'event').map((f) => f.event), ['all'], 'connection-targeted events are never replayed')
+  const bob = await authed(w, 'bob', { tenant: `${w.broker.epoch}:0`, 'user:bob': `${w.broker.epoch}:0` })
   t.same(bob.connection.frames.filter((f) => f.type === 'event').map((f) => f.event), ['all', 'bob'])
+  const nosy = w.open({ token: 'alice', since: { 'user:bob': `${w.broker.epoch}:0` } })
+  await nosy.session.idle()
+  t.match(nosy.connection.frames[1], { type: 'error', code: 'STREAM_FORBIDDEN' }, 'a since naming another user\'s stream is refused whole')
+  t.equal(nosy.connection.frames.length, 2)
 })
 
 t.test('replies before auth are counted as sent bytes, and a throwing task is logged, not thrown', async (t) => {

@@ -27,7 +27,7 @@ t.test('a user-targeted event reaches every tab of that user and no other user',
   const bob = await connect(gw, { sub: 'bob' })
   const otherAlice = await connect(gw, { sub: 'alice', tenantId: 'other' })
   const reply = await post(gw, '/api/v1/publish', publisher(), { event: 'task:assigned', data: { task: 9 }, userId: 'alice' })
-  t.match(reply.body, { delivered: 3, online: true, stream: 'tenant' })
+  t.match(reply.body, { delivered: 3, online: true, stream: 'user:alice', offset: 1 })
   for (const tab of tabs) t.match(await tab.next('event'), { event: 'task:assigned', data: { task: 9 } })
   for (const c of [bob, otherAlice]) {
     await drain(c)
@@ -45,7 +45,10 @@ t.test('a client-targeted event reaches exactly one socket', async (t) => {
   const clientId = first.frames.find((f) => f.type === 'connected')?.clientId as string
   const reply = await post(gw, '/api/v1/publish', publisher(), { event: 'toast', data: { text: 'only you' }, clientId })
   t.match(reply.body, { delivered: 1, online: true })
-  t.match(await first.next('event'), { event: 'toast', data: { text: 'only you' } })
+  t.notOk('offset' in reply.body || 'stream' in reply.body || 'epoch' in reply.body, 'a connection-targeted event has no position')
+  const toast = await first.next('event')
+  t.match(toast, { event: 'toast', data: { text: 'only you' } })
+  t.same([toast.stream, toast.offset, toast.epoch], [undefined, undefined, undefined], 'and its frame names no stream')
   await drain(second)
   t.equal(events(second).length, 0)
   const elsewhere = await post(gw, '/api/v1/publish', publisher({ tenantId: 'intruder' }), { event: 'toast', data: {}, clientId })

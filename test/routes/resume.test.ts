@@ -1,17 +1,6 @@
 import type { Socket } from 'node:net'
 import t from 'tap'
-import { brokerConfig, brokers, build, Client, connect, drain, events, get, post, postAlarm, quietly, sign, type Frame, type Gateway } from '../helper.js'
-
-/** A small seeded PRNG (mulberry32), so a failing interleaving can be replayed from its seed. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { brokerConfig, brokers, build, Client, connect, drain, events, get, post, postAlarm, prng, quietly, sign, type Frame, type Gateway } from '../helper.js'
 
 const tick = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
 
@@ -65,12 +54,13 @@ t.test(`with the ${broker} broker`, { skip }, async (t) => {
     t.match(await live.next('event'), { offset: 6 })
     live.send({ type: 'resume', since: `${epoch}:2`, id: 'r' })
     const recovered = await live.next('recovered')
-    t.match(recovered, { recovered: true, from: 3, to: 5, count: 3, ref: 'r' })
-    t.same(events(live).map((e) => e.offset), [6, 3, 4, 5], 'only what it had not seen, and #6 not again')
-    live.send({ type: 'resume', since: `${epoch}:2`, id: 'again' })
-    t.match(await live.next('recovered'), { recovered: true, count: 0, ref: 'again' }, 'a repeated resume sends nothing twice')
+    t.match(recovered, { recovered: true, stream: 'tenant', from: 3, to: 6, count: 4, ref: 'r' })
+    t.same(events(live).map((e) => e.offset), [6, 3, 4, 5, 6], 'everything after since, #6 again: a healing client drops what it has by offset')
+    live.send({ type: 'resume', stream: 'tenant', since: `${epoch}:5`, id: 'again' })
+    t.match(await live.next('recovered'), { recovered: true, from: 6, to: 6, count: 1, ref: 'again' }, 'the per-stream form names the stream')
     await postAlarm(gw, sign(), { message: '#7' })
     t.match(await live.next('event'), { offset: 7 })
+    t.same(events(live).map((e) => e.offset), [6, 3, 4, 5, 6, 6, 7], 'live events go on once each after a resume')
     live.send({ type: 'resume', since: 'garbage', id: 'bad' })
     t.match(await live.next('error'), { code: 'INVALID_POSITION', ref: 'bad' })
     live.close()
@@ -188,10 +178,10 @@ t.test(`with the ${broker} broker`, { skip }, async (t) => {
     await post(gw, '/api/v1/publish', publisher, { event: 'secret', data: {}, channel: 'secret' })
     await post(gw, '/api/v1/publish', publisher, { event: 'to-a-client', data: {}, clientId: 'someone-else' })
     await post(gw, '/api/v1/publish', publisher, { event: 'for-all', data: {} })
-    const back = new Client(`${gw.ws}?token=${sign({ sub: 'alice', channels: ['public-*'] })}&since=${positionOf(last)}`)
-    const recovered = await back.next('recovered')
-    t.same(events(back).map((e) => e.event), ['for-alice', 'for-all'])
-    t.match(recovered, { recovered: true, count: 2 })
+    const back = new Client(`${gw.ws}?token=${sign({ sub: 'alice', channels: ['public-*'] })}&since.tenant=${positionOf(last)}&since.user:alice=${last.epoch as string}:0`)
+    const recovered = [await back.next('recovered'), await back.next('recovered')]
+    t.same(events(back).map((e) => `${e.stream as string}:${e.event as string}`), ['tenant:for-all', 'user:alice:for-alice'])
+    t.match(recovered, [{ stream: 'tenant', recovered: true, count: 1 }, { stream: 'user:alice', recovered: true, from: 1, count: 1 }], 'offset 0 of the empty user stream\'s provisional epoch covers its first events')
     back.send({ type: 'subscribe', channel: 'secret', since: `${last.epoch as string}:0`, id: 's' })
     t.match(await back.next(), { type: 'error', code: 'CHANNEL_FORBIDDEN', ref: 's' })
     await drain(back)
@@ -199,29 +189,41 @@ t.test(`with the ${broker} broker`, { skip }, async (t) => {
     back.close()
   })
 
-  t.test('REST history returns the tenant stream for the token\'s user, filtered and paged', async (t) => {
+  t.test('REST history serves one stream the token is entitled to, paged, and refuses the others with a code', async (t) => {
     const gw = await build(t, await brokerConfig(t, broker))
     const publisher = sign({ sub: 'backend', roles: ['publisher'] })
     const epoch = (await post(gw, '/api/v1/publish', publisher, { event: 'one', data: {} })).body.epoch as string
     await post(gw, '/api/v1/publish', publisher, { event: 'for-bob', data: {}, userId: 'bob' })
-    await post(gw, '/api/v1/publish', publisher, { event: 'for-alice', data: {}, userId: 'alice' })
+    const aliceEpoch = (await post(gw, '/api/v1/publish', publisher, { event: 'for-alice', data: {}, userId: 'alice' })).body.epoch as string
     await post(gw, '/api/v1/publish', publisher, { event: 'in-channel', data: {}, channel: 'x' })
     await post(gw, '/api/v1/publish', publisher, { event: 'two', data: {} })
+    await post(gw, '/api/v1/publish', publisher, { event: 'three', data: {} })
     const all = await get(gw, '/api/v1/events/history', sign({ sub: 'alice' }))
     t.equal(all.status, 200)
-    t.match(all.body, { recovered: true, epoch, oldest: 1, latest: 4 })
-    t.same(all.body.events.map((e: any) => e.event), ['one', 'for-alice', 'two'])
+    t.match(all.body, { recovered: true, epoch, oldest: 1, latest: 3 })
+    t.same(all.body.events.map((e: any) => `${e.stream as string}:${e.offset as number}:${e.event as string}`), ['tenant:1:one', 'tenant:2:two', 'tenant:3:three'])
     const page = await get(gw, `/api/v1/events/history?since=${epoch}:1&limit=1`, sign({ sub: 'alice' }))
-    t.same(page.body.events, [], 'bob\'s event is filtered out of the page')
+    t.same(page.body.events.map((e: any) => e.offset), [2])
     t.equal(page.body.next, `${epoch}:2`)
     const rest = await get(gw, `/api/v1/events/history?since=${page.body.next as string}`, sign({ sub: 'alice' }))
-    t.same(rest.body.events.map((e: any) => e.offset), [3, 4])
+    t.same(rest.body.events.map((e: any) => e.offset), [3])
     t.equal(rest.body.next, undefined)
+    const mine = await get(gw, '/api/v1/events/history?stream=user:alice', sign({ sub: 'alice' }))
+    t.match(mine.body, { recovered: true, epoch: aliceEpoch, oldest: 1, latest: 1 })
+    t.same(mine.body.events.map((e: any) => `${e.stream as string}:${e.offset as number}:${e.event as string}`), ['user:alice:1:for-alice'])
+    const channel = await get(gw, '/api/v1/events/history?stream=channel:x', sign({ sub: 'alice' }))
+    t.same(channel.body.events.map((e: any) => e.event), ['in-channel'])
+    const bobs = await get(gw, '/api/v1/events/history?stream=user:bob', sign({ sub: 'alice' }))
+    t.match(bobs, { status: 403, body: { code: 'STREAM_FORBIDDEN' } }, 'another user\'s stream is refused')
+    const closed = await get(gw, '/api/v1/events/history?stream=channel:x', sign({ sub: 'alice', channels: ['public-*'] }))
+    t.match(closed, { status: 403, body: { code: 'CHANNEL_FORBIDDEN' } }, 'a channel the token may not join is refused')
+    t.match(await get(gw, '/api/v1/events/history?stream=connection', sign()), { status: 400, body: { code: 'UNKNOWN_STREAM' } })
     const stale = await get(gw, '/api/v1/events/history?since=old:2', sign({ sub: 'alice' }))
     t.match(stale.body, { recovered: false })
-    t.same(stale.body.events.map((e: any) => e.event), ['one', 'for-alice', 'two'], 'a stale position gets everything retained')
+    t.same(stale.body.events.map((e: any) => e.event), ['one', 'two', 'three'], 'a stale position gets everything retained')
     t.equal((await get(gw, '/api/v1/events/history?since=nonsense', sign())).status, 400)
     t.equal((await get(gw, '/api/v1/events/history', sign({ tenantId: 'other' }))).body.events.length, 0, 'another tenant sees none of it')
+    t.equal((await get(gw, '/api/v1/events/history?stream=user:alice', sign({ sub: 'alice', tenantId: 'other' }))).body.events.length, 0, 'nor its user streams')
   })
 
   t.test('an Idempotency-Key retry returns the original id and offset and delivers nothing new', async (t) => {

@@ -65,7 +65,6 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   await app.register(fanoutPlugin)
   await app.register(realtimePlugin)
   await app.register(idempotencyPlugin)
-  await app.register(limitsPlugin)
   await app.register(fastifySwagger, {
     openapi: {
       info: { title: 'tenantcast', description: 'Multi-tenant realtime event gateway: REST in, WebSocket out. The socket protocol is in docs/PROTOCOL.md.', version: '0.1.0' },
@@ -103,6 +102,10 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
       request.log.warn({ action: 'websocket.protocol.error', code: (error as NodeJS.ErrnoException).code }, error.message)
     }
   })
+  // After @fastify/websocket: its onRequest hook marks an upgrade request, so that when load
+  // shedding answers one with 503 the plugin's onResponse hook destroys the raw socket. Shed
+  // first, the upgrade's socket stayed open after the 503, and held up the server's close.
+  await app.register(limitsPlugin)
 
   await app.register(healthRoutes)
   await app.register(alarmsRoute)

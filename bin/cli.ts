@@ -1,4 +1,6 @@
+import { exec } from 'node:child_process'
 import { createHmac } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { connect, parsePosition, type CloseInfo, type EventFrame, type TenantcastClient } from '../client/index.js'
 
@@ -14,8 +16,12 @@ const HELP = {
 
 Usage:
   tenantcast token --tenant <id> --sub <user> [--roles a,b] [--ttl 1h]
-  tenantcast tail  [--url <url>] [--token <jwt>] [--channel <name>]... [--since <epoch>:<offset>] [--json]
-  tenantcast alarm [--url <url>] [--token <jwt>] --message <text> --camera <name> --severity <low|medium|high|critical>
+  tenantcast tail  [--url <url>] [<token source>] [--channel <name>]... [--since <epoch>:<offset>] [--json]
+  tenantcast alarm [--url <url>] [<token source>] --message <text> --camera <name> --severity <low|medium|high|critical>
+
+A token source is one of --token-file <path> (re-read when a new token is needed),
+--token-file - (stdin, read once), --token-command <cmd> (run again when a new token is needed),
+or --token <jwt> (visible to other local users in the process list); default $TENANTCAST_TOKEN.
 
 Run "tenantcast <command> --help" for a command's options.
 
@@ -32,25 +38,35 @@ Mints a token signed with JWT_SECRET (from the environment), for tests and devel
 
 The algorithm is the first of JWT_ALGORITHMS (default HS256).
 `,
-  tail: `Usage: tenantcast tail [--url <url>] [--token <jwt>] [--channel <name>]... [--since <epoch>:<offset>] [--json]
+  tail: `Usage: tenantcast tail [--url <url>] [<token source>] [--channel <name>]... [--since <epoch>:<offset>] [--json]
 
 Streams events until interrupted, reconnecting and resuming without loss.
 
   --url <url>        the gateway, ws(s):// or http(s):// (default $TENANTCAST_URL or ${DEFAULT_URL});
                      a URL without a path gets ${WS_PATH}
-  --token <jwt>      the token (default $TENANTCAST_TOKEN)
+  --token-file <path>     the token is the file's content, re-read whenever a new one is needed
+                          (before it expires, and after a 4401): keep the file fresh and tail
+                          runs on; --token-file - reads it once from stdin
+  --token-command <cmd>   a shell command that prints a token, run again whenever a new one is needed
+  --token <jwt>           the token itself (other local users can read it in the process list)
+                          Without any of these: $TENANTCAST_TOKEN.
   --channel <name>   also join this channel (repeatable)
   --since <pos>      replay the tenant stream after this position, <epoch>:<offset>
   --json             one JSON event frame per line instead of text
 
 Events go to stdout; connection status, gaps and errors to stderr.
 `,
-  alarm: `Usage: tenantcast alarm [--url <url>] [--token <jwt>] --message <text> --camera <name> --severity <level>
+  alarm: `Usage: tenantcast alarm [--url <url>] [<token source>] --message <text> --camera <name> --severity <level>
 
 Posts an alarm (POST /api/v1/alarms) and prints the gateway's answer as JSON.
 
   --url <url>              the gateway (default $TENANTCAST_URL or ${DEFAULT_URL})
-  --token <jwt>            the token (default $TENANTCAST_TOKEN)
+  --token-file <path>     the token is the file's content, re-read whenever a new one is needed
+                          (before it expires, and after a 4401): keep the file fresh and tail
+                          runs on; --token-file - reads it once from stdin
+  --token-command <cmd>   a shell command that prints a token, run again whenever a new one is needed
+  --token <jwt>           the token itself (other local users can read it in the process list)
+                          Without any of these: $TENANTCAST_TOKEN.
   --message <text>         what happened
   --camera <name>          where
   --severity <level>       low, medium, high or critical
@@ -64,6 +80,8 @@ interface Io {
   out (text: string): void
   err (text: string): void
   env: NodeJS.ProcessEnv
+  /** All of standard input, read once (for --token-file -). */
+  stdin (): Promise<string>
   /** Resolves when the user interrupts (SIGINT/SIGTERM). */
   interrupted: Promise<void>
 }
@@ -119,10 +137,71 @@ function token (args: string[], io: Io): number {
   return Exit.OK
 }
 
-function tokenFrom (value: string | undefined, io: Io): string {
-  const found = value ?? io.env.TENANTCAST_TOKEN
-  if (found === undefined || found === '') throw new UsageError('a token is required: --token <jwt>, or TENANTCAST_TOKEN')
-  return found
+/** The options every command that talks to the gateway takes for its token. */
+const TOKEN_OPTIONS = { token: { type: 'string' }, 'token-file': { type: 'string' }, 'token-command': { type: 'string' } } as const
+
+/** How long a --token-command may run, in ms, and how much it may print, in bytes. */
+const TOKEN_COMMAND_TIMEOUT_MS = 10_000
+const TOKEN_COMMAND_MAX_BYTES = 64 * 1024
+
+/**
+ * A token and, for a file or a command, how to get the next one: `reread` reads the file or
+ * runs the command again. A literal token, the environment's or stdin's has no next one.
+ */
+interface TokenSource { token: string, reread?: () => Promise<string> }
+
+class TokenUnavailable extends Error {}
+
+async function tokenSource (values: { token?: string, 'token-file'?: string, 'token-command'?: string }, io: Io): Promise<TokenSource> {
+  const given = (['token', 'token-file', 'token-command'] as const).filter((name) => values[name] !== undefined)
+  if (given.length > 1) throw new UsageError(`give one token source, not ${given.map((name) => `--${name}`).join(' and ')}`)
+  const file = values['token-file']
+  if (file === '-') return { token: nonEmpty(await io.stdin(), 'stdin') }
+  if (file !== undefined) {
+    const read = async (): Promise<string> => {
+      let text: string
+      try {
+        text = await readFile(file, 'utf8')
+      } catch (err) {
+        throw new TokenUnavailable(`--token-file: cannot read ${file}: ${(err as { code?: string }).code ?? (err as Error).message}`)
+      }
+      return nonEmpty(text, file)
+    }
+    try {
+      return { token: await read(), reread: read }
+    } catch (err) {
+      throw new UsageError((err as Error).message)
+    }
+  }
+  const command = values['token-command']
+  if (command !== undefined) {
+    const run = async (): Promise<string> => await new Promise((resolve, reject) => {
+      exec(command, { env: io.env, timeout: TOKEN_COMMAND_TIMEOUT_MS, maxBuffer: TOKEN_COMMAND_MAX_BYTES }, (err, stdout, stderr) => {
+        if (err !== null) {
+          const why = err.killed ? `no answer within ${TOKEN_COMMAND_TIMEOUT_MS} ms` : `exit ${String(err.code)}`
+          const said = String(stderr).trim().split('\n')[0] ?? ''
+          reject(new TokenUnavailable(`--token-command failed (${why})${said === '' ? '' : `: ${said}`}`))
+          return
+        }
+        try {
+          resolve(nonEmpty(String(stdout), 'the --token-command output'))
+        } catch (error) {
+          reject(error)
+        }
+      })
+    })
+    return { token: await run(), reread: run }
+  }
+  const found = values.token ?? io.env.TENANTCAST_TOKEN
+  if (found === undefined || found === '') throw new UsageError('a token is required: --token-file <path>, --token-command <cmd>, --token <jwt>, or TENANTCAST_TOKEN')
+  return { token: found }
+}
+
+/** A token read from somewhere: its trimmed text, which must not be empty. */
+function nonEmpty (text: string, where: string): string {
+  const token = text.trim()
+  if (token === '') throw new TokenUnavailable(`no token in ${where}`)
+  return token
 }
 
 function baseUrl (value: string | undefined, io: Io): URL {
@@ -172,16 +251,20 @@ export function describe (frame: EventFrame): string {
   return `${frame.timestamp} ${frame.stream}#${frame.offset} ${frame.event} ${text}`
 }
 
+/** The token travels as a WebSocket subprotocol, which allows only these characters (a JWT fits). */
+function socketSafe (token: string): boolean {
+  return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(token)
+}
+
 async function tail (args: string[], io: Io): Promise<number> {
-  const values = parse(args, { url: { type: 'string' }, token: { type: 'string' }, channel: { type: 'string', multiple: true }, since: { type: 'string' }, json: { type: 'boolean', default: false } })
+  const values = parse(args, { url: { type: 'string' }, ...TOKEN_OPTIONS, channel: { type: 'string', multiple: true }, since: { type: 'string' }, json: { type: 'boolean', default: false } })
   if (values.help === true) {
     io.out(HELP.tail)
     return Exit.OK
   }
   const url = socketUrl(baseUrl(values.url, io))
-  const tokenValue = tokenFrom(values.token, io)
-  // The token travels as a WebSocket subprotocol, which allows only these characters (a JWT fits).
-  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(tokenValue)) throw new UsageError('the token has characters no token can have (spaces, quotes, …)')
+  const source = await tokenSource(values, io)
+  if (!socketSafe(source.token)) throw new UsageError('the token has characters no token can have (spaces, quotes, …)')
   if (values.since !== undefined) {
     try {
       parsePosition(values.since)
@@ -189,9 +272,21 @@ async function tail (args: string[], io: Io): Promise<number> {
       throw new UsageError(`--since: ${(err as Error).message}`)
     }
   }
+  const reread = source.reread
   const client: TenantcastClient = connect({
     url,
-    token: tokenValue,
+    token: source.token,
+    // The SDK asks for a new token before this one expires and after a 4401; a file or a
+    // command may have one by then, so tail outlives any single token.
+    ...(reread === undefined
+      ? {}
+      : {
+          getToken: async () => {
+            const next = await reread()
+            if (!socketSafe(next)) throw new TokenUnavailable('the new token has characters no token can have (spaces, quotes, …)')
+            return next
+          }
+        }),
     channels: values.channel ?? [],
     ...(values.since === undefined ? {} : { since: values.since })
   })
@@ -237,7 +332,7 @@ async function tail (args: string[], io: Io): Promise<number> {
 async function alarm (args: string[], io: Io): Promise<number> {
   const values = parse(args, {
     url: { type: 'string' },
-    token: { type: 'string' },
+    ...TOKEN_OPTIONS,
     message: { type: 'string' },
     camera: { type: 'string' },
     severity: { type: 'string' },
@@ -248,13 +343,13 @@ async function alarm (args: string[], io: Io): Promise<number> {
     return Exit.OK
   }
   const endpoint = alarmsUrl(baseUrl(values.url, io))
-  const tokenValue = tokenFrom(values.token, io)
   const body = {
     message: required(values.message, 'message'),
     camera: required(values.camera, 'camera'),
     severity: required(values.severity, 'severity')
   }
   if (!SEVERITIES.includes(body.severity)) throw new UsageError(`--severity must be one of ${SEVERITIES.join(', ')}`)
+  const tokenValue = (await tokenSource(values, io)).token
   const key = values['idempotency-key']
   let response: Response
   try {
@@ -298,6 +393,10 @@ export async function main (argv: string[], io: Io = processIo()): Promise<numbe
         return Exit.USAGE
     }
   } catch (err) {
+    if (err instanceof TokenUnavailable) {
+      io.err(`tenantcast ${command}: ${err.message}\n`)
+      return Exit.AUTH
+    }
     if (!(err instanceof UsageError)) throw err
     io.err(`tenantcast ${command}: ${err.message}\nRun "tenantcast ${command} --help" for usage.\n`)
     return Exit.USAGE
@@ -311,6 +410,11 @@ function processIo (): Io {
     out: (text) => { process.stdout.write(text) },
     err: (text) => { process.stderr.write(text) },
     env: process.env,
+    stdin: async () => {
+      const chunks: Buffer[] = []
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+      return Buffer.concat(chunks).toString('utf8')
+    },
     interrupted: new Promise((resolve) => {
       process.once('SIGINT', () => { resolve() })
       process.once('SIGTERM', () => { resolve() })

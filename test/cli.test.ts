@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
 import { connect, decodeTokenPayload } from '../client/index.js'
 import { reach } from './client/helpers.js'
@@ -8,19 +11,19 @@ type Tap = { teardown (fn: () => unknown): void }
 
 /** The CLI as users run it: bin/tenantcast.ts in a child process, its coverage counted. */
 class Cli extends TsChild {
-  constructor (args: string[], env: Record<string, string | undefined> = {}) {
-    super('bin/tenantcast.ts', args, { JWT_SECRET: undefined, TENANTCAST_TOKEN: undefined, TENANTCAST_URL: undefined, ...env })
+  constructor (args: string[], env: Record<string, string | undefined> = {}, stdin?: string) {
+    super('bin/tenantcast.ts', args, { JWT_SECRET: undefined, TENANTCAST_TOKEN: undefined, TENANTCAST_URL: undefined, ...env }, stdin === undefined ? {} : { stdin })
   }
 }
 
-function cli (t: Tap, args: string[], env: Record<string, string | undefined> = {}): Cli {
-  const run = new Cli(args, env)
+function cli (t: Tap, args: string[], env: Record<string, string | undefined> = {}, stdin?: string): Cli {
+  const run = new Cli(args, env, stdin)
   t.teardown(() => { if (run.child.exitCode === null) run.child.kill('SIGKILL') })
   return run
 }
 
-async function run (t: Tap, args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const process = cli(t, args, env)
+async function run (t: Tap, args: string[], env: Record<string, string | undefined> = {}, stdin?: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const process = cli(t, args, env, stdin)
   const code = await process.exited
   return { code, stdout: process.stdout, stderr: process.stderr }
 }
@@ -53,6 +56,10 @@ t.test('usage errors exit 2 and say what is wrong; --help exits 0 on every comma
     [['tail', '--token', 'Bearer eyJ'], {}, 2, /the token has characters no token can have/],
     [['alarm', '--token', 'x', '--message', 'm', '--camera', 'c', '--severity', 'apocalyptic'], {}, 2, /--severity must be one of/],
     [['alarm', '--token', 'x', '--camera', 'c', '--severity', 'low'], {}, 2, /--message is required/],
+    [['tail', '--token', 'x', '--token-file', '/nowhere'], {}, 2, /give one token source, not --token and --token-file/],
+    [['tail', '--token-file', '/nowhere/token'], {}, 2, /--token-file: cannot read \/nowhere\/token: ENOENT/],
+    [['tail', '--token-command', 'echo oops >&2; exit 7'], {}, 3, /--token-command failed \(exit 7\): oops/],
+    [['alarm', '--token-command', 'true', '--message', 'm', '--camera', 'c', '--severity', 'low'], {}, 3, /no token in the --token-command output/],
     [['launch'], {}, 2, /unknown command "launch"/],
     [[], {}, 2, /^tenantcast: command-line tools/]
   ]
@@ -139,4 +146,63 @@ t.test('alarm posts an alarm and prints where it was stored; auth, validation an
   const stored = await history.json() as { events: unknown[] }
   t.equal(stored.events.length, 1, 'exactly one alarm was stored')
   t.match(stored.events[0], { offset: 1, data: { message: 'Glass break', camera: 'Shop', severity: 'critical' } })
+})
+
+/** A private directory for token files, removed in teardown. */
+async function scratch (t: Tap): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tenantcast-cli-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  return dir
+}
+
+const nowSeconds = (): number => Math.floor(Date.now() / 1000)
+
+t.test('tail with --token-file outlives its first token: it reads the file again before the token expires and carries on', async (t) => {
+  const gw = await build(t)
+  const dir = await scratch(t)
+  const file = join(dir, 'token')
+  await writeFile(file, sign({ exp: nowSeconds() + 3 }) + '\n')
+  const tail = cli(t, ['tail', '--url', gw.http, '--token-file', file, '--json'])
+  await tail.until(() => tail.stderr.includes('open as u1'))
+  await writeFile(file, sign({ exp: nowSeconds() + 600 }))
+  // Past the first token's expiry: a tail that kept it would have been closed with 4401 by now.
+  await new Promise((resolve) => setTimeout(resolve, 3500))
+  await postAlarm(gw, sign(), { message: 'after expiry' })
+  await tail.until(() => tail.lines().length === 1)
+  t.match(JSON.parse(tail.lines()[0] as string), { event: 'alarm:created', offset: 1, data: { message: 'after expiry' } })
+  t.notMatch(tail.stderr, /4401|closed/, 'the token was refreshed on the live connection')
+  tail.child.kill('SIGINT')
+  t.equal(await tail.exited, 0)
+})
+
+t.test('tail with --token-command runs the command again after a 4401 and reconnects with the new token, resuming without loss', async (t) => {
+  const gw = await build(t)
+  const dir = await scratch(t)
+  const calls = join(dir, 'calls')
+  // Issued 20 s ago and expiring in 6 s: the refresh (a tenth of the lifetime before exp) runs
+  // about 2.6 s before the server's 4401. The command prints the old token on its first two
+  // runs (start, refresh) and a new one from the third on, which only the 4401 can ask for.
+  await writeFile(join(dir, 'old'), sign({ iat: nowSeconds() - 20, exp: nowSeconds() + 6 }))
+  await writeFile(join(dir, 'new'), sign({ exp: nowSeconds() + 600 }))
+  const command = `cd '${dir}' && echo run >> calls && if [ "$(wc -l < calls)" -le 2 ]; then cat old; else cat new; fi`
+  const tail = cli(t, ['tail', '--url', gw.http, '--token-command', command, '--json'])
+  await tail.until(() => tail.stderr.includes('open as u1'))
+  await postAlarm(gw, sign(), { message: 'before' })
+  await tail.until(() => tail.lines().length === 1)
+  await tail.until(() => tail.stderr.includes('4401 TOKEN_EXPIRED'))
+  await tail.until(() => tail.stderr.split('open as u1').length === 3)
+  const runs = (await readFile(calls, 'utf8')).split('\n').filter((line) => line !== '').length
+  t.equal(runs, 3, `start, refresh (same token, kept), 4401 (new token): ${tail.stderr}`)
+  await postAlarm(gw, sign(), { message: 'after' })
+  await tail.until(() => tail.lines().length === 2)
+  t.same(tail.lines().map((line) => (JSON.parse(line) as { offset: number }).offset), [1, 2], 'each event once, in order')
+  tail.child.kill('SIGINT')
+  t.equal(await tail.exited, 0)
+})
+
+t.test('alarm reads its token from stdin with --token-file -, so it never appears in the process list', async (t) => {
+  const gw = await build(t)
+  const result = await run(t, ['alarm', '--url', gw.http, '--token-file', '-', '--message', 'from stdin', '--camera', 'c', '--severity', 'low'], {}, sign() + '\n')
+  t.equal(result.code, 0, result.stderr)
+  t.match(JSON.parse(result.stdout), { stream: 'tenant', offset: 1 })
 })

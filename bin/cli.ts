@@ -2,7 +2,7 @@ import { exec } from 'node:child_process'
 import { createHmac } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { connect, parsePosition, type CloseInfo, type EventFrame, type TenantcastClient } from '../client/index.js'
+import { ClientErrorCode, connect, parsePosition, type CloseInfo, type EventFrame, type TenantcastClient, type TenantcastError } from '../client/index.js'
 
 /** Exit codes: each failure class has its own, so scripts can branch on them. */
 export const Exit = { OK: 0, FAILED: 1, USAGE: 2, AUTH: 3, NETWORK: 4 } as const
@@ -16,7 +16,7 @@ const HELP = {
 
 Usage:
   tenantcast token --tenant <id> --sub <user> [--roles a,b] [--ttl 1h]
-  tenantcast tail  [--url <url>] [<token source>] [--channel <name>]... [--since <epoch>:<offset>] [--json]
+  tenantcast tail  [--url <url>] [<token source>] [--channel <name>]... [--allow-missing] [--since <epoch>:<offset>] [--json]
   tenantcast alarm [--url <url>] [<token source>] --message <text> --camera <name> --severity <low|medium|high|critical>
 
 A token source is one of --token-file <path> (re-read when a new token is needed),
@@ -38,9 +38,11 @@ Mints a token signed with JWT_SECRET (from the environment), for tests and devel
 
 The algorithm is the first of JWT_ALGORITHMS (default HS256).
 `,
-  tail: `Usage: tenantcast tail [--url <url>] [<token source>] [--channel <name>]... [--since <epoch>:<offset>] [--json]
+  tail: `Usage: tenantcast tail [--url <url>] [<token source>] [--channel <name>]... [--allow-missing] [--since <epoch>:<offset>] [--json]
 
-Streams events until interrupted, reconnecting and resuming without loss.
+Streams events until interrupted, reconnecting and resuming without loss. Closes the gateway
+asks to retry (1001 during a deploy, 1013, 4008, a 4029 limit) are retried, with their reason
+on stderr; only a gateway that never answered exits 4.
 
   --url <url>        the gateway, ws(s):// or http(s):// (default $TENANTCAST_URL or ${DEFAULT_URL});
                      a URL without a path gets ${WS_PATH}
@@ -50,7 +52,9 @@ Streams events until interrupted, reconnecting and resuming without loss.
   --token-command <cmd>   a shell command that prints a token, run again whenever a new one is needed
   --token <jwt>           the token itself (other local users can read it in the process list)
                           Without any of these: $TENANTCAST_TOKEN.
-  --channel <name>   also join this channel (repeatable)
+  --channel <name>   also join this channel (repeatable); a refused one ends tail (exit 1,
+                     or 3 when the token forbids it)
+  --allow-missing    go on without a refused --channel, with a warning
   --since <pos>      replay the tenant stream after this position, <epoch>:<offset>
   --json             one JSON event frame per line instead of text
 
@@ -257,7 +261,7 @@ function socketSafe (token: string): boolean {
 }
 
 async function tail (args: string[], io: Io): Promise<number> {
-  const values = parse(args, { url: { type: 'string' }, ...TOKEN_OPTIONS, channel: { type: 'string', multiple: true }, since: { type: 'string' }, json: { type: 'boolean', default: false } })
+  const values = parse(args, { url: { type: 'string' }, ...TOKEN_OPTIONS, channel: { type: 'string', multiple: true }, 'allow-missing': { type: 'boolean', default: false }, since: { type: 'string' }, json: { type: 'boolean', default: false } })
   if (values.help === true) {
     io.out(HELP.tail)
     return Exit.OK
@@ -273,6 +277,7 @@ async function tail (args: string[], io: Io): Promise<number> {
     }
   }
   const reread = source.reread
+  const allowMissing = values['allow-missing'] === true
   const client: TenantcastClient = connect({
     url,
     token: source.token,
@@ -287,13 +292,14 @@ async function tail (args: string[], io: Io): Promise<number> {
             return next
           }
         }),
-    channels: values.channel ?? [],
     ...(values.since === undefined ? {} : { since: values.since })
   })
   const json = values.json === true
-  let opened = false
+  // Whether the gateway has answered at all: before that, a connection that cannot be made
+  // is most likely a wrong URL, reported as such; after it, it is a restart, and retried.
+  let reached = false
   client.on('authenticated', (frame) => {
-    opened = true
+    reached = true
     io.err(`tenantcast: open as ${frame.userId} in tenant ${frame.tenantId}, at ${client.position() ?? '?'}\n`)
   })
   client.on('event', (frame) => { io.out((json ? JSON.stringify(frame) : describe(frame)) + '\n') })
@@ -302,31 +308,62 @@ async function tail (args: string[], io: Io): Promise<number> {
   })
   client.on('error', (error) => { io.err(`tenantcast: ${error.code}: ${error.message}\n`) })
   return await new Promise<number>((resolve) => {
+    let done = false
     const finish = (code: number): void => {
+      if (done) return
+      done = true
       client.close()
       resolve(code)
     }
     void io.interrupted.then(() => { finish(Exit.OK) })
+    for (const channel of values.channel ?? []) {
+      client.subscribe(channel).catch((error: TenantcastError) => {
+        // The client closing is not a refusal of the channel; the close handler reports it.
+        if (error.code === ClientErrorCode.CONNECTION_CLOSED || error.code === ClientErrorCode.NOT_CONNECTED) return
+        if (allowMissing) {
+          io.err(`tenantcast: channel ${channel} refused (${error.code}: ${error.message}); going on without it (--allow-missing)\n`)
+          return
+        }
+        io.err(`tenantcast: cannot join channel ${channel}: ${error.code}: ${error.message}\n`)
+        finish(error.code === 'CHANNEL_FORBIDDEN' ? Exit.AUTH : Exit.FAILED)
+      })
+    }
     client.on('close', (info: CloseInfo) => {
+      if (done) return
       const why = `${info.code}${info.reason === '' ? '' : ` ${info.reason}`}`
+      // ws reports a connection that could not be made, or that dropped, as 1006 with no reason.
+      const unanswered = info.code === 1006 && info.reason === ''
       if (info.willReconnect) {
-        // Before the first success, a failure is most likely a wrong URL: say so and stop.
-        if (!opened) {
+        if (!reached && unanswered) {
           io.err(`tenantcast: cannot connect to ${url} (${why})\n`)
           finish(Exit.NETWORK)
           return
         }
-        io.err(`tenantcast: connection lost (${why}); reconnecting in ${info.delay ?? 0} ms\n`)
+        if (!unanswered) reached = true
+        io.err(`tenantcast: ${closeMeaning(info.code)} (${why}); reconnecting in ${info.delay ?? 0} ms\n`)
         return
       }
       if (client.state !== 'closed') return
       if (info.code === 1000 && info.reason === '') return // our own close
       io.err(`tenantcast: closed (${why})\n`)
+      done = true
       if (info.code === 4401 || info.code === 4403) resolve(Exit.AUTH)
       else if (info.code === 1006) resolve(Exit.NETWORK)
       else resolve(Exit.FAILED)
     })
   })
+}
+
+/** What a close the client retries means, in words: a limit is reported as a limit. */
+function closeMeaning (code: number): string {
+  switch (code) {
+    case 4029: return 'refused by a limit'
+    case 1001: return 'the gateway is going away (a restart or a deploy)'
+    case 1013: return 'the gateway cannot serve this connection now'
+    case 4008: return 'too slow a reader for the gateway'
+    case 4401: return 'the token was refused; got a new one'
+    default: return 'connection lost'
+  }
 }
 
 async function alarm (args: string[], io: Io): Promise<number> {

@@ -1,11 +1,13 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import t from 'tap'
 import { connect, decodeTokenPayload } from '../client/index.js'
 import { reach } from './client/helpers.js'
 import { TsChild } from './child.js'
-import { build, freePort, post, postAlarm, SECRET, sign } from './helper.js'
+import { createStandalone } from '../app.js'
+import { build, Client, freePort, post, postAlarm, SECRET, sign } from './helper.js'
 
 type Tap = { teardown (fn: () => unknown): void }
 
@@ -205,4 +207,54 @@ t.test('alarm reads its token from stdin with --token-file -, so it never appear
   const result = await run(t, ['alarm', '--url', gw.http, '--token-file', '-', '--message', 'from stdin', '--camera', 'c', '--severity', 'low'], {}, sign() + '\n')
   t.equal(result.code, 0, result.stderr)
   t.match(JSON.parse(result.stdout), { stream: 'tenant', offset: 1 })
+})
+
+/** A gateway on a given port, so that a test can stop it and start another in its place, as a deploy does. */
+async function gatewayOn (t: Tap, port: number, config: Record<string, unknown> = {}): Promise<{ close: () => Promise<void> }> {
+  const app = await createStandalone({ logStream: new Writable({ write (_chunk, _enc, done) { done() } }), config: { JWT_SECRET: SECRET, WS_SHUTDOWN_TIMEOUT: 1000, RECONNECT_JITTER_MS: 200, ...config } })
+  await app.listen({ port, host: '127.0.0.1' })
+  let closed = false
+  const close = async (): Promise<void> => {
+    if (closed) return
+    closed = true
+    await app.close()
+  }
+  t.teardown(close)
+  return { close }
+}
+
+t.test('tail retries an early 4029 and reports it as a limit, then rides out a restart of the gateway, instead of exiting 4', async (t) => {
+  const port = await freePort()
+  const first = await gatewayOn(t, port, { MAX_CONNECTIONS_PER_USER: 1 })
+  const holder = new Client(`ws://127.0.0.1:${port}/api/v1/events?token=${sign()}`)
+  await holder.next('authenticated')
+  const tail = cli(t, ['tail', '--url', `http://127.0.0.1:${port}`, '--token', sign()])
+  await tail.until(() => /refused by a limit \(4029 USER_CONNECTION_LIMIT\); reconnecting in \d+ ms/.test(tail.stderr))
+  t.notMatch(tail.stderr, /cannot connect|open as/)
+  // The deploy: the old gateway goes (the holder with it), nothing listens for a while, a new one comes.
+  await first.close()
+  await tail.until(() => /connection lost \(1006\); reconnecting/.test(tail.stderr))
+  await gatewayOn(t, port)
+  await tail.until(() => tail.stderr.includes('open as u1'))
+  t.notMatch(tail.stderr, /cannot connect/)
+  tail.child.kill('SIGINT')
+  t.equal(await tail.exited, 0)
+})
+
+t.test('a refused --channel ends tail with exit 1, and with --allow-missing it goes on without it', async (t) => {
+  const gw = await build(t)
+  const refused = await run(t, ['tail', '--url', gw.http, '--token', sign(), '--channel', 'ops', '--channel', 'not a name'])
+  t.equal(refused.code, 1, refused.stderr)
+  t.match(refused.stderr, /cannot join channel not a name: INVALID_CHANNEL/)
+  const forbidden = await run(t, ['tail', '--url', gw.http, '--token', sign({ channels: ['ops'] }), '--channel', 'finance'])
+  t.equal(forbidden.code, 3, forbidden.stderr)
+  t.match(forbidden.stderr, /cannot join channel finance: CHANNEL_FORBIDDEN/)
+  const tail = cli(t, ['tail', '--url', gw.http, '--token', sign(), '--channel', 'not a name', '--channel', 'ops', '--allow-missing'])
+  await tail.until(() => tail.stderr.includes('channel not a name refused (INVALID_CHANNEL'))
+  for (let i = 0; i < 500 && await gw.app.realtime.channelConnectionCount('t1', 'ops') === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  await gw.app.realtime.sendToChannel('t1', 'ops', 'door:opened', { door: 1 })
+  await tail.until(() => tail.lines().length === 1)
+  t.match(tail.lines()[0], /channel:ops#1 door:opened/)
+  tail.child.kill('SIGINT')
+  t.equal(await tail.exited, 0)
 })

@@ -1,5 +1,5 @@
 import { exec } from 'node:child_process'
-import { createHmac } from 'node:crypto'
+import { createHmac, randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { ClientErrorCode, connect, parsePosition, type CloseInfo, type EventFrame, type TenantcastClient, type TenantcastError } from '../client/index.js'
@@ -17,7 +17,7 @@ const HELP = {
 Usage:
   tenantcast token --tenant <id> --sub <user> [--roles a,b] [--ttl 1h]
   tenantcast tail  [--url <url>] [<token source>] [--channel <name>]... [--allow-missing] [--since <epoch>:<offset>] [--json]
-  tenantcast alarm [--url <url>] [<token source>] --message <text> --camera <name> --severity <low|medium|high|critical>
+  tenantcast alarm [--url <url>] [<token source>] --message <text> --camera <name> --severity <low|medium|high|critical> [--timeout 10s] [--retries 3]
 
 A token source is one of --token-file <path> (re-read when a new token is needed),
 --token-file - (stdin, read once), --token-command <cmd> (run again when a new token is needed),
@@ -74,7 +74,11 @@ Posts an alarm (POST /api/v1/alarms) and prints the gateway's answer as JSON.
   --message <text>         what happened
   --camera <name>          where
   --severity <level>       low, medium, high or critical
-  --idempotency-key <key>  makes a retry safe
+  --idempotency-key <key>  makes a retry of the whole command safe (each command makes up its own
+                           key otherwise, so its own retries never store the alarm twice)
+  --timeout <time>         how long one request may take: 10s (default), 90s, 2m
+  --retries <n>            how often a 429 or 503 is retried, after its Retry-After (1 s without
+                           one), default 3; a Retry-After over 30 s is reported, not waited for
 `
 } as const
 
@@ -105,8 +109,13 @@ function required (value: string | undefined, name: string): string {
 
 /** 90, 90s, 15m, 1h, 7d: a lifetime in seconds. */
 export function parseTtl (text: string): number {
+  return parseDuration(text, 'ttl')
+}
+
+/** 90, 90s, 15m, 1h, 7d, in seconds, for the option `--<name>`. */
+function parseDuration (text: string, name: string): number {
   const match = /^(\d+)([smhd]?)$/.exec(text)
-  if (match === null || Number(match[1]) <= 0) throw new UsageError(`--ttl must look like 90s, 15m, 1h or 7d, not ${JSON.stringify(text)}`)
+  if (match === null || Number(match[1]) <= 0) throw new UsageError(`--${name} must look like 90s, 15m, 1h or 7d, not ${JSON.stringify(text)}`)
   const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as '' | 's' | 'm' | 'h' | 'd']
   return Number(match[1]) * unit
 }
@@ -366,6 +375,24 @@ function closeMeaning (code: number): string {
   }
 }
 
+/** The longest Retry-After `alarm` waits out, in ms; a gateway that asks for longer is reported, not waited for. */
+const MAX_RETRY_WAIT_MS = 30_000
+/** The wait before a retry when a 429 or 503 gives no Retry-After, in ms. */
+const DEFAULT_RETRY_WAIT_MS = 1000
+
+/** A Retry-After header (delay-seconds or an HTTP date) as ms from now; undefined when absent or unreadable. */
+export function retryAfterMs (header: string | null, now = Date.now()): number | undefined {
+  if (header === null || header.trim() === '') return undefined
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000
+  const at = Date.parse(header)
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now)
+}
+
+function parseCount (text: string, name: string): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`--${name} must be a whole number, not ${JSON.stringify(text)}`)
+  return Number(text)
+}
+
 async function alarm (args: string[], io: Io): Promise<number> {
   const values = parse(args, {
     url: { type: 'string' },
@@ -373,7 +400,9 @@ async function alarm (args: string[], io: Io): Promise<number> {
     message: { type: 'string' },
     camera: { type: 'string' },
     severity: { type: 'string' },
-    'idempotency-key': { type: 'string' }
+    'idempotency-key': { type: 'string' },
+    timeout: { type: 'string', default: '10s' },
+    retries: { type: 'string', default: '3' }
   })
   if (values.help === true) {
     io.out(HELP.alarm)
@@ -386,32 +415,63 @@ async function alarm (args: string[], io: Io): Promise<number> {
     severity: required(values.severity, 'severity')
   }
   if (!SEVERITIES.includes(body.severity)) throw new UsageError(`--severity must be one of ${SEVERITIES.join(', ')}`)
+  const timeoutMs = parseDuration(values.timeout as string, 'timeout') * 1000
+  const retries = parseCount(values.retries as string, 'retries')
   const tokenValue = (await tokenSource(values, io)).token
-  const key = values['idempotency-key']
-  let response: Response
-  try {
-    response = await fetch(endpoint, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${tokenValue}`, 'content-type': 'application/json', ...(key === undefined ? {} : { 'idempotency-key': key }) },
-      body: JSON.stringify(body)
-    })
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string, message?: string } }).cause
-    io.err(`tenantcast: cannot reach ${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}\n`)
-    return Exit.NETWORK
+  // A retry must not store the alarm twice (a 503 may come after the broker took it), so every
+  // attempt carries the same key: the caller's, or one made up for this command.
+  const key = values['idempotency-key'] ?? randomUUID()
+  for (let attempt = 0; ; attempt++) {
+    let response: Response
+    try {
+      response = await fetch(endpoint, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokenValue}`, 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs)
+      })
+    } catch (err) {
+      if ((err as Error).name === 'TimeoutError') {
+        io.err(`tenantcast: no answer from ${endpoint} within ${timeoutMs / 1000} s (--timeout)\n`)
+        return Exit.NETWORK
+      }
+      const cause = (err as { cause?: { code?: string, message?: string } }).cause
+      io.err(`tenantcast: cannot reach ${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}\n`)
+      return Exit.NETWORK
+    }
+    let text: string
+    try {
+      text = await response.text()
+    } catch {
+      io.err(`tenantcast: no answer from ${endpoint} within ${timeoutMs / 1000} s (--timeout)\n`)
+      return Exit.NETWORK
+    }
+    if (response.status === 202 || response.status === 200) {
+      io.out(text + '\n')
+      return Exit.OK
+    }
+    let detail = text
+    try {
+      const parsed = JSON.parse(text) as { code?: string, message?: string }
+      detail = `${parsed.code ?? ''}: ${parsed.message ?? ''}`
+    } catch {}
+    if (response.status === 429 || response.status === 503) {
+      const wait = retryAfterMs(response.headers.get('retry-after')) ?? DEFAULT_RETRY_WAIT_MS
+      if (wait > MAX_RETRY_WAIT_MS) {
+        io.err(`tenantcast: ${response.status} ${detail}; the gateway asks to retry in ${Math.ceil(wait / 1000)} s, longer than the ${MAX_RETRY_WAIT_MS / 1000} s tenantcast waits\n`)
+        return Exit.FAILED
+      }
+      if (attempt < retries) {
+        io.err(`tenantcast: ${response.status} ${detail}; retrying in ${wait / 1000} s (retry ${attempt + 1} of ${retries})\n`)
+        await new Promise((resolve) => setTimeout(resolve, wait))
+        continue
+      }
+      io.err(`tenantcast: ${response.status} ${detail}; gave up after ${retries} ${retries === 1 ? 'retry' : 'retries'}\n`)
+      return Exit.FAILED
+    }
+    io.err(`tenantcast: ${response.status} ${detail}\n`)
+    return response.status === 401 || response.status === 403 ? Exit.AUTH : Exit.FAILED
   }
-  const text = await response.text()
-  if (response.status === 202 || response.status === 200) {
-    io.out(text + '\n')
-    return Exit.OK
-  }
-  let detail = text
-  try {
-    const parsed = JSON.parse(text) as { code?: string, message?: string }
-    detail = `${parsed.code ?? ''}: ${parsed.message ?? ''}`
-  } catch {}
-  io.err(`tenantcast: ${response.status} ${detail}\n`)
-  return response.status === 401 || response.status === 403 ? Exit.AUTH : Exit.FAILED
 }
 
 /** Runs one command and returns its exit code. */

@@ -1,4 +1,6 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -257,4 +259,99 @@ t.test('a refused --channel ends tail with exit 1, and with --allow-missing it g
   t.match(tail.lines()[0], /channel:ops#1 door:opened/)
   tail.child.kill('SIGINT')
   t.equal(await tail.exited, 0)
+})
+
+/**
+ * A real HTTP front (as a load balancer during a deploy) before a gateway: it answers the first
+ * `refusals` requests with 503 and the given Retry-After, and passes the rest through.
+ */
+async function front (t: Tap, gateway: string, refusals: number, retryAfter: string | undefined): Promise<{ url: string, requests: () => number, keys: Array<string | undefined> }> {
+  let requests = 0
+  const keys: Array<string | undefined> = []
+  const server = createServer((req, res) => {
+    requests++
+    keys.push(req.headers['idempotency-key'] as string | undefined)
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => {
+      if (requests <= refusals) {
+        res.writeHead(503, { 'content-type': 'application/json', ...(retryAfter === undefined ? {} : { 'retry-after': retryAfter }) })
+        res.end(JSON.stringify({ statusCode: 503, code: 'BROKER_UNAVAILABLE', message: 'try again' }))
+        return
+      }
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => name !== 'host' && name !== 'content-length')) as Record<string, string>
+      fetch(`${gateway}${req.url ?? '/'}`, { method: req.method, headers, body: Buffer.concat(chunks) }).then(async (answer) => {
+        res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' })
+        res.end(await answer.text())
+      }, () => { res.destroy() })
+    })
+  })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  t.teardown(async () => { await new Promise((resolve) => { server.close(resolve) }) })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests: () => requests, keys }
+}
+
+const ALARM = ['alarm', '--message', 'Glass break', '--camera', 'Shop', '--severity', 'critical']
+
+async function storedAlarms (gw: { http: string }): Promise<number> {
+  const history = await fetch(`${gw.http}/api/v1/events/history`, { headers: { authorization: `Bearer ${sign()}` } })
+  return ((await history.json()) as { events: unknown[] }).events.length
+}
+
+t.test('alarm waits out a 503\'s Retry-After and retries with the same idempotency key, storing the alarm once', async (t) => {
+  const gw = await build(t)
+  const lb = await front(t, gw.http, 2, '1')
+  const started = Date.now()
+  const result = await run(t, [...ALARM, '--url', lb.url, '--token', sign()])
+  t.equal(result.code, 0, result.stderr)
+  t.match(JSON.parse(result.stdout), { stream: 'tenant', offset: 1 })
+  t.equal(lb.requests(), 3, 'two refusals, then the one that went through')
+  t.ok(Date.now() - started >= 2000, 'each Retry-After of 1 s was waited out')
+  t.equal(result.stderr.match(/503 BROKER_UNAVAILABLE: try again; retrying in 1 s \(retry \d of 3\)/g)?.length, 2)
+  t.equal(new Set(lb.keys).size, 1, 'every attempt carries the same key')
+  t.match(lb.keys[0], /^[0-9a-f-]{36}$/, 'one made up for the command')
+  t.equal(await storedAlarms(gw), 1)
+})
+
+t.test('alarm retries a 503 only --retries times, then exits 1 having sent exactly that many more requests', async (t) => {
+  const gw = await build(t)
+  const lb = await front(t, gw.http, 100, '0')
+  const result = await run(t, [...ALARM, '--url', lb.url, '--token', sign(), '--retries', '2', '--idempotency-key', 'mine'])
+  t.equal(result.code, 1, result.stderr)
+  t.equal(lb.requests(), 3)
+  t.same(lb.keys, ['mine', 'mine', 'mine'])
+  t.match(result.stderr, /gave up after 2 retries/)
+  t.equal(await storedAlarms(gw), 0)
+})
+
+t.test('alarm reports a 429 whose Retry-After is longer than it waits, at once and as a limit', async (t) => {
+  const gw = await build(t, { REST_RATE_LIMIT_PER_PRINCIPAL: 1 })
+  const first = await run(t, [...ALARM, '--url', gw.http, '--token', sign()])
+  t.equal(first.code, 0, first.stderr)
+  const started = Date.now()
+  const limited = await run(t, [...ALARM, '--url', gw.http, '--token', sign()])
+  t.equal(limited.code, 1)
+  t.match(limited.stderr, /429 RATE_LIMITED: .*; the gateway asks to retry in \d+ s, longer than the 30 s tenantcast waits/)
+  t.ok(Date.now() - started < 20_000, 'not waited out')
+  t.equal(await storedAlarms(gw), 1)
+})
+
+t.test('alarm gives up on a gateway that accepts the connection but never answers, after --timeout, with exit 4', async (t) => {
+  const sockets: Socket[] = []
+  let requests = 0
+  const silent = createNetServer((socket) => {
+    sockets.push(socket)
+    socket.on('data', (chunk: Buffer) => { if (/^POST /.test(String(chunk))) requests++ })
+  })
+  await new Promise<void>((resolve) => { silent.listen(0, '127.0.0.1', resolve) })
+  t.teardown(async () => {
+    for (const socket of sockets) socket.destroy()
+    await new Promise((resolve) => { silent.close(resolve) })
+  })
+  const started = Date.now()
+  const result = await run(t, [...ALARM, '--url', `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, '--token', sign(), '--timeout', '1s'])
+  t.equal(result.code, 4, result.stderr)
+  t.match(result.stderr, /no answer from http:\/\/127\.0\.0\.1:\d+\/api\/v1\/alarms within 1 s \(--timeout\)/)
+  t.ok(Date.now() - started < 20_000, 'bounded by the timeout, not by the child\'s limit')
+  t.equal(requests, 1, 'one request, not retried')
 })

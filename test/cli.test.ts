@@ -165,12 +165,15 @@ t.test('tail with --token-file outlives its first token: it reads the file again
   const gw = await build(t)
   const dir = await scratch(t)
   const file = join(dir, 'token')
-  await writeFile(file, sign({ exp: nowSeconds() + 3 }) + '\n')
+  // Issued 20 s ago, expiring in 10 s: the refresh is due about 2.8 s before expiry, which
+  // leaves a loaded machine time to start the child.
+  const expiry = nowSeconds() + 10
+  await writeFile(file, sign({ iat: nowSeconds() - 20, exp: expiry }) + '\n')
   const tail = cli(t, ['tail', '--url', gw.http, '--token-file', file, '--json'])
   await tail.until(() => tail.stderr.includes('open as u1'))
   await writeFile(file, sign({ exp: nowSeconds() + 600 }))
   // Past the first token's expiry: a tail that kept it would have been closed with 4401 by now.
-  await new Promise((resolve) => setTimeout(resolve, 3500))
+  await new Promise((resolve) => setTimeout(resolve, expiry * 1000 + 1500 - Date.now()))
   await postAlarm(gw, sign(), { message: 'after expiry' })
   await tail.until(() => tail.lines().length === 1)
   t.match(JSON.parse(tail.lines()[0] as string), { event: 'alarm:created', offset: 1, data: { message: 'after expiry' } })

@@ -84,6 +84,8 @@ export interface SessionInfo {
 /** One socket's life. A new socket gets a new Link; callbacks of an old one are ignored. */
 interface Link {
   socket?: WebSocketLike
+  /** The token this socket opened with, or was refreshed to: the one a 4401 refuses. */
+  token?: string
   authenticated: boolean
   /** When it authenticated (the timers' clock), for the minUptime check. */
   authenticatedAt?: number
@@ -294,6 +296,7 @@ export class TenantcastClient {
       this.lost(link, 1006, 'TOKEN_UNAVAILABLE')
       return
     }
+    link.token = token
     const WebSocketClass = this.options.WebSocket ?? await webSocketClass()
     if (this.link !== link) return
     let socket: WebSocketLike
@@ -401,28 +404,33 @@ export class TenantcastClient {
     this.scheduleReconnect(code, reason, code === 1001 || code === 1013 ? retryHint(reason) : undefined)
   }
 
-  /** 4401: come back only with a different token from getToken. */
+  /**
+   * 4401: come back only with a token other than the refused one. Refresh and reconnect share
+   * one token state, so a refresh that stored a new token while the link was down counts. A
+   * getToken that fails goes through backoff, as at the first connect: the next attempt asks again.
+   */
   private async afterUnauthorized (link: Link, code: number, reason: string): Promise<void> {
     const getToken = this.options.getToken
     if (getToken === undefined) {
       this.stop({ code, reason, willReconnect: false })
       return
     }
-    let fresh: string
+    const refused = link.token
+    let fresh: string | undefined
     try {
       fresh = await getToken()
     } catch (err) {
       if (this.link !== link) return
       this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `getToken failed: ${(err as Error).message}`, undefined, { cause: err }))
-      this.stop({ code, reason, willReconnect: false })
-      return
     }
     if (this.link !== link) return
-    if (typeof fresh !== 'string' || fresh === '' || fresh === this.token) {
+    if (typeof fresh === 'string' && fresh !== '' && fresh !== refused) this.token = fresh
+    else if (fresh !== undefined && this.token === refused) {
       this.stop({ code, reason, willReconnect: false })
       return
     }
-    this.token = fresh
+    // Never reconnect with the refused token: without another one, the next attempt asks getToken.
+    if (this.token === refused) this.token = undefined
     this.scheduleReconnect(code, reason, undefined)
   }
 
@@ -656,6 +664,7 @@ export class TenantcastClient {
       return
     }
     this.token = token
+    link.token = token
     this.scheduleRefresh()
   }
 

@@ -13,6 +13,12 @@ export const SUBPROTOCOL = 'tenantcast.v1'
 export const TENANT_STREAM = 'tenant'
 /** setTimeout fires at once past 2^31-1 ms, so longer waits are re-armed in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1
+/**
+ * The least time, in ms, between two token refreshes. A refresh margin at or past the token's
+ * lifetime, or a client clock running ahead of the issuer's, makes every new token look due at
+ * once; without this floor the client would ask getToken in a loop.
+ */
+export const MIN_REFRESH_INTERVAL_MS = 5000
 const OPEN = 1
 
 /** The part of the WebSocket API the client uses: the browser's, Node 22's, or `ws`. */
@@ -142,6 +148,8 @@ export class TenantcastClient {
   private nextId = 1
   private reconnectTimer: unknown
   private refreshTimer: unknown
+  /** When the last refresh began (the timers' clock). */
+  private refreshedAt = -Infinity
   private sessionInfo: SessionInfo | undefined
   private readonly positions = new Map<string, Position>()
   private readonly channelEntries = new Map<string, ChannelEntry>()
@@ -629,10 +637,11 @@ export class TenantcastClient {
     if (this.options.getToken === undefined || token === undefined) return
     const at = refreshAt(token, this.timers.now(), this.options.tokenRefreshMargin)
     if (at === undefined) return
-    const delay = Math.min(Math.max(0, at - this.timers.now()), MAX_TIMER_MS)
+    const now = this.timers.now()
+    const delay = Math.min(Math.max(0, at - now, this.refreshedAt + MIN_REFRESH_INTERVAL_MS - now), MAX_TIMER_MS)
     this.refreshTimer = this.timers.setTimeout(() => {
       this.refreshTimer = undefined
-      if (at > this.timers.now()) this.scheduleRefresh()
+      if (at > this.timers.now() || this.refreshedAt + MIN_REFRESH_INTERVAL_MS > this.timers.now()) this.scheduleRefresh()
       else void this.refresh()
     }, delay)
   }
@@ -644,6 +653,7 @@ export class TenantcastClient {
    */
   private async refresh (): Promise<void> {
     const link = this.link
+    this.refreshedAt = this.timers.now()
     let token: string
     try {
       token = await (this.options.getToken as () => string | Promise<string>)()

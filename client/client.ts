@@ -226,9 +226,11 @@ export class TenantcastClient {
     if (this.currentState === 'closed') throw new TenantcastError(ClientErrorCode.NOT_CONNECTED, 'the client is closed')
     let entry = this.channelEntries.get(channel)
     if (entry === undefined) {
+      // Parsed first: a malformed `since` rejects without leaving the channel behind.
+      const since = options.since === undefined ? undefined : parsePosition(options.since)
       entry = { waiters: [] }
       this.channelEntries.set(channel, entry)
-      if (options.since !== undefined) this.positions.set(channelStream(channel), parsePosition(options.since))
+      if (since !== undefined) this.positions.set(channelStream(channel), since)
     }
     const current = entry
     if (current.link === this.link && current.reply !== undefined) return current.reply
@@ -542,10 +544,13 @@ export class TenantcastClient {
     // Without a position of its own the client starts where the server is now.
     if (!this.positions.has(TENANT_STREAM)) this.positions.set(TENANT_STREAM, frame.position)
     this.setState('open')
+    // A `state` or `authenticated` handler may have closed the client: then nothing more is armed.
+    if (link.done) return
     for (const [channel, entry] of this.channelEntries) {
       if (entry.link !== link) this.sendSubscribe(channel, entry)
     }
     this.emit('authenticated', frame)
+    if (link.done) return
     this.scheduleRefresh()
   }
 
@@ -562,6 +567,8 @@ export class TenantcastClient {
   }
 
   private recovered (frame: RecoveredFrame): void {
+    // A late answer for a channel the client has left: its position stays forgotten.
+    if (frame.stream.startsWith('channel:') && !this.channelEntries.has(frame.stream.slice('channel:'.length))) return
     const since = this.positions.get(frame.stream)
     if (frame.recovered) {
       // Events up to `to` were replayed or were not for this connection: either way, seen.
@@ -687,12 +694,17 @@ export class TenantcastClient {
 
   /** Calls each handler; one that throws is reported as an `error` and the others still run. */
   private call (name: string, handlers: Set<AnyHandler>, args: unknown[]): void {
+    const failed = (err: unknown): void => {
+      if (name === 'error') return
+      this.emitError(new TenantcastError(ClientErrorCode.HANDLER_FAILED, `a "${name}" handler threw: ${(err as Error).message}`, undefined, { cause: err }))
+    }
     for (const handler of [...handlers]) {
       try {
-        handler(...args)
+        const result: unknown = handler(...args)
+        // An async handler's rejection is its throw: reported, never an unhandled rejection.
+        if (typeof (result as { then?: unknown } | undefined)?.then === 'function') (result as Promise<unknown>).then(undefined, failed)
       } catch (err) {
-        if (name === 'error') continue
-        this.emitError(new TenantcastError(ClientErrorCode.HANDLER_FAILED, `a "${name}" handler threw: ${(err as Error).message}`, undefined, { cause: err }))
+        failed(err)
       }
     }
   }

@@ -5,7 +5,7 @@ import {
   type AuthenticatedFrame, type CatalogueHandler, type CloseInfo, type ConnectionState, type ErrorFrame,
   type EventCatalogue, type EventFrame, type EventName, type LifecycleEventName, type LifecycleEvents,
   type Position, type PublishedFrame, type RecoveredFrame, type Replies, type Request, type ServerFrame,
-  type SubscribedFrame
+  type ServerErrorCode, type SubscribedFrame
 } from './types.js'
 
 /** The subprotocol the gateway selects; the token travels next to it as `bearer.<jwt>`. */
@@ -21,15 +21,19 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 export const MIN_REFRESH_INTERVAL_MS = 5000
 const OPEN = 1
 
-/** The part of the WebSocket API the client uses: the browser's, Node 22's, or `ws`. */
+/**
+ * The part of the WebSocket API the client uses: the browser's, Node 22's, or `ws`. The
+ * handlers take `any` because each implementation types its events its own way (DOM `Event`,
+ * `ws`'s `WebSocket.Event`); what the client reads of them is `data`, `code` and `reason`.
+ */
 export interface WebSocketLike {
   readonly readyState: number
   send (data: string): void
   close (code?: number, reason?: string): void
-  onopen: ((event: unknown) => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onclose: ((event: { code: number, reason: string }) => void) | null
-  onerror: ((event: unknown) => void) | null
+  onopen: ((event: any) => void) | null
+  onmessage: ((event: any) => void) | null
+  onclose: ((event: any) => void) | null
+  onerror: ((event: any) => void) | null
 }
 
 export type WebSocketConstructor = new (url: string, protocols: string[]) => WebSocketLike
@@ -139,7 +143,7 @@ function channelStream (channel: string): string {
  * stream from the last position it saw, rejoins its channels, refreshes its token before it
  * expires and notices a dead socket. Create it with `connect()`.
  */
-export class TenantcastClient {
+export class TenantcastClient<Custom extends Record<string, unknown> = Record<never, never>> {
   readonly url: string
   private currentState: ConnectionState = 'connecting'
   private link: Link | undefined
@@ -200,6 +204,7 @@ export class TenantcastClient {
    */
   on<K extends LifecycleEventName>(name: K, handler: LifecycleEvents[K]): () => void
   on<K extends EventName>(name: K, handler: CatalogueHandler<K>): () => void
+  on<K extends Exclude<keyof Custom & string, EventName | LifecycleEventName>>(name: K, handler: (data: Custom[K], frame: EventFrame<Custom[K], K>) => void): () => void
   on (name: string, handler: (data: unknown, frame: EventFrame) => void): () => void
   on (name: string, handler: AnyHandler): () => void {
     const map = LIFECYCLE.has(name) ? this.lifecycleHandlers : this.eventHandlers
@@ -251,7 +256,9 @@ export class TenantcastClient {
 
   /** Publishes to a joined channel (where the server allows client publishing). */
   async publish<K extends EventName>(channel: string, event: K, data: EventCatalogue[K]): Promise<PublishedFrame>
-  async publish (channel: string, event: string, data: unknown): Promise<PublishedFrame>
+  async publish<K extends Exclude<keyof Custom & string, EventName>>(channel: string, event: K, data: Custom[K]): Promise<PublishedFrame>
+  // Any other name, with any data; a name typed above never falls through to here.
+  async publish<E extends string>(channel: string, event: E & ([E] extends [keyof Custom | EventName] ? never : E), data: unknown): Promise<PublishedFrame>
   async publish (channel: string, event: string, data: unknown): Promise<PublishedFrame> {
     return await this.request({ type: 'publish', channel, event, data })
   }
@@ -593,7 +600,7 @@ export class TenantcastClient {
   }
 
   /** The server took the connection out of a channel (a refresh narrowed the channels claim): forget it, so no reconnect rejoins it. */
-  private removed (channel: string, reason: string): void {
+  private removed (channel: string, reason: ServerErrorCode): void {
     const entry = this.channelEntries.get(channel)
     if (entry === undefined) return
     this.channelEntries.delete(channel)
@@ -727,7 +734,11 @@ async function webSocketClass (): Promise<WebSocketConstructor> {
   return ws.default as unknown as WebSocketConstructor
 }
 
-/** Opens a client; it connects at once and keeps itself connected until `close()`. */
-export function connect (options: ConnectOptions): TenantcastClient {
-  return new TenantcastClient(options)
+/**
+ * Opens a client; it connects at once and keeps itself connected until `close()`. Name your
+ * own events' data with a type argument, `connect<{ 'door:opened': { door: number } }>(…)`,
+ * and `on` and `publish` type them as they do the catalogue's.
+ */
+export function connect<Custom extends Record<string, unknown> = Record<never, never>> (options: ConnectOptions): TenantcastClient<Custom> {
+  return new TenantcastClient<Custom>(options)
 }

@@ -12,5 +12,5 @@ export type {
   AuthenticatedFrame, CatalogueEventFrame, CatalogueHandler, ClientMessage, CloseInfo, ConnectedFrame,
   ConnectionState, ErrorFrame, EventCatalogue, EventFrame, EventName, Gap, LifecycleEventName,
   LifecycleEvents, Position, PresenceFrame, PublishedFrame, RecoveredFrame, Replies, Request,
-  RequestId, ServerFrame, SubscribedFrame, UnsubscribedFrame
+  RequestId, ServerErrorCode, ServerFrame, SubscribedFrame, TenantcastErrorCode, UnsubscribedFrame
 } from './types.js'

@@ -73,6 +73,7 @@ var ClientErrorCode = {
 var SUBPROTOCOL = "tenantcast.v1";
 var TENANT_STREAM = "tenant";
 var MAX_TIMER_MS = 2 ** 31 - 1;
+var MIN_REFRESH_INTERVAL_MS = 5e3;
 var OPEN = 1;
 var systemTimers = {
   now: () => Date.now(),
@@ -124,6 +125,8 @@ var TenantcastClient = class {
   nextId = 1;
   reconnectTimer;
   refreshTimer;
+  /** When the last refresh began (the timers' clock). */
+  refreshedAt = -Infinity;
   sessionInfo;
   positions = /* @__PURE__ */ new Map();
   channelEntries = /* @__PURE__ */ new Map();
@@ -176,9 +179,10 @@ var TenantcastClient = class {
     if (this.currentState === "closed") throw new TenantcastError(ClientErrorCode.NOT_CONNECTED, "the client is closed");
     let entry = this.channelEntries.get(channel);
     if (entry === void 0) {
+      const since = options.since === void 0 ? void 0 : parsePosition(options.since);
       entry = { waiters: [] };
       this.channelEntries.set(channel, entry);
-      if (options.since !== void 0) this.positions.set(channelStream(channel), parsePosition(options.since));
+      if (since !== void 0) this.positions.set(channelStream(channel), since);
     }
     const current = entry;
     if (current.link === this.link && current.reply !== void 0) return current.reply;
@@ -248,6 +252,7 @@ var TenantcastClient = class {
       this.lost(link, 1006, "TOKEN_UNAVAILABLE");
       return;
     }
+    link.token = token;
     const WebSocketClass = this.options.WebSocket ?? await webSocketClass();
     if (this.link !== link) return;
     let socket;
@@ -348,28 +353,32 @@ var TenantcastClient = class {
     }
     this.scheduleReconnect(code, reason, code === 1001 || code === 1013 ? retryHint(reason) : void 0);
   }
-  /** 4401: come back only with a different token from getToken. */
+  /**
+   * 4401: come back only with a token other than the refused one. Refresh and reconnect share
+   * one token state, so a refresh that stored a new token while the link was down counts. A
+   * getToken that fails goes through backoff, as at the first connect: the next attempt asks again.
+   */
   async afterUnauthorized(link, code, reason) {
     const getToken = this.options.getToken;
     if (getToken === void 0) {
       this.stop({ code, reason, willReconnect: false });
       return;
     }
+    const refused = link.token;
     let fresh;
     try {
       fresh = await getToken();
     } catch (err) {
       if (this.link !== link) return;
       this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `getToken failed: ${err.message}`, void 0, { cause: err }));
-      this.stop({ code, reason, willReconnect: false });
-      return;
     }
     if (this.link !== link) return;
-    if (typeof fresh !== "string" || fresh === "" || fresh === this.token) {
+    if (typeof fresh === "string" && fresh !== "" && fresh !== refused) this.token = fresh;
+    else if (fresh !== void 0 && this.token === refused) {
       this.stop({ code, reason, willReconnect: false });
       return;
     }
-    this.token = fresh;
+    if (this.token === refused) this.token = void 0;
     this.scheduleReconnect(code, reason, void 0);
   }
   scheduleReconnect(code, reason, hint) {
@@ -463,10 +472,12 @@ var TenantcastClient = class {
     this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount };
     if (!this.positions.has(TENANT_STREAM)) this.positions.set(TENANT_STREAM, frame.position);
     this.setState("open");
+    if (link.done) return;
     for (const [channel, entry] of this.channelEntries) {
       if (entry.link !== link) this.sendSubscribe(channel, entry);
     }
     this.emit("authenticated", frame);
+    if (link.done) return;
     this.scheduleRefresh();
   }
   event(frame) {
@@ -479,6 +490,7 @@ var TenantcastClient = class {
     if (handlers !== void 0) this.call(frame.event, handlers, [frame.data, frame]);
   }
   recovered(frame) {
+    if (frame.stream.startsWith("channel:") && !this.channelEntries.has(frame.stream.slice("channel:".length))) return;
     const since = this.positions.get(frame.stream);
     if (frame.recovered) {
       if (since === void 0 || since.epoch !== frame.epoch || since.offset < frame.to) {
@@ -545,10 +557,11 @@ var TenantcastClient = class {
     if (this.options.getToken === void 0 || token === void 0) return;
     const at = refreshAt(token, this.timers.now(), this.options.tokenRefreshMargin);
     if (at === void 0) return;
-    const delay = Math.min(Math.max(0, at - this.timers.now()), MAX_TIMER_MS);
+    const now = this.timers.now();
+    const delay = Math.min(Math.max(0, at - now, this.refreshedAt + MIN_REFRESH_INTERVAL_MS - now), MAX_TIMER_MS);
     this.refreshTimer = this.timers.setTimeout(() => {
       this.refreshTimer = void 0;
-      if (at > this.timers.now()) this.scheduleRefresh();
+      if (at > this.timers.now() || this.refreshedAt + MIN_REFRESH_INTERVAL_MS > this.timers.now()) this.scheduleRefresh();
       else void this.refresh();
     }, delay);
   }
@@ -559,6 +572,7 @@ var TenantcastClient = class {
    */
   async refresh() {
     const link = this.link;
+    this.refreshedAt = this.timers.now();
     let token;
     try {
       token = await this.options.getToken();
@@ -579,6 +593,7 @@ var TenantcastClient = class {
       return;
     }
     this.token = token;
+    link.token = token;
     this.scheduleRefresh();
   }
   // ---------------------------------------------------------------- handlers
@@ -588,12 +603,16 @@ var TenantcastClient = class {
   }
   /** Calls each handler; one that throws is reported as an `error` and the others still run. */
   call(name, handlers, args) {
+    const failed = (err) => {
+      if (name === "error") return;
+      this.emitError(new TenantcastError(ClientErrorCode.HANDLER_FAILED, `a "${name}" handler threw: ${err.message}`, void 0, { cause: err }));
+    };
     for (const handler of [...handlers]) {
       try {
-        handler(...args);
+        const result = handler(...args);
+        if (typeof result?.then === "function") result.then(void 0, failed);
       } catch (err) {
-        if (name === "error") continue;
-        this.emitError(new TenantcastError(ClientErrorCode.HANDLER_FAILED, `a "${name}" handler threw: ${err.message}`, void 0, { cause: err }));
+        failed(err);
       }
     }
   }

@@ -1,5 +1,6 @@
 import { backoffDelay, DEFAULT_BACKOFF, rateLimitedDelay, retryHint, type BackoffPolicy, type ReconnectOptions } from './backoff.js'
 import { refreshAt } from './token.js'
+import { browserWakeSources, onWake, type WakeSources } from './wake.js'
 import {
   ClientErrorCode, TenantcastError,
   type AuthenticatedFrame, type CatalogueHandler, type CloseInfo, type ConnectionState, type ErrorFrame,
@@ -81,6 +82,15 @@ export interface ConnectOptions {
   timers?: Timers
   /** A source of numbers in [0, 1) for the jitter. Default Math.random. */
   random?: () => number
+  /**
+   * Wake-up signals (the page becoming visible, the browser coming back online): a reconnect
+   * waiting out its backoff goes at once, and an open socket is checked with a ping, replaced
+   * if nothing answers within `wakeProbeTimeout`. Default: the browser's document and window
+   * (none in Node); `false` ignores them.
+   */
+  wake?: WakeSources | false
+  /** How long, in ms, a wake-up ping may go unanswered before the socket is replaced. Default 3000. */
+  wakeProbeTimeout?: number
 }
 
 /** Who the client is connected as: the latest `authenticated` frame. */
@@ -152,6 +162,8 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
   private nextId = 1
   private reconnectTimer: unknown
   private refreshTimer: unknown
+  private probeTimer: unknown
+  private readonly unwatchWake: () => void
   /** When the last refresh began (the timers' clock). */
   private refreshedAt = -Infinity
   private sessionInfo: SessionInfo | undefined
@@ -179,6 +191,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     this.heartbeatInterval = options.heartbeatInterval ?? 30_000
     if (options.since !== undefined) this.positions.set(TENANT_STREAM, parsePosition(options.since))
     for (const channel of options.channels ?? []) this.channelEntries.set(channel, { waiters: [] })
+    this.unwatchWake = options.wake === false ? () => {} : onWake(options.wake ?? browserWakeSources(), () => { this.woke() })
     void this.open()
   }
 
@@ -278,6 +291,49 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     const reply = new Promise<ServerFrame>((resolve, reject) => { this.pending.set(id, { resolve, reject }) })
     socket.send(JSON.stringify({ ...frame, id }))
     return await reply as Replies[T['type']]
+  }
+
+  /**
+   * Reconnects now: a reconnect waiting out its backoff goes at once, and a socket that is open
+   * or opening is replaced (closed with 1000 `RECONNECT`; every stream resumes from its last
+   * position). Does nothing once closed, or while a 4401's getToken decides what comes next.
+   */
+  reconnect (): void {
+    if (this.currentState === 'closed') return
+    this.timers.clearTimeout(this.probeTimer)
+    if (this.reconnectTimer !== undefined) {
+      this.timers.clearTimeout(this.reconnectTimer)
+      this.reconnectTimer = undefined
+      void this.open()
+      return
+    }
+    const link = this.link
+    if (link === undefined || link.done) return
+    link.done = true
+    this.abandon(link, { code: 1000, reason: 'RECONNECT' })
+    this.timers.clearTimeout(this.refreshTimer)
+    this.rejectPending('the connection closed (reconnect)')
+    // A `state` or `close` handler may close the client meanwhile; then open() does nothing.
+    this.setState('reconnecting')
+    if (this.link === link) this.emit('close', { code: 1000, reason: 'RECONNECT', willReconnect: true, delay: 0, attempt: this.attempt })
+    void this.open()
+  }
+
+  /** A wake-up signal: skip a backoff wait, or check that an open socket still answers. */
+  private woke (): void {
+    if (this.reconnectTimer !== undefined) {
+      this.reconnect()
+      return
+    }
+    const link = this.live()
+    if (link === undefined || link.socket?.readyState !== OPEN) return
+    this.timers.clearTimeout(this.probeTimer)
+    link.sawFrame = false
+    link.socket.send('{"type":"ping"}')
+    this.probeTimer = this.timers.setTimeout(() => {
+      this.probeTimer = undefined
+      if (link === this.link && !link.done && !link.sawFrame) this.reconnect()
+    }, this.options.wakeProbeTimeout ?? 3000)
   }
 
   /** Closes for good: no reconnect. Pending requests reject with CONNECTION_CLOSED. */
@@ -470,6 +526,8 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
 
   /** The terminal state: nothing reconnects, every waiter is told. */
   private stop (info: CloseInfo): void {
+    this.unwatchWake()
+    this.timers.clearTimeout(this.probeTimer)
     this.timers.clearTimeout(this.reconnectTimer)
     this.timers.clearTimeout(this.refreshTimer)
     this.reconnectTimer = undefined

@@ -7,6 +7,7 @@ export type { ConnectOptions, SessionInfo, Timers, WebSocketConstructor, WebSock
 export { backoffCeiling, backoffDelay, DEFAULT_BACKOFF, rateLimitedDelay, retryHint } from './backoff.js'
 export type { BackoffPolicy, ReconnectOptions } from './backoff.js'
 export { decodeTokenPayload, refreshAt, tokenTimes } from './token.js'
+export type { WakeSources, WakeTarget } from './wake.js'
 export { ClientErrorCode, TenantcastError } from './types.js'
 export type {
   AuthenticatedFrame, CatalogueEventFrame, CatalogueHandler, ClientMessage, CloseInfo, ConnectedFrame,

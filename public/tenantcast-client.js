@@ -45,6 +45,28 @@ function refreshAt(token, now, margin) {
   return expiresAt - (margin ?? Math.min(3e4, lifetime / 10));
 }
 
+// client/wake.ts
+function browserWakeSources() {
+  const scope = globalThis;
+  const sources = {};
+  const document = scope.document;
+  if (typeof document?.addEventListener === "function") sources.document = document;
+  if (typeof scope.addEventListener === "function") sources.window = scope;
+  return sources;
+}
+function onWake(sources, wake) {
+  const { document, window } = sources;
+  const visible = () => {
+    if (document?.visibilityState === "visible") wake();
+  };
+  document?.addEventListener("visibilitychange", visible);
+  window?.addEventListener("online", wake);
+  return () => {
+    document?.removeEventListener("visibilitychange", visible);
+    window?.removeEventListener("online", wake);
+  };
+}
+
 // client/types.ts
 var TenantcastError = class extends Error {
   constructor(code, message, ref, options) {
@@ -114,6 +136,10 @@ var TenantcastClient = class {
     this.heartbeatInterval = options.heartbeatInterval ?? 3e4;
     if (options.since !== void 0) this.positions.set(TENANT_STREAM, parsePosition(options.since));
     for (const channel of options.channels ?? []) this.channelEntries.set(channel, { waiters: [] });
+    this.unwatchWake = options.wake === false ? () => {
+    } : onWake(options.wake ?? browserWakeSources(), () => {
+      this.woke();
+    });
     void this.open();
   }
   options;
@@ -125,6 +151,8 @@ var TenantcastClient = class {
   nextId = 1;
   reconnectTimer;
   refreshTimer;
+  probeTimer;
+  unwatchWake;
   /** When the last refresh began (the timers' clock). */
   refreshedAt = -Infinity;
   sessionInfo;
@@ -221,6 +249,46 @@ var TenantcastClient = class {
     });
     socket.send(JSON.stringify({ ...frame, id }));
     return await reply;
+  }
+  /**
+   * Reconnects now: a reconnect waiting out its backoff goes at once, and a socket that is open
+   * or opening is replaced (closed with 1000 `RECONNECT`; every stream resumes from its last
+   * position). Does nothing once closed, or while a 4401's getToken decides what comes next.
+   */
+  reconnect() {
+    if (this.currentState === "closed") return;
+    this.timers.clearTimeout(this.probeTimer);
+    if (this.reconnectTimer !== void 0) {
+      this.timers.clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = void 0;
+      void this.open();
+      return;
+    }
+    const link = this.link;
+    if (link === void 0 || link.done) return;
+    link.done = true;
+    this.abandon(link, { code: 1e3, reason: "RECONNECT" });
+    this.timers.clearTimeout(this.refreshTimer);
+    this.rejectPending("the connection closed (reconnect)");
+    this.setState("reconnecting");
+    if (this.link === link) this.emit("close", { code: 1e3, reason: "RECONNECT", willReconnect: true, delay: 0, attempt: this.attempt });
+    void this.open();
+  }
+  /** A wake-up signal: skip a backoff wait, or check that an open socket still answers. */
+  woke() {
+    if (this.reconnectTimer !== void 0) {
+      this.reconnect();
+      return;
+    }
+    const link = this.live();
+    if (link === void 0 || link.socket?.readyState !== OPEN) return;
+    this.timers.clearTimeout(this.probeTimer);
+    link.sawFrame = false;
+    link.socket.send('{"type":"ping"}');
+    this.probeTimer = this.timers.setTimeout(() => {
+      this.probeTimer = void 0;
+      if (link === this.link && !link.done && !link.sawFrame) this.reconnect();
+    }, this.options.wakeProbeTimeout ?? 3e3);
   }
   /** Closes for good: no reconnect. Pending requests reject with CONNECTION_CLOSED. */
   close(code = 1e3, reason = "") {
@@ -398,6 +466,8 @@ var TenantcastClient = class {
   }
   /** The terminal state: nothing reconnects, every waiter is told. */
   stop(info) {
+    this.unwatchWake();
+    this.timers.clearTimeout(this.probeTimer);
     this.timers.clearTimeout(this.reconnectTimer);
     this.timers.clearTimeout(this.refreshTimer);
     this.reconnectTimer = void 0;

@@ -91,6 +91,18 @@ export interface ConnectOptions {
   wake?: WakeSources | false
   /** How long, in ms, a wake-up ping may go unanswered before the socket is replaced. Default 3000. */
   wakeProbeTimeout?: number
+  /**
+   * How long, in ms, a request waits for its reply before it rejects with REQUEST_TIMEOUT
+   * (a frame the server's rate limiter dropped is never answered). Default 10000; 0 waits for ever.
+   * A channel join that times out is sent again on the same connection.
+   */
+  requestTimeout?: number
+}
+
+/** Per request: its own timeout (ms, instead of `requestTimeout`) and a signal that abandons it. */
+export interface RequestOptions {
+  timeout?: number
+  signal?: AbortSignal
 }
 
 /** Who the client is connected as: the latest `authenticated` frame. */
@@ -268,27 +280,56 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
   }
 
   /** Publishes to a joined channel (where the server allows client publishing). */
-  async publish<K extends EventName>(channel: string, event: K, data: EventCatalogue[K]): Promise<PublishedFrame>
-  async publish<K extends Exclude<keyof Custom & string, EventName>>(channel: string, event: K, data: Custom[K]): Promise<PublishedFrame>
+  async publish<K extends EventName>(channel: string, event: K, data: EventCatalogue[K], options?: RequestOptions): Promise<PublishedFrame>
+  async publish<K extends Exclude<keyof Custom & string, EventName>>(channel: string, event: K, data: Custom[K], options?: RequestOptions): Promise<PublishedFrame>
   // Any other name, with any data; a name typed above never falls through to here.
-  async publish<E extends string>(channel: string, event: E & ([E] extends [keyof Custom | EventName] ? never : E), data: unknown): Promise<PublishedFrame>
-  async publish (channel: string, event: string, data: unknown): Promise<PublishedFrame> {
-    return await this.request({ type: 'publish', channel, event, data })
+  async publish<E extends string>(channel: string, event: E & ([E] extends [keyof Custom | EventName] ? never : E), data: unknown, options?: RequestOptions): Promise<PublishedFrame>
+  async publish (channel: string, event: string, data: unknown, options: RequestOptions = {}): Promise<PublishedFrame> {
+    return await this.request({ type: 'publish', channel, event, data }, options)
   }
 
   /**
    * Sends a request with a fresh `id` and resolves with the first reply carrying it as `ref`.
    * Rejects with the server's code on an `error` with that ref, with CONNECTION_CLOSED when
-   * the socket closes first, and with NOT_CONNECTED unless the client is open.
+   * the socket closes first, with REQUEST_TIMEOUT when no reply came in time, with
+   * REQUEST_ABORTED when `signal` aborts, and with NOT_CONNECTED unless the client is open.
+   * A reply that comes after a timeout or an abort is ignored.
    */
-  async request<T extends Request>(frame: T): Promise<Replies[T['type']]> {
+  async request<T extends Request>(frame: T, options: RequestOptions = {}): Promise<Replies[T['type']]> {
     const link = this.live()
     const socket = link?.socket
     if (link === undefined || socket === undefined) {
       throw new TenantcastError(ClientErrorCode.NOT_CONNECTED, `cannot send "${frame.type}": the client is ${this.currentState}`)
     }
+    const signal = options.signal
+    if (signal?.aborted === true) throw new TenantcastError(ClientErrorCode.REQUEST_ABORTED, `"${frame.type}" was aborted before it was sent`)
     const id = `r${this.nextId++}`
-    const reply = new Promise<ServerFrame>((resolve, reject) => { this.pending.set(id, { resolve, reject }) })
+    const timeout = options.timeout ?? this.options.requestTimeout ?? 10_000
+    let timer: unknown
+    let onAbort = (): void => {}
+    const reply = new Promise<ServerFrame>((resolve, reject) => {
+      // Whichever settles first removes the request, so nothing of it outlives its answer.
+      const settle = (): void => {
+        this.pending.delete(id)
+        this.timers.clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+      }
+      this.pending.set(id, {
+        resolve: (value) => { settle(); resolve(value) },
+        reject: (error) => { settle(); reject(error) }
+      })
+      if (timeout > 0) {
+        timer = this.timers.setTimeout(() => {
+          settle()
+          reject(new TenantcastError(ClientErrorCode.REQUEST_TIMEOUT, `no reply to "${frame.type}" within ${timeout} ms`))
+        }, Math.min(timeout, MAX_TIMER_MS))
+      }
+      onAbort = () => {
+        settle()
+        reject(new TenantcastError(ClientErrorCode.REQUEST_ABORTED, `"${frame.type}" was aborted`))
+      }
+      signal?.addEventListener('abort', onAbort)
+    })
     socket.send(JSON.stringify({ ...frame, id }))
     return await reply as Replies[T['type']]
   }
@@ -692,6 +733,11 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     }, (error: TenantcastError) => {
       // A closed socket is not a refusal: the next connection rejoins.
       if (this.channelEntries.get(channel) !== entry || error.code === ClientErrorCode.CONNECTION_CLOSED) return
+      // Nor is silence (the rate limiter dropped the frame): ask again on the same connection.
+      if (error.code === ClientErrorCode.REQUEST_TIMEOUT) {
+        if (entry.link === this.live()) this.sendSubscribe(channel, entry)
+        return
+      }
       this.channelEntries.delete(channel)
       this.positions.delete(channelStream(channel))
       const waiters = entry.waiters.splice(0)

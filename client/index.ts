@@ -3,7 +3,7 @@
  * no runtime dependencies; in browsers it is `public/tenantcast-client.js` (npm run build:client).
  */
 export { connect, formatPosition, parsePosition, SUBPROTOCOL, TENANT_STREAM, TenantcastClient } from './client.js'
-export type { ConnectOptions, SessionInfo, Timers, WebSocketConstructor, WebSocketLike } from './client.js'
+export type { ConnectOptions, RequestOptions, SessionInfo, Timers, WebSocketConstructor, WebSocketLike } from './client.js'
 export { backoffCeiling, backoffDelay, DEFAULT_BACKOFF, rateLimitedDelay, retryHint } from './backoff.js'
 export type { BackoffPolicy, ReconnectOptions } from './backoff.js'
 export { decodeTokenPayload, refreshAt, tokenTimes } from './token.js'

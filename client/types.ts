@@ -161,7 +161,11 @@ export const ClientErrorCode = {
   /** A handler registered with `on` threw. */
   HANDLER_FAILED: 'HANDLER_FAILED',
   /** The server sent something that is not a JSON object with a type. */
-  INVALID_SERVER_FRAME: 'INVALID_SERVER_FRAME'
+  INVALID_SERVER_FRAME: 'INVALID_SERVER_FRAME',
+  /** No reply came within the request's timeout (`requestTimeout`, or the request's own). */
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+  /** The request's AbortSignal aborted it. */
+  REQUEST_ABORTED: 'REQUEST_ABORTED'
 } as const
 
 /** Every code a TenantcastError carries: the client's own, or an `error` frame's (the README lists both). */

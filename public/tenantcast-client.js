@@ -88,7 +88,11 @@ var ClientErrorCode = {
   /** A handler registered with `on` threw. */
   HANDLER_FAILED: "HANDLER_FAILED",
   /** The server sent something that is not a JSON object with a type. */
-  INVALID_SERVER_FRAME: "INVALID_SERVER_FRAME"
+  INVALID_SERVER_FRAME: "INVALID_SERVER_FRAME",
+  /** No reply came within the request's timeout (`requestTimeout`, or the request's own). */
+  REQUEST_TIMEOUT: "REQUEST_TIMEOUT",
+  /** The request's AbortSignal aborted it. */
+  REQUEST_ABORTED: "REQUEST_ABORTED"
 };
 
 // client/client.ts
@@ -229,23 +233,56 @@ var TenantcastClient = class {
     for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError("NOT_SUBSCRIBED", `unsubscribed from ${channel} before the subscription completed`));
     if (this.live() !== void 0 && entry.link === this.link) await this.request({ type: "unsubscribe", channel });
   }
-  async publish(channel, event, data) {
-    return await this.request({ type: "publish", channel, event, data });
+  async publish(channel, event, data, options = {}) {
+    return await this.request({ type: "publish", channel, event, data }, options);
   }
   /**
    * Sends a request with a fresh `id` and resolves with the first reply carrying it as `ref`.
    * Rejects with the server's code on an `error` with that ref, with CONNECTION_CLOSED when
-   * the socket closes first, and with NOT_CONNECTED unless the client is open.
+   * the socket closes first, with REQUEST_TIMEOUT when no reply came in time, with
+   * REQUEST_ABORTED when `signal` aborts, and with NOT_CONNECTED unless the client is open.
+   * A reply that comes after a timeout or an abort is ignored.
    */
-  async request(frame) {
+  async request(frame, options = {}) {
     const link = this.live();
     const socket = link?.socket;
     if (link === void 0 || socket === void 0) {
       throw new TenantcastError(ClientErrorCode.NOT_CONNECTED, `cannot send "${frame.type}": the client is ${this.currentState}`);
     }
+    const signal = options.signal;
+    if (signal?.aborted === true) throw new TenantcastError(ClientErrorCode.REQUEST_ABORTED, `"${frame.type}" was aborted before it was sent`);
     const id = `r${this.nextId++}`;
+    const timeout = options.timeout ?? this.options.requestTimeout ?? 1e4;
+    let timer;
+    let onAbort = () => {
+    };
     const reply = new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      const settle = () => {
+        this.pending.delete(id);
+        this.timers.clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      this.pending.set(id, {
+        resolve: (value) => {
+          settle();
+          resolve(value);
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        }
+      });
+      if (timeout > 0) {
+        timer = this.timers.setTimeout(() => {
+          settle();
+          reject(new TenantcastError(ClientErrorCode.REQUEST_TIMEOUT, `no reply to "${frame.type}" within ${timeout} ms`));
+        }, Math.min(timeout, MAX_TIMER_MS));
+      }
+      onAbort = () => {
+        settle();
+        reject(new TenantcastError(ClientErrorCode.REQUEST_ABORTED, `"${frame.type}" was aborted`));
+      };
+      signal?.addEventListener("abort", onAbort);
     });
     socket.send(JSON.stringify({ ...frame, id }));
     return await reply;
@@ -612,6 +649,10 @@ var TenantcastClient = class {
       for (const waiter of entry.waiters.splice(0)) waiter.resolve(reply);
     }, (error) => {
       if (this.channelEntries.get(channel) !== entry || error.code === ClientErrorCode.CONNECTION_CLOSED) return;
+      if (error.code === ClientErrorCode.REQUEST_TIMEOUT) {
+        if (entry.link === this.live()) this.sendSubscribe(channel, entry);
+        return;
+      }
       this.channelEntries.delete(channel);
       this.positions.delete(channelStream(channel));
       const waiters = entry.waiters.splice(0);

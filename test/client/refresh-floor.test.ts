@@ -31,7 +31,8 @@ for (const c of cases) {
     const gw = await build(t)
     const clock = new FakeClock(Date.now() + c.clockAheadMs)
     const tokens = minter(c.lifetimeMs)
-    const client = open(t, { url: gw.ws, getToken: tokens.getToken, timers: clock, heartbeatInterval: 0, ...(c.margin === undefined ? {} : { tokenRefreshMargin: c.margin }) })
+    // requestTimeout 0: the only timers on the fake clock are the refreshes under test.
+    const client = open(t, { url: gw.ws, getToken: tokens.getToken, timers: clock, heartbeatInterval: 0, requestTimeout: 0, ...(c.margin === undefined ? {} : { tokenRefreshMargin: c.margin }) })
     await reach(client, 'open')
     const start = clock.now()
     const atOpen = tokens.calls()

@@ -20,6 +20,15 @@ const MAX_TIMER_MS = 2 ** 31 - 1
  * once; without this floor the client would ask getToken in a loop.
  */
 export const MIN_REFRESH_INTERVAL_MS = 5000
+/**
+ * Channel joins after connecting go out JOIN_BURST at once, then one every JOIN_INTERVAL_MS
+ * (20 a second): under the server's default frame limit (CLIENT_FRAME_BURST 100,
+ * CLIENT_FRAME_RATE 50 a second), so a client in many channels is not dropped, and at last
+ * closed with 4029, as a flood on every reconnect. A join the limiter drops anyway times out
+ * and is sent again.
+ */
+const JOIN_BURST = 50
+const JOIN_INTERVAL_MS = 50
 const OPEN = 1
 
 /**
@@ -175,6 +184,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
   private reconnectTimer: unknown
   private refreshTimer: unknown
   private probeTimer: unknown
+  private joinTimer: unknown
   private readonly unwatchWake: () => void
   /** When the last refresh began (the timers' clock). */
   private refreshedAt = -Infinity
@@ -569,6 +579,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
   private stop (info: CloseInfo): void {
     this.unwatchWake()
     this.timers.clearTimeout(this.probeTimer)
+    this.timers.clearTimeout(this.joinTimer)
     this.timers.clearTimeout(this.reconnectTimer)
     this.timers.clearTimeout(this.refreshTimer)
     this.reconnectTimer = undefined
@@ -652,9 +663,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     this.setState('open')
     // A `state` or `authenticated` handler may have closed the client: then nothing more is armed.
     if (link.done) return
-    for (const [channel, entry] of this.channelEntries) {
-      if (entry.link !== link) this.sendSubscribe(channel, entry)
-    }
+    this.rejoin(link)
     this.emit('authenticated', frame)
     if (link.done) return
     this.scheduleRefresh()
@@ -719,6 +728,28 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     }
     this.pending.delete(String(frame.ref))
     waiter.reject(error)
+  }
+
+  /** Joins every channel not yet joined on this link, paced (JOIN_BURST, then one per JOIN_INTERVAL_MS). */
+  private rejoin (link: Link): void {
+    this.timers.clearTimeout(this.joinTimer)
+    const waiting = [...this.channelEntries]
+    let allowance = JOIN_BURST
+    const pump = (): void => {
+      this.joinTimer = undefined
+      if (link.done || link !== this.link) return
+      for (let entry = waiting.shift(); entry !== undefined; entry = waiting.shift()) {
+        const [channel, state] = entry
+        // Left meanwhile, or already joined by a subscribe() of its own.
+        if (this.channelEntries.get(channel) !== state || state.link === link) continue
+        this.sendSubscribe(channel, state)
+        if (--allowance === 0) break
+      }
+      if (waiting.length === 0) return
+      allowance = 1
+      this.joinTimer = this.timers.setTimeout(pump, JOIN_INTERVAL_MS)
+    }
+    pump()
   }
 
   private sendSubscribe (channel: string, entry: ChannelEntry): void {

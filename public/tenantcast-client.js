@@ -100,6 +100,8 @@ var SUBPROTOCOL = "tenantcast.v1";
 var TENANT_STREAM = "tenant";
 var MAX_TIMER_MS = 2 ** 31 - 1;
 var MIN_REFRESH_INTERVAL_MS = 5e3;
+var JOIN_BURST = 50;
+var JOIN_INTERVAL_MS = 50;
 var OPEN = 1;
 var systemTimers = {
   now: () => Date.now(),
@@ -156,6 +158,7 @@ var TenantcastClient = class {
   reconnectTimer;
   refreshTimer;
   probeTimer;
+  joinTimer;
   unwatchWake;
   /** When the last refresh began (the timers' clock). */
   refreshedAt = -Infinity;
@@ -505,6 +508,7 @@ var TenantcastClient = class {
   stop(info) {
     this.unwatchWake();
     this.timers.clearTimeout(this.probeTimer);
+    this.timers.clearTimeout(this.joinTimer);
     this.timers.clearTimeout(this.reconnectTimer);
     this.timers.clearTimeout(this.refreshTimer);
     this.reconnectTimer = void 0;
@@ -580,9 +584,7 @@ var TenantcastClient = class {
     if (!this.positions.has(TENANT_STREAM)) this.positions.set(TENANT_STREAM, frame.position);
     this.setState("open");
     if (link.done) return;
-    for (const [channel, entry] of this.channelEntries) {
-      if (entry.link !== link) this.sendSubscribe(channel, entry);
-    }
+    this.rejoin(link);
     this.emit("authenticated", frame);
     if (link.done) return;
     this.scheduleRefresh();
@@ -637,6 +639,26 @@ var TenantcastClient = class {
     }
     this.pending.delete(String(frame.ref));
     waiter.reject(error);
+  }
+  /** Joins every channel not yet joined on this link, paced (JOIN_BURST, then one per JOIN_INTERVAL_MS). */
+  rejoin(link) {
+    this.timers.clearTimeout(this.joinTimer);
+    const waiting = [...this.channelEntries];
+    let allowance = JOIN_BURST;
+    const pump = () => {
+      this.joinTimer = void 0;
+      if (link.done || link !== this.link) return;
+      for (let entry = waiting.shift(); entry !== void 0; entry = waiting.shift()) {
+        const [channel, state] = entry;
+        if (this.channelEntries.get(channel) !== state || state.link === link) continue;
+        this.sendSubscribe(channel, state);
+        if (--allowance === 0) break;
+      }
+      if (waiting.length === 0) return;
+      allowance = 1;
+      this.joinTimer = this.timers.setTimeout(pump, JOIN_INTERVAL_MS);
+    };
+    pump();
   }
   sendSubscribe(channel, entry) {
     entry.link = this.link;

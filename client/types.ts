@@ -1,3 +1,4 @@
+import type { ErrorCode as ServerErrorCode } from '../domain/error-codes.js'
 import type { EventCatalogue, EventName } from '../domain/events.js'
 import type { ClientMessage } from '../domain/protocol.js'
 
@@ -5,7 +6,7 @@ import type { ClientMessage } from '../domain/protocol.js'
  * The wire types the client sees. Types only: importing them from the server's domain keeps
  * one source of truth and adds nothing to the browser bundle.
  */
-export type { EventCatalogue, EventName, ClientMessage }
+export type { EventCatalogue, EventName, ClientMessage, ServerErrorCode }
 
 /** A place in a stream. On the wire it is also written `<epoch>:<offset>`. */
 export interface Position {
@@ -59,13 +60,13 @@ export type RecoveredFrame = {
 
 export interface SubscribedFrame { type: 'subscribed', channel: string, position?: Position, ref?: RequestId }
 /** The answer to `unsubscribe`; or, with a `reason` (an error code) and no ref, the server removed the connection from the channel. */
-export interface UnsubscribedFrame { type: 'unsubscribed', channel: string, reason?: string, ref?: RequestId }
+export interface UnsubscribedFrame { type: 'unsubscribed', channel: string, reason?: ServerErrorCode, ref?: RequestId }
 export interface RoomJoinedFrame { type: 'room-joined', roomId: string, position?: Position, ref?: RequestId }
 export interface RoomLeftFrame { type: 'room-left', roomId: string, ref?: RequestId }
 export interface PresenceFrame { type: 'user-joined' | 'user-left', channel: string, userId: string, clientId: string }
 export interface PublishedFrame { type: 'published', id: string, stream: string, offset: number, epoch: string, ref?: RequestId }
 export interface PongFrame { type: 'pong', ref?: RequestId }
-export interface ErrorFrame { type: 'error', code: string, message: string, ref?: RequestId }
+export interface ErrorFrame { type: 'error', code: ServerErrorCode, message: string, ref?: RequestId }
 
 export type ServerFrame =
   | ConnectedFrame | AuthenticatedFrame | EventFrame | RecoveredFrame | SubscribedFrame
@@ -144,7 +145,7 @@ export type CatalogueHandler<K extends EventName> = (data: EventCatalogue[K], fr
 /** An error with a stable code: a server `error` frame's code, or one of the client's own. */
 export class TenantcastError extends Error {
   override name = 'TenantcastError'
-  constructor (readonly code: string, message: string, readonly ref?: RequestId, options?: { cause?: unknown }) {
+  constructor (readonly code: TenantcastErrorCode, message: string, readonly ref?: RequestId, options?: { cause?: unknown }) {
     super(message, options)
   }
 }
@@ -160,5 +161,12 @@ export const ClientErrorCode = {
   /** A handler registered with `on` threw. */
   HANDLER_FAILED: 'HANDLER_FAILED',
   /** The server sent something that is not a JSON object with a type. */
-  INVALID_SERVER_FRAME: 'INVALID_SERVER_FRAME'
+  INVALID_SERVER_FRAME: 'INVALID_SERVER_FRAME',
+  /** No reply came within the request's timeout (`requestTimeout`, or the request's own). */
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+  /** The request's AbortSignal aborted it. */
+  REQUEST_ABORTED: 'REQUEST_ABORTED'
 } as const
+
+/** Every code a TenantcastError carries: the client's own, or an `error` frame's (the README lists both). */
+export type TenantcastErrorCode = ServerErrorCode | (typeof ClientErrorCode)[keyof typeof ClientErrorCode]

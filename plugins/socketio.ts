@@ -75,8 +75,14 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
     }
     app.auth.verify(token).then(() => { next() }, (err: unknown) => {
       if (err instanceof AuthUnavailable) {
-        // Not a verdict on the token: the client retries it after the hint.
-        next(Object.assign(new Error(err.code), { data: { code: err.code, retryAfterMs: err.retryAfterMs } }))
+        // Not a verdict on the token, so not a connect_error: socket.io-client never retries a
+        // middleware refusal on its own. Closing the engine connection instead makes it see
+        // `transport close` and come back with its own backoff and the same token, as the 1013
+        // does for WebSocket clients. socket.io drops this socket, since its engine is no
+        // longer open when next() runs.
+        log.warn({ action: 'socketio.auth.unavailable', code: err.code, retryAfterMs: err.retryAfterMs }, 'token could not be checked; transport closed for a retry')
+        socket.conn.close()
+        next(new Error(err.code))
         return
       }
       const reason = err instanceof AuthFailure ? err.reason : AuthReason.TOKEN_INVALID

@@ -45,6 +45,28 @@ function refreshAt(token, now, margin) {
   return expiresAt - (margin ?? Math.min(3e4, lifetime / 10));
 }
 
+// client/wake.ts
+function browserWakeSources() {
+  const scope = globalThis;
+  const sources = {};
+  const document = scope.document;
+  if (typeof document?.addEventListener === "function") sources.document = document;
+  if (typeof scope.addEventListener === "function") sources.window = scope;
+  return sources;
+}
+function onWake(sources, wake) {
+  const { document, window } = sources;
+  const visible = () => {
+    if (document?.visibilityState === "visible") wake();
+  };
+  document?.addEventListener("visibilitychange", visible);
+  window?.addEventListener("online", wake);
+  return () => {
+    document?.removeEventListener("visibilitychange", visible);
+    window?.removeEventListener("online", wake);
+  };
+}
+
 // client/types.ts
 var TenantcastError = class extends Error {
   constructor(code, message, ref, options) {
@@ -66,13 +88,20 @@ var ClientErrorCode = {
   /** A handler registered with `on` threw. */
   HANDLER_FAILED: "HANDLER_FAILED",
   /** The server sent something that is not a JSON object with a type. */
-  INVALID_SERVER_FRAME: "INVALID_SERVER_FRAME"
+  INVALID_SERVER_FRAME: "INVALID_SERVER_FRAME",
+  /** No reply came within the request's timeout (`requestTimeout`, or the request's own). */
+  REQUEST_TIMEOUT: "REQUEST_TIMEOUT",
+  /** The request's AbortSignal aborted it. */
+  REQUEST_ABORTED: "REQUEST_ABORTED"
 };
 
 // client/client.ts
 var SUBPROTOCOL = "tenantcast.v1";
 var TENANT_STREAM = "tenant";
 var MAX_TIMER_MS = 2 ** 31 - 1;
+var MIN_REFRESH_INTERVAL_MS = 5e3;
+var JOIN_BURST = 50;
+var JOIN_INTERVAL_MS = 50;
 var OPEN = 1;
 var systemTimers = {
   now: () => Date.now(),
@@ -113,6 +142,10 @@ var TenantcastClient = class {
     this.heartbeatInterval = options.heartbeatInterval ?? 3e4;
     if (options.since !== void 0) this.positions.set(TENANT_STREAM, parsePosition(options.since));
     for (const channel of options.channels ?? []) this.channelEntries.set(channel, { waiters: [] });
+    this.unwatchWake = options.wake === false ? () => {
+    } : onWake(options.wake ?? browserWakeSources(), () => {
+      this.woke();
+    });
     void this.open();
   }
   options;
@@ -124,6 +157,11 @@ var TenantcastClient = class {
   nextId = 1;
   reconnectTimer;
   refreshTimer;
+  probeTimer;
+  joinTimer;
+  unwatchWake;
+  /** When the last refresh began (the timers' clock). */
+  refreshedAt = -Infinity;
   sessionInfo;
   positions = /* @__PURE__ */ new Map();
   channelEntries = /* @__PURE__ */ new Map();
@@ -176,9 +214,10 @@ var TenantcastClient = class {
     if (this.currentState === "closed") throw new TenantcastError(ClientErrorCode.NOT_CONNECTED, "the client is closed");
     let entry = this.channelEntries.get(channel);
     if (entry === void 0) {
+      const since = options.since === void 0 ? void 0 : parsePosition(options.since);
       entry = { waiters: [] };
       this.channelEntries.set(channel, entry);
-      if (options.since !== void 0) this.positions.set(channelStream(channel), parsePosition(options.since));
+      if (since !== void 0) this.positions.set(channelStream(channel), since);
     }
     const current = entry;
     if (current.link === this.link && current.reply !== void 0) return current.reply;
@@ -197,26 +236,99 @@ var TenantcastClient = class {
     for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError("NOT_SUBSCRIBED", `unsubscribed from ${channel} before the subscription completed`));
     if (this.live() !== void 0 && entry.link === this.link) await this.request({ type: "unsubscribe", channel });
   }
-  async publish(channel, event, data) {
-    return await this.request({ type: "publish", channel, event, data });
+  async publish(channel, event, data, options = {}) {
+    return await this.request({ type: "publish", channel, event, data }, options);
   }
   /**
    * Sends a request with a fresh `id` and resolves with the first reply carrying it as `ref`.
    * Rejects with the server's code on an `error` with that ref, with CONNECTION_CLOSED when
-   * the socket closes first, and with NOT_CONNECTED unless the client is open.
+   * the socket closes first, with REQUEST_TIMEOUT when no reply came in time, with
+   * REQUEST_ABORTED when `signal` aborts, and with NOT_CONNECTED unless the client is open.
+   * A reply that comes after a timeout or an abort is ignored.
    */
-  async request(frame) {
+  async request(frame, options = {}) {
     const link = this.live();
     const socket = link?.socket;
     if (link === void 0 || socket === void 0) {
       throw new TenantcastError(ClientErrorCode.NOT_CONNECTED, `cannot send "${frame.type}": the client is ${this.currentState}`);
     }
+    const signal = options.signal;
+    if (signal?.aborted === true) throw new TenantcastError(ClientErrorCode.REQUEST_ABORTED, `"${frame.type}" was aborted before it was sent`);
     const id = `r${this.nextId++}`;
+    const timeout = options.timeout ?? this.options.requestTimeout ?? 1e4;
+    let timer;
+    let onAbort = () => {
+    };
     const reply = new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      const settle = () => {
+        this.pending.delete(id);
+        this.timers.clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      this.pending.set(id, {
+        resolve: (value) => {
+          settle();
+          resolve(value);
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        }
+      });
+      if (timeout > 0) {
+        timer = this.timers.setTimeout(() => {
+          settle();
+          reject(new TenantcastError(ClientErrorCode.REQUEST_TIMEOUT, `no reply to "${frame.type}" within ${timeout} ms`));
+        }, Math.min(timeout, MAX_TIMER_MS));
+      }
+      onAbort = () => {
+        settle();
+        reject(new TenantcastError(ClientErrorCode.REQUEST_ABORTED, `"${frame.type}" was aborted`));
+      };
+      signal?.addEventListener("abort", onAbort);
     });
     socket.send(JSON.stringify({ ...frame, id }));
     return await reply;
+  }
+  /**
+   * Reconnects now: a reconnect waiting out its backoff goes at once, and a socket that is open
+   * or opening is replaced (closed with 1000 `RECONNECT`; every stream resumes from its last
+   * position). Does nothing once closed, or while a 4401's getToken decides what comes next.
+   */
+  reconnect() {
+    if (this.currentState === "closed") return;
+    this.timers.clearTimeout(this.probeTimer);
+    if (this.reconnectTimer !== void 0) {
+      this.timers.clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = void 0;
+      void this.open();
+      return;
+    }
+    const link = this.link;
+    if (link === void 0 || link.done) return;
+    link.done = true;
+    this.abandon(link, { code: 1e3, reason: "RECONNECT" });
+    this.timers.clearTimeout(this.refreshTimer);
+    this.rejectPending("the connection closed (reconnect)");
+    this.setState("reconnecting");
+    if (this.link === link) this.emit("close", { code: 1e3, reason: "RECONNECT", willReconnect: true, delay: 0, attempt: this.attempt });
+    void this.open();
+  }
+  /** A wake-up signal: skip a backoff wait, or check that an open socket still answers. */
+  woke() {
+    if (this.reconnectTimer !== void 0) {
+      this.reconnect();
+      return;
+    }
+    const link = this.live();
+    if (link === void 0 || link.socket?.readyState !== OPEN) return;
+    this.timers.clearTimeout(this.probeTimer);
+    link.sawFrame = false;
+    link.socket.send('{"type":"ping"}');
+    this.probeTimer = this.timers.setTimeout(() => {
+      this.probeTimer = void 0;
+      if (link === this.link && !link.done && !link.sawFrame) this.reconnect();
+    }, this.options.wakeProbeTimeout ?? 3e3);
   }
   /** Closes for good: no reconnect. Pending requests reject with CONNECTION_CLOSED. */
   close(code = 1e3, reason = "") {
@@ -248,6 +360,7 @@ var TenantcastClient = class {
       this.lost(link, 1006, "TOKEN_UNAVAILABLE");
       return;
     }
+    link.token = token;
     const WebSocketClass = this.options.WebSocket ?? await webSocketClass();
     if (this.link !== link) return;
     let socket;
@@ -348,28 +461,32 @@ var TenantcastClient = class {
     }
     this.scheduleReconnect(code, reason, code === 1001 || code === 1013 ? retryHint(reason) : void 0);
   }
-  /** 4401: come back only with a different token from getToken. */
+  /**
+   * 4401: come back only with a token other than the refused one. Refresh and reconnect share
+   * one token state, so a refresh that stored a new token while the link was down counts. A
+   * getToken that fails goes through backoff, as at the first connect: the next attempt asks again.
+   */
   async afterUnauthorized(link, code, reason) {
     const getToken = this.options.getToken;
     if (getToken === void 0) {
       this.stop({ code, reason, willReconnect: false });
       return;
     }
+    const refused = link.token;
     let fresh;
     try {
       fresh = await getToken();
     } catch (err) {
       if (this.link !== link) return;
       this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `getToken failed: ${err.message}`, void 0, { cause: err }));
-      this.stop({ code, reason, willReconnect: false });
-      return;
     }
     if (this.link !== link) return;
-    if (typeof fresh !== "string" || fresh === "" || fresh === this.token) {
+    if (typeof fresh === "string" && fresh !== "" && fresh !== refused) this.token = fresh;
+    else if (fresh !== void 0 && this.token === refused) {
       this.stop({ code, reason, willReconnect: false });
       return;
     }
-    this.token = fresh;
+    if (this.token === refused) this.token = void 0;
     this.scheduleReconnect(code, reason, void 0);
   }
   scheduleReconnect(code, reason, hint) {
@@ -389,6 +506,9 @@ var TenantcastClient = class {
   }
   /** The terminal state: nothing reconnects, every waiter is told. */
   stop(info) {
+    this.unwatchWake();
+    this.timers.clearTimeout(this.probeTimer);
+    this.timers.clearTimeout(this.joinTimer);
     this.timers.clearTimeout(this.reconnectTimer);
     this.timers.clearTimeout(this.refreshTimer);
     this.reconnectTimer = void 0;
@@ -463,10 +583,10 @@ var TenantcastClient = class {
     this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount };
     if (!this.positions.has(TENANT_STREAM)) this.positions.set(TENANT_STREAM, frame.position);
     this.setState("open");
-    for (const [channel, entry] of this.channelEntries) {
-      if (entry.link !== link) this.sendSubscribe(channel, entry);
-    }
+    if (link.done) return;
+    this.rejoin(link);
     this.emit("authenticated", frame);
+    if (link.done) return;
     this.scheduleRefresh();
   }
   event(frame) {
@@ -479,6 +599,7 @@ var TenantcastClient = class {
     if (handlers !== void 0) this.call(frame.event, handlers, [frame.data, frame]);
   }
   recovered(frame) {
+    if (frame.stream.startsWith("channel:") && !this.channelEntries.has(frame.stream.slice("channel:".length))) return;
     const since = this.positions.get(frame.stream);
     if (frame.recovered) {
       if (since === void 0 || since.epoch !== frame.epoch || since.offset < frame.to) {
@@ -519,6 +640,26 @@ var TenantcastClient = class {
     this.pending.delete(String(frame.ref));
     waiter.reject(error);
   }
+  /** Joins every channel not yet joined on this link, paced (JOIN_BURST, then one per JOIN_INTERVAL_MS). */
+  rejoin(link) {
+    this.timers.clearTimeout(this.joinTimer);
+    const waiting = [...this.channelEntries];
+    let allowance = JOIN_BURST;
+    const pump = () => {
+      this.joinTimer = void 0;
+      if (link.done || link !== this.link) return;
+      for (let entry = waiting.shift(); entry !== void 0; entry = waiting.shift()) {
+        const [channel, state] = entry;
+        if (this.channelEntries.get(channel) !== state || state.link === link) continue;
+        this.sendSubscribe(channel, state);
+        if (--allowance === 0) break;
+      }
+      if (waiting.length === 0) return;
+      allowance = 1;
+      this.joinTimer = this.timers.setTimeout(pump, JOIN_INTERVAL_MS);
+    };
+    pump();
+  }
   sendSubscribe(channel, entry) {
     entry.link = this.link;
     entry.reply = void 0;
@@ -530,6 +671,10 @@ var TenantcastClient = class {
       for (const waiter of entry.waiters.splice(0)) waiter.resolve(reply);
     }, (error) => {
       if (this.channelEntries.get(channel) !== entry || error.code === ClientErrorCode.CONNECTION_CLOSED) return;
+      if (error.code === ClientErrorCode.REQUEST_TIMEOUT) {
+        if (entry.link === this.live()) this.sendSubscribe(channel, entry);
+        return;
+      }
       this.channelEntries.delete(channel);
       this.positions.delete(channelStream(channel));
       const waiters = entry.waiters.splice(0);
@@ -545,10 +690,11 @@ var TenantcastClient = class {
     if (this.options.getToken === void 0 || token === void 0) return;
     const at = refreshAt(token, this.timers.now(), this.options.tokenRefreshMargin);
     if (at === void 0) return;
-    const delay = Math.min(Math.max(0, at - this.timers.now()), MAX_TIMER_MS);
+    const now = this.timers.now();
+    const delay = Math.min(Math.max(0, at - now, this.refreshedAt + MIN_REFRESH_INTERVAL_MS - now), MAX_TIMER_MS);
     this.refreshTimer = this.timers.setTimeout(() => {
       this.refreshTimer = void 0;
-      if (at > this.timers.now()) this.scheduleRefresh();
+      if (at > this.timers.now() || this.refreshedAt + MIN_REFRESH_INTERVAL_MS > this.timers.now()) this.scheduleRefresh();
       else void this.refresh();
     }, delay);
   }
@@ -559,6 +705,7 @@ var TenantcastClient = class {
    */
   async refresh() {
     const link = this.link;
+    this.refreshedAt = this.timers.now();
     let token;
     try {
       token = await this.options.getToken();
@@ -579,6 +726,7 @@ var TenantcastClient = class {
       return;
     }
     this.token = token;
+    link.token = token;
     this.scheduleRefresh();
   }
   // ---------------------------------------------------------------- handlers
@@ -588,12 +736,16 @@ var TenantcastClient = class {
   }
   /** Calls each handler; one that throws is reported as an `error` and the others still run. */
   call(name, handlers, args) {
+    const failed = (err) => {
+      if (name === "error") return;
+      this.emitError(new TenantcastError(ClientErrorCode.HANDLER_FAILED, `a "${name}" handler threw: ${err.message}`, void 0, { cause: err }));
+    };
     for (const handler of [...handlers]) {
       try {
-        handler(...args);
+        const result = handler(...args);
+        if (typeof result?.then === "function") result.then(void 0, failed);
       } catch (err) {
-        if (name === "error") continue;
-        this.emitError(new TenantcastError(ClientErrorCode.HANDLER_FAILED, `a "${name}" handler threw: ${err.message}`, void 0, { cause: err }));
+        failed(err);
       }
     }
   }

@@ -67,7 +67,9 @@ async function consoleRoutes (app: FastifyInstance, opts: ConfigOptions): Promis
     app.get('/dev/token', async (request, reply) => {
       // Loopback only, and never through a proxy (which would make every client look local):
       // an admin token for anyone who can reach the port is not a development convenience.
-      if (!isLoopback(request.socket.remoteAddress) || request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined) {
+      // The Host must name loopback too: a page on evil.example whose name was rebound to
+      // 127.0.0.1 reaches this port from the browser on loopback, but with its own Host.
+      if (!isLoopback(request.socket.remoteAddress) || !isLoopbackHost(request.headers.host) || request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined) {
         return await reply.callNotFound()
       }
       void reply.header('cache-control', 'no-store')
@@ -82,6 +84,15 @@ function isLoopback (address: string | undefined): boolean {
   if (address === undefined) return false
   const v4 = address.startsWith('::ffff:') ? address.slice(7) : address
   return v4.startsWith('127.') || address === '::1'
+}
+
+/** A Host header naming this machine: localhost (or a name under .localhost, RFC 6761), 127.0.0.0/8 or [::1], with any port. */
+function isLoopbackHost (host: string | undefined): boolean {
+  if (host === undefined) return false
+  const name = (host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '')).toLowerCase()
+  if (name === 'localhost' || name.endsWith('.localhost')) return true
+  if (name === '::1') return true
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name)
 }
 
 export default consoleRoutes

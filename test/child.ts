@@ -12,8 +12,9 @@ export class TsChild {
   readonly exited: Promise<number | null>
   private wake: Array<() => void> = []
 
-  constructor (entry: string, args: string[], env: Record<string, string | undefined>, options: { limitMs?: number } = {}) {
-    this.child = spawn(process.execPath, [...process.execArgv, entry, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  constructor (entry: string, args: string[], env: Record<string, string | undefined>, options: { limitMs?: number, stdin?: string } = {}) {
+    this.child = spawn(process.execPath, [...process.execArgv, entry, ...args], { env: { ...process.env, ...env }, stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] })
+    if (options.stdin !== undefined) this.child.stdin?.end(options.stdin)
     const notify = (): void => { for (const wake of this.wake.splice(0)) wake() }
     this.child.stdout?.on('data', (chunk: Buffer) => { this.stdout += String(chunk); notify() })
     this.child.stderr?.on('data', (chunk: Buffer) => { this.stderr += String(chunk); notify() })

@@ -1,26 +1,33 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import t from 'tap'
 import { connect, decodeTokenPayload } from '../client/index.js'
 import { reach } from './client/helpers.js'
 import { TsChild } from './child.js'
-import { build, freePort, post, postAlarm, SECRET, sign } from './helper.js'
+import { createStandalone } from '../app.js'
+import { build, Client, freePort, post, postAlarm, SECRET, sign } from './helper.js'
 
 type Tap = { teardown (fn: () => unknown): void }
 
 /** The CLI as users run it: bin/tenantcast.ts in a child process, its coverage counted. */
 class Cli extends TsChild {
-  constructor (args: string[], env: Record<string, string | undefined> = {}) {
-    super('bin/tenantcast.ts', args, { JWT_SECRET: undefined, TENANTCAST_TOKEN: undefined, TENANTCAST_URL: undefined, ...env })
+  constructor (args: string[], env: Record<string, string | undefined> = {}, stdin?: string) {
+    super('bin/tenantcast.ts', args, { JWT_SECRET: undefined, TENANTCAST_TOKEN: undefined, TENANTCAST_URL: undefined, ...env }, stdin === undefined ? {} : { stdin })
   }
 }
 
-function cli (t: Tap, args: string[], env: Record<string, string | undefined> = {}): Cli {
-  const run = new Cli(args, env)
+function cli (t: Tap, args: string[], env: Record<string, string | undefined> = {}, stdin?: string): Cli {
+  const run = new Cli(args, env, stdin)
   t.teardown(() => { if (run.child.exitCode === null) run.child.kill('SIGKILL') })
   return run
 }
 
-async function run (t: Tap, args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const process = cli(t, args, env)
+async function run (t: Tap, args: string[], env: Record<string, string | undefined> = {}, stdin?: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const process = cli(t, args, env, stdin)
   const code = await process.exited
   return { code, stdout: process.stdout, stderr: process.stderr }
 }
@@ -53,6 +60,10 @@ t.test('usage errors exit 2 and say what is wrong; --help exits 0 on every comma
     [['tail', '--token', 'Bearer eyJ'], {}, 2, /the token has characters no token can have/],
     [['alarm', '--token', 'x', '--message', 'm', '--camera', 'c', '--severity', 'apocalyptic'], {}, 2, /--severity must be one of/],
     [['alarm', '--token', 'x', '--camera', 'c', '--severity', 'low'], {}, 2, /--message is required/],
+    [['tail', '--token', 'x', '--token-file', '/nowhere'], {}, 2, /give one token source, not --token and --token-file/],
+    [['tail', '--token-file', '/nowhere/token'], {}, 2, /--token-file: cannot read \/nowhere\/token: ENOENT/],
+    [['tail', '--token-command', 'echo oops >&2; exit 7'], {}, 3, /--token-command failed \(exit 7\): oops/],
+    [['alarm', '--token-command', 'true', '--message', 'm', '--camera', 'c', '--severity', 'low'], {}, 3, /no token in the --token-command output/],
     [['launch'], {}, 2, /unknown command "launch"/],
     [[], {}, 2, /^tenantcast: command-line tools/]
   ]
@@ -139,4 +150,211 @@ t.test('alarm posts an alarm and prints where it was stored; auth, validation an
   const stored = await history.json() as { events: unknown[] }
   t.equal(stored.events.length, 1, 'exactly one alarm was stored')
   t.match(stored.events[0], { offset: 1, data: { message: 'Glass break', camera: 'Shop', severity: 'critical' } })
+})
+
+/** A private directory for token files, removed in teardown. */
+async function scratch (t: Tap): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tenantcast-cli-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  return dir
+}
+
+const nowSeconds = (): number => Math.floor(Date.now() / 1000)
+
+t.test('tail with --token-file outlives its first token: it reads the file again before the token expires and carries on', async (t) => {
+  const gw = await build(t)
+  const dir = await scratch(t)
+  const file = join(dir, 'token')
+  // Issued 20 s ago, expiring in 10 s: the refresh is due about 2.8 s before expiry, which
+  // leaves a loaded machine time to start the child.
+  const expiry = nowSeconds() + 10
+  await writeFile(file, sign({ iat: nowSeconds() - 20, exp: expiry }) + '\n')
+  const tail = cli(t, ['tail', '--url', gw.http, '--token-file', file, '--json'])
+  await tail.until(() => tail.stderr.includes('open as u1'))
+  await writeFile(file, sign({ exp: nowSeconds() + 600 }))
+  // Past the first token's expiry: a tail that kept it would have been closed with 4401 by now.
+  await new Promise((resolve) => setTimeout(resolve, expiry * 1000 + 1500 - Date.now()))
+  await postAlarm(gw, sign(), { message: 'after expiry' })
+  await tail.until(() => tail.lines().length === 1)
+  t.match(JSON.parse(tail.lines()[0] as string), { event: 'alarm:created', offset: 1, data: { message: 'after expiry' } })
+  t.notMatch(tail.stderr, /4401|closed/, 'the token was refreshed on the live connection')
+  tail.child.kill('SIGINT')
+  t.equal(await tail.exited, 0)
+})
+
+t.test('tail with --token-command runs the command again after a 4401 and reconnects with the new token, resuming without loss', async (t) => {
+  const gw = await build(t)
+  const dir = await scratch(t)
+  const calls = join(dir, 'calls')
+  // Issued 20 s ago and expiring in 6 s: the refresh (a tenth of the lifetime before exp) runs
+  // about 2.6 s before the server's 4401. The command prints the old token on its first two
+  // runs (start, refresh) and a new one from the third on, which only the 4401 can ask for.
+  await writeFile(join(dir, 'old'), sign({ iat: nowSeconds() - 20, exp: nowSeconds() + 6 }))
+  await writeFile(join(dir, 'new'), sign({ exp: nowSeconds() + 600 }))
+  const command = `cd '${dir}' && echo run >> calls && if [ "$(wc -l < calls)" -le 2 ]; then cat old; else cat new; fi`
+  const tail = cli(t, ['tail', '--url', gw.http, '--token-command', command, '--json'])
+  await tail.until(() => tail.stderr.includes('open as u1'))
+  await postAlarm(gw, sign(), { message: 'before' })
+  await tail.until(() => tail.lines().length === 1)
+  await tail.until(() => tail.stderr.includes('4401 TOKEN_EXPIRED'))
+  await tail.until(() => tail.stderr.split('open as u1').length === 3)
+  const runs = (await readFile(calls, 'utf8')).split('\n').filter((line) => line !== '').length
+  t.equal(runs, 3, `start, refresh (same token, kept), 4401 (new token): ${tail.stderr}`)
+  await postAlarm(gw, sign(), { message: 'after' })
+  await tail.until(() => tail.lines().length === 2)
+  t.same(tail.lines().map((line) => (JSON.parse(line) as { offset: number }).offset), [1, 2], 'each event once, in order')
+  tail.child.kill('SIGINT')
+  t.equal(await tail.exited, 0)
+})
+
+t.test('alarm reads its token from stdin with --token-file -, so it never appears in the process list', async (t) => {
+  const gw = await build(t)
+  const result = await run(t, ['alarm', '--url', gw.http, '--token-file', '-', '--message', 'from stdin', '--camera', 'c', '--severity', 'low'], {}, sign() + '\n')
+  t.equal(result.code, 0, result.stderr)
+  t.match(JSON.parse(result.stdout), { stream: 'tenant', offset: 1 })
+})
+
+/** A gateway on a given port, so that a test can stop it and start another in its place, as a deploy does. */
+async function gatewayOn (t: Tap, port: number, config: Record<string, unknown> = {}): Promise<{ close: () => Promise<void> }> {
+  const app = await createStandalone({ logStream: new Writable({ write (_chunk, _enc, done) { done() } }), config: { JWT_SECRET: SECRET, WS_SHUTDOWN_TIMEOUT: 1000, RECONNECT_JITTER_MS: 200, ...config } })
+  await app.listen({ port, host: '127.0.0.1' })
+  let closed = false
+  const close = async (): Promise<void> => {
+    if (closed) return
+    closed = true
+    await app.close()
+  }
+  t.teardown(close)
+  return { close }
+}
+
+t.test('tail retries an early 4029 and reports it as a limit, then rides out a restart of the gateway, instead of exiting 4', async (t) => {
+  const port = await freePort()
+  const first = await gatewayOn(t, port, { MAX_CONNECTIONS_PER_USER: 1 })
+  const holder = new Client(`ws://127.0.0.1:${port}/api/v1/events?token=${sign()}`)
+  await holder.next('authenticated')
+  const tail = cli(t, ['tail', '--url', `http://127.0.0.1:${port}`, '--token', sign()])
+  await tail.until(() => /refused by a limit \(4029 USER_CONNECTION_LIMIT\); reconnecting in \d+ ms/.test(tail.stderr))
+  t.notMatch(tail.stderr, /cannot connect|open as/)
+  // The deploy: the old gateway goes (the holder with it), nothing listens for a while, a new one comes.
+  await first.close()
+  await tail.until(() => /connection lost \(1006\); reconnecting/.test(tail.stderr))
+  await gatewayOn(t, port)
+  await tail.until(() => tail.stderr.includes('open as u1'))
+  t.notMatch(tail.stderr, /cannot connect/)
+  tail.child.kill('SIGINT')
+  t.equal(await tail.exited, 0)
+})
+
+t.test('a refused --channel ends tail with exit 1, and with --allow-missing it goes on without it', async (t) => {
+  const gw = await build(t)
+  const refused = await run(t, ['tail', '--url', gw.http, '--token', sign(), '--channel', 'ops', '--channel', 'not a name'])
+  t.equal(refused.code, 1, refused.stderr)
+  t.match(refused.stderr, /cannot join channel not a name: INVALID_CHANNEL/)
+  const forbidden = await run(t, ['tail', '--url', gw.http, '--token', sign({ channels: ['ops'] }), '--channel', 'finance'])
+  t.equal(forbidden.code, 3, forbidden.stderr)
+  t.match(forbidden.stderr, /cannot join channel finance: CHANNEL_FORBIDDEN/)
+  const tail = cli(t, ['tail', '--url', gw.http, '--token', sign(), '--channel', 'not a name', '--channel', 'ops', '--allow-missing'])
+  await tail.until(() => tail.stderr.includes('channel not a name refused (INVALID_CHANNEL'))
+  for (let i = 0; i < 500 && await gw.app.realtime.channelConnectionCount('t1', 'ops') === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  await gw.app.realtime.sendToChannel('t1', 'ops', 'door:opened', { door: 1 })
+  await tail.until(() => tail.lines().length === 1)
+  t.match(tail.lines()[0], /channel:ops#1 door:opened/)
+  tail.child.kill('SIGINT')
+  t.equal(await tail.exited, 0)
+})
+
+/**
+ * A real HTTP front (as a load balancer during a deploy) before a gateway: it answers the first
+ * `refusals` requests with 503 and the given Retry-After, and passes the rest through.
+ */
+async function front (t: Tap, gateway: string, refusals: number, retryAfter: string | undefined): Promise<{ url: string, requests: () => number, keys: Array<string | undefined> }> {
+  let requests = 0
+  const keys: Array<string | undefined> = []
+  const server = createServer((req, res) => {
+    requests++
+    keys.push(req.headers['idempotency-key'] as string | undefined)
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => {
+      if (requests <= refusals) {
+        res.writeHead(503, { 'content-type': 'application/json', ...(retryAfter === undefined ? {} : { 'retry-after': retryAfter }) })
+        res.end(JSON.stringify({ statusCode: 503, code: 'BROKER_UNAVAILABLE', message: 'try again' }))
+        return
+      }
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => name !== 'host' && name !== 'content-length')) as Record<string, string>
+      fetch(`${gateway}${req.url ?? '/'}`, { method: req.method, headers, body: Buffer.concat(chunks) }).then(async (answer) => {
+        res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' })
+        res.end(await answer.text())
+      }, () => { res.destroy() })
+    })
+  })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  t.teardown(async () => { await new Promise((resolve) => { server.close(resolve) }) })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests: () => requests, keys }
+}
+
+const ALARM = ['alarm', '--message', 'Glass break', '--camera', 'Shop', '--severity', 'critical']
+
+async function storedAlarms (gw: { http: string }): Promise<number> {
+  const history = await fetch(`${gw.http}/api/v1/events/history`, { headers: { authorization: `Bearer ${sign()}` } })
+  return ((await history.json()) as { events: unknown[] }).events.length
+}
+
+t.test('alarm waits out a 503\'s Retry-After and retries with the same idempotency key, storing the alarm once', async (t) => {
+  const gw = await build(t)
+  const lb = await front(t, gw.http, 2, '1')
+  const started = Date.now()
+  const result = await run(t, [...ALARM, '--url', lb.url, '--token', sign()])
+  t.equal(result.code, 0, result.stderr)
+  t.match(JSON.parse(result.stdout), { stream: 'tenant', offset: 1 })
+  t.equal(lb.requests(), 3, 'two refusals, then the one that went through')
+  t.ok(Date.now() - started >= 2000, 'each Retry-After of 1 s was waited out')
+  t.equal(result.stderr.match(/503 BROKER_UNAVAILABLE: try again; retrying in 1 s \(retry \d of 3\)/g)?.length, 2)
+  t.equal(new Set(lb.keys).size, 1, 'every attempt carries the same key')
+  t.match(lb.keys[0], /^[0-9a-f-]{36}$/, 'one made up for the command')
+  t.equal(await storedAlarms(gw), 1)
+})
+
+t.test('alarm retries a 503 only --retries times, then exits 1 having sent exactly that many more requests', async (t) => {
+  const gw = await build(t)
+  const lb = await front(t, gw.http, 100, '0')
+  const result = await run(t, [...ALARM, '--url', lb.url, '--token', sign(), '--retries', '2', '--idempotency-key', 'mine'])
+  t.equal(result.code, 1, result.stderr)
+  t.equal(lb.requests(), 3)
+  t.same(lb.keys, ['mine', 'mine', 'mine'])
+  t.match(result.stderr, /gave up after 2 retries/)
+  t.equal(await storedAlarms(gw), 0)
+})
+
+t.test('alarm reports a 429 whose Retry-After is longer than it waits, at once and as a limit', async (t) => {
+  const gw = await build(t, { REST_RATE_LIMIT_PER_PRINCIPAL: 1 })
+  const first = await run(t, [...ALARM, '--url', gw.http, '--token', sign()])
+  t.equal(first.code, 0, first.stderr)
+  const started = Date.now()
+  const limited = await run(t, [...ALARM, '--url', gw.http, '--token', sign()])
+  t.equal(limited.code, 1)
+  t.match(limited.stderr, /429 RATE_LIMITED: .*; the gateway asks to retry in \d+ s, longer than the 30 s tenantcast waits/)
+  t.ok(Date.now() - started < 20_000, 'not waited out')
+  t.equal(await storedAlarms(gw), 1)
+})
+
+t.test('alarm gives up on a gateway that accepts the connection but never answers, after --timeout, with exit 4', async (t) => {
+  const sockets: Socket[] = []
+  let requests = 0
+  const silent = createNetServer((socket) => {
+    sockets.push(socket)
+    socket.on('data', (chunk: Buffer) => { if (/^POST /.test(String(chunk))) requests++ })
+  })
+  await new Promise<void>((resolve) => { silent.listen(0, '127.0.0.1', resolve) })
+  t.teardown(async () => {
+    for (const socket of sockets) socket.destroy()
+    await new Promise((resolve) => { silent.close(resolve) })
+  })
+  const started = Date.now()
+  const result = await run(t, [...ALARM, '--url', `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, '--token', sign(), '--timeout', '1s'])
+  t.equal(result.code, 4, result.stderr)
+  t.match(result.stderr, /no answer from http:\/\/127\.0\.0\.1:\d+\/api\/v1\/alarms within 1 s \(--timeout\)/)
+  t.ok(Date.now() - started < 20_000, 'bounded by the timeout, not by the child\'s limit')
+  t.equal(requests, 1, 'one request, not retried')
 })

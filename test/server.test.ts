@@ -87,3 +87,17 @@ t.test('in development with the operator\'s own JWT_SECRET the banner prints no 
   t.notMatch(gw.child.stdout, /Token for tenant/)
   t.notMatch(gw.child.stdout, /eyJ/)
 })
+
+t.test('in development with TENANT_CLAIM renamed, the banner\'s token carries that claim and the gateway accepts it', async (t) => {
+  const gw = await server(t, { NODE_ENV: 'development', JWT_SECRET: undefined, TENANT_CLAIM: 'companyId', LOG_LEVEL: 'info' })
+  await gw.child.until(() => gw.child.stdout.includes('Post an alarm:'))
+  const token = /Token for tenant "demo" \(user "dev", valid 1 h\):\n {2}(\S+)/.exec(gw.child.stdout)?.[1] as string
+  const claims = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>
+  t.equal(claims.companyId, 'demo')
+  t.equal(claims.tenantId, undefined, 'the default claim name is not used')
+  const socket = new Client(`${gw.ws}?token=${token}`)
+  t.match(await socket.next('authenticated'), { tenantId: 'demo', userId: 'dev' })
+  socket.close()
+  gw.child.child.kill('SIGTERM')
+  t.equal(await gw.child.exited, 0)
+})

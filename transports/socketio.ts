@@ -34,12 +34,24 @@ function positionOf (event: StoredEvent): Record<string, unknown> {
 }
 
 /**
- * Whether a close is meant to be final: a revoked token or a forbidden principal. Only those
+ * Whether a close is meant to be final: a revoked token, a forbidden principal, or a frame too
+ * large (the client would send it again, as the SDK knows and does not reconnect). Only those
  * go out as Socket.IO's DISCONNECT packet, after which socket.io-client never reconnects (its
  * reason is `io server disconnect`). Every other close is one the client should retry.
  */
 export function isFinalClose (code: number, reason: string): boolean {
-  return code === CloseCode.FORBIDDEN || (code === CloseCode.UNAUTHORIZED && reason === AuthReason.TOKEN_REVOKED)
+  return code === CloseCode.FORBIDDEN || code === CloseCode.TOO_LARGE || (code === CloseCode.UNAUTHORIZED && reason === AuthReason.TOKEN_REVOKED)
+}
+
+/**
+ * How long, in ms, a rate-limited socket's transport stays open (and silent) before it is
+ * closed: a random time in [2500, 5000), the SDK's own delay after a 4029 with its default
+ * policy. socket.io-client starts its backoff again from its first delay (about 1 s) after every
+ * close of a connection that had opened, so without this a limit that still holds (a user at
+ * its connection cap) would be met again every second, for ever.
+ */
+export function rateLimitCooldownMs (random: () => number = Math.random): number {
+  return Math.floor(2500 + random() * 2500)
 }
 
 /** engine.io's side of a socket, as far as we read it: its write queue and its events. */
@@ -138,22 +150,36 @@ export function connectionOf (socket: Socket): Connection {
         socket.disconnect(true)
         return
       }
-      // The transport, not the namespace: socket.io-client then reports `transport close` and
-      // reconnects with its own backoff, where a DISCONNECT packet would strand it. engine.io
-      // sends what it queued (the `tenantcast:close` above) before it closes, except for a
-      // slow consumer, whose queue is what made it slow: that one is dropped with the socket.
-      conn.close(code === CloseCode.SLOW_CONSUMER)
-      // A graceful close waits for the queue to drain, which a client that stopped reading never
-      // does; without this its socket would linger until the ping timeout, after the hub let go.
-      const force = setTimeout(() => { conn.close(true) }, CLOSE_GRACE_MS)
-      force.unref()
-      conn.once('close', () => { clearTimeout(force) })
+      if (code === CloseCode.RATE_LIMITED) {
+        // The session has ended, so nothing more is read or sent; the client only waits.
+        socket.offAny()
+        const cooldown = setTimeout(() => { closeTransport(conn, code) }, rateLimitCooldownMs())
+        cooldown.unref()
+        conn.once('close', () => { clearTimeout(cooldown) })
+        return
+      }
+      closeTransport(conn, code)
     },
     get bufferedAmount () {
       // engine.io's queue (both transports) plus what the websocket transport handed to ws.
       return queued() + (conn.transport.socket?.bufferedAmount ?? 0)
     }
   }
+}
+
+/**
+ * Closes the transport, not the namespace: socket.io-client then reports `transport close` and
+ * reconnects with its own backoff, where a DISCONNECT packet would strand it. engine.io sends
+ * what it queued (the `tenantcast:close`) before it closes, except for a slow consumer, whose
+ * queue is what made it slow: that one is dropped with the socket.
+ */
+function closeTransport (conn: EngineSocket, code: number): void {
+  conn.close(code === CloseCode.SLOW_CONSUMER)
+  // A graceful close waits for the queue to drain, which a client that stopped reading never
+  // does; without this its socket would linger until the ping timeout, after the hub let go.
+  const force = setTimeout(() => { conn.close(true) }, CLOSE_GRACE_MS)
+  force.unref()
+  conn.once('close', () => { clearTimeout(force) })
 }
 
 /** What a socket's `data` holds for us: the close code the server chose, until `disconnect` reports it. */

@@ -157,23 +157,6 @@ t.test('after 4401 a new token from getToken reconnects', async (t) => {
   t.same(log.states, ['reconnecting', 'open'])
 })
 
-t.test('after 4401 a getToken that throws stops the client and reports why', async (t) => {
-  const gw = await build(t)
-  let calls = 0
-  const client = open(t, {
-    url: gw.ws,
-    getToken: () => {
-      if (calls++ === 0) return sign({ exp: Math.floor(Date.now() / 1000) - 60 })
-      throw new Error('identity provider down')
-    }
-  })
-  const errors: string[] = []
-  client.on('error', (error) => { errors.push(`${error.code}: ${error.message}`) })
-  const [info] = await next(client, 'close')
-  t.match(info, { code: 4401, willReconnect: false })
-  t.same(errors, ['TOKEN_UNAVAILABLE: getToken failed: identity provider down'])
-})
-
 t.test('after 4403 REVOKED from the kill switch the client stops, even with a getToken that would give a new token', async (t) => {
   const gw = await build(t)
   const clock = new FakeClock()

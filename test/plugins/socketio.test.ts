@@ -1,6 +1,10 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Server } from 'socket.io'
 import { io, type Socket } from 'socket.io-client'
 import WebSocket from 'ws'
 import t from 'tap'
+import { connectionOf } from '../../transports/socketio.js'
 import { build, connect, drain, events, post, postAlarm, quietly, sign, type Gateway } from '../helper.js'
 
 type Auth = Record<string, unknown> | ((cb: (data: Record<string, unknown>) => void) => void)
@@ -235,6 +239,51 @@ t.test('a retryable server close (4029) closes the transport: the client sees `t
   first.close()
   t.match(await joined, { success: true, connectionCount: 1 })
   t.same(reasons.slice(0, 1), ['transport close'], 'socket.io-client saw a transport close, not `io server disconnect`')
+})
+
+t.test('a client refused with 4029 again and again is met at most once per cooldown (2.5-5 s), not at its own 0.1-0.5 s reconnect delay', { timeout: 20000 }, async (t) => {
+  const gw = await build(t, { SOCKETIO_ENABLED: true, MAX_CONNECTIONS_PER_USER: 1 })
+  const first = ioClient(gw, { token: sign() })
+  t.teardown(() => { first.close() })
+  await once(first, 'join:company')
+  const second = ioClient(gw, { token: sign(), reconnection: true })
+  t.teardown(() => { second.close() })
+  const refusals: number[] = []
+  const disconnectedAt: number[] = []
+  second.on('tenantcast:close', (close: { code: number }) => { if (close.code === 4029) refusals.push(Date.now()) })
+  second.on('disconnect', () => { disconnectedAt.push(Date.now()) })
+  for (let i = 0; i < 800 && refusals.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(refusals.length, 2, 'refused twice while the cap held')
+  const [one, two] = refusals as [number, number]
+  t.ok(two - one >= 2500, `the second refusal came ${two - one} ms after the first`)
+  t.ok((disconnectedAt[0] as number) - one >= 2400, `the transport closed ${(disconnectedAt[0] as number) - one} ms after the refusal, after the cooldown`)
+  t.equal(await gw.app.realtime.connectionCount('t1'), 1, 'a cooling-down socket does not count against the cap')
+  const joined = once(second, 'join:company')
+  first.close()
+  t.match(await joined, { success: true, connectionCount: 1 }, 'and it still comes back once the limit is lifted')
+})
+
+t.test('a 1009 (frame too large) is final: the DISCONNECT packet, and the client does not come back to send it again', { timeout: 15000 }, async (t) => {
+  // The transport adapter on a Socket.IO server of its own: the session's only 1009 (a frame
+  // too large before auth) is a race on a gateway, whereas the adapter's answer to it is not.
+  const http = createServer()
+  const server = new Server(http, { path: '/socket.io/' })
+  let handshakes = 0
+  server.on('connection', (socket) => {
+    handshakes++
+    connectionOf(socket).close(1009, 'PRE_AUTH_FRAME_TOO_LARGE')
+  })
+  await new Promise<void>((resolve) => { http.listen(0, '127.0.0.1', resolve) })
+  t.teardown(async () => { await new Promise((resolve) => { server.close(() => { resolve(undefined) }) }) })
+  const socket = io(`http://127.0.0.1:${(http.address() as AddressInfo).port}`, { path: '/socket.io/', transports: ['websocket'], reconnectionDelay: 100, reconnectionDelayMax: 500 })
+  t.teardown(() => { socket.close() })
+  const reasons = disconnects(socket)
+  t.match(await once(socket, 'tenantcast:close'), { code: 1009, reason: 'PRE_AUTH_FRAME_TOO_LARGE' })
+  // A reconnect would have been under way after 100-500 ms (reconnectionDelay).
+  await new Promise((resolve) => setTimeout(resolve, 900))
+  t.equal(socket.active, false, 'socket.io-client does not reconnect after a DISCONNECT packet')
+  t.same(reasons, ['io server disconnect'])
+  t.equal(handshakes, 1)
 })
 
 t.test('a token that expires closes the transport with 4401 TOKEN_EXPIRED, and the auth callback brings a fresh token on the reconnect', { timeout: 15000 }, async (t) => {

@@ -1,4 +1,5 @@
 import Fastify from 'fastify'
+import { request as httpRequest } from 'node:http'
 import t from 'tap'
 import tenantcast from '../../app.js'
 import { connect, decodeTokenPayload } from '../../client/index.js'
@@ -93,4 +94,31 @@ t.test('/dev/token answers 404 to a client that is not on loopback, or that came
   const proxied = await fetch(`${gw.http}/dev/token`, { headers: { 'x-forwarded-for': '203.0.113.7' } })
   t.equal(proxied.status, 404)
   t.equal((await fetch(`${gw.http}/dev/token`)).status, 200, 'a loopback client still gets its token')
+})
+
+t.test('/dev/token answers 404 to a request whose Host is not loopback (DNS rebinding), and serves localhost and 127.0.0.1 hosts', async (t) => {
+  const gw = await build(t, { JWT_SECRET: undefined, NODE_ENV: 'development' })
+  const port = new URL(gw.http).port
+  const statusFor = async (host: string): Promise<number> => await new Promise((resolve, reject) => {
+    // fetch() sets Host itself; a rebinding page's request carries the attacker's name instead.
+    const request = httpRequest({ host: '127.0.0.1', port, path: '/dev/token', headers: { host } }, (response) => {
+      response.resume()
+      resolve(response.statusCode ?? 0)
+    })
+    request.on('error', reject)
+    request.end()
+  })
+  const hosts = [`evil.example:${port}`, 'evil.example', `127.0.0.1.nip.io:${port}`, `localhost.evil.example:${port}`, `localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'localhost', `app.localhost:${port}`]
+  const statuses = await Promise.all(hosts.map(statusFor))
+  t.same(statuses, [404, 404, 404, 404, 200, 200, 200, 200, 200], hosts.join(', '))
+})
+
+t.test('/dev/token with TENANT_CLAIM renamed writes that claim, and the token connects', async (t) => {
+  const gw = await build(t, { JWT_SECRET: undefined, NODE_ENV: 'development', TENANT_CLAIM: 'companyId' })
+  const body = await (await fetch(`${gw.http}/dev/token`)).json() as { token: string }
+  t.match(decodeTokenPayload(body.token), { sub: 'dev', companyId: 'demo' })
+  const client = connect({ url: gw.ws, token: body.token })
+  t.teardown(() => { client.close() })
+  await reach(client, 'open')
+  t.match(client.session, { tenantId: 'demo', userId: 'dev' })
 })

@@ -1,0 +1,68 @@
+import t from 'tap'
+import { connect, type ConnectOptions, type TenantcastClient } from '../../client/index.js'
+import { build, sign } from '../helper.js'
+import { eventually, next, reach, tick } from './helpers.js'
+
+type Tap = { teardown (fn: () => unknown): void }
+
+function open (t: Tap, options: ConnectOptions): TenantcastClient {
+  const client = connect(options)
+  t.teardown(() => { client.close() })
+  return client
+}
+
+/** A gateway whose frame limiter lets one frame a second through and never closes for flooding. */
+const STINGY = { CLIENT_FRAME_RATE: 1, CLIENT_FRAME_BURST: 1, CLIENT_FRAME_STRIKES: 1000, CLIENT_PUBLISH: 'ops' }
+
+/** Settles within `ms`, or says it hung. */
+async function within<T> (promise: Promise<T>, ms: number): Promise<T | 'hung'> {
+  return await Promise.race([promise, new Promise<'hung'>((resolve) => setTimeout(() => { resolve('hung') }, ms))])
+}
+
+t.test('a publish the rate limiter dropped rejects with REQUEST_TIMEOUT after requestTimeout instead of hanging', async (t) => {
+  const gw = await build(t, STINGY)
+  const client = open(t, { url: gw.ws, token: sign(), requestTimeout: 300 })
+  client.on('error', () => {})
+  await reach(client, 'open')
+  const [first, second] = [
+    client.publish('ops', 'note', { n: 1 }).then(() => 'answered', (err: { code: string }) => err.code),
+    client.publish('ops', 'note', { n: 2 }).then(() => 'answered', (err: { code: string }) => err.code)
+  ]
+  t.equal(await within(first, 3000), 'NOT_SUBSCRIBED', 'the first frame got through and was answered')
+  t.equal(await within(second, 3000), 'REQUEST_TIMEOUT', 'the dropped one timed out')
+})
+
+t.test('a request takes its own timeout and an AbortSignal, and the client carries on after both', async (t) => {
+  const gw = await build(t, STINGY)
+  const client = open(t, { url: gw.ws, token: sign(), requestTimeout: 0 })
+  client.on('error', () => {})
+  await reach(client, 'open')
+  await tick(1100) // a fresh token in the bucket
+  const controller = new AbortController()
+  const aborted = client.request({ type: 'ping' }, { signal: controller.signal }).then(() => 'answered', (err: { code: string }) => err.code)
+  controller.abort()
+  t.equal(await within(aborted, 3000), 'REQUEST_ABORTED')
+  await t.rejects(client.request({ type: 'ping' }, { signal: controller.signal }), { code: 'REQUEST_ABORTED' }, 'an aborted signal refuses at once')
+  await tick(1100)
+  const timedOut = client.request({ type: 'ping' }, { timeout: 1 }).then(() => 'answered', (err: { code: string }) => err.code)
+  t.equal(await within(timedOut, 3000), 'REQUEST_TIMEOUT', 'its own 1 ms, although requestTimeout is 0')
+  await tick(1100)
+  t.match(await client.request({ type: 'ping' }), { type: 'pong' }, 'the client carries on')
+})
+
+t.test('channel joins the rate limiter dropped are sent again after their timeout, until every channel is joined', async (t) => {
+  const gw = await build(t, { CLIENT_FRAME_RATE: 3, CLIENT_FRAME_BURST: 3, CLIENT_FRAME_STRIKES: 1000 })
+  const channels = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8']
+  const client = open(t, { url: gw.ws, token: sign(), channels, requestTimeout: 400 })
+  const errors: string[] = []
+  client.on('error', (error) => { errors.push(error.code) })
+  await reach(client, 'open')
+  const joined = async (): Promise<number> => (await Promise.all(channels.map(async (c) => await gw.app.realtime.channelConnectionCount('t1', c)))).filter((n) => n === 1).length
+  let count = 0
+  for (let i = 0; i < 100 && (count = await joined()) < channels.length; i++) await tick(100)
+  t.equal(count, channels.length, 'every channel joined on the same connection')
+  t.equal(client.state, 'open')
+  t.same(client.channels, channels, 'and none was dropped as refused')
+  t.ok(errors.every((code) => code === 'RATE_LIMITED'), `only the limiter's notices were reported (${errors.join(', ')})`)
+  t.ok(await eventually(() => errors.length >= 1), 'the limiter did drop some')
+})

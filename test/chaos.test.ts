@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { connect as sdk, type TenantcastClient } from '../client/index.js'
 import { TcpProxy } from './client/helpers.js'
@@ -118,6 +119,18 @@ t.test(`every acknowledged event reaches every entitled SDK client once, in orde
     return true
   }
 
+  // CLIENT KILL TYPE pubsub, narrowed to one instance's subscriber: other users of this Redis
+  // (other test files) keep their connections.
+  const admin = new Redis(REDIS_URL)
+  t.teardown(() => { admin.disconnect() })
+  const killPubSub = async (proxy: TcpProxy): Promise<number> => {
+    const ports = proxy.upstreamPorts()
+    const list = String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'))
+    const ids = list.split('\n').filter((line) => ports.has(Number(/ addr=[^ ]*:(\d+) /.exec(` ${line}`)?.[1]))).map((line) => /(?:^| )id=(\d+)/.exec(line)?.[1]).filter((id): id is string => id !== undefined)
+    for (const id of ids) await admin.call('CLIENT', 'KILL', 'ID', id)
+    return ids.length
+  }
+
   // Faults at seeded moments, while the publishers run.
   const faults: string[] = []
   let chaosOn = true
@@ -127,8 +140,11 @@ t.test(`every acknowledged event reaches every entitled SDK client once, in orde
       await new Promise((resolve) => setTimeout(resolve, 500 + random() * 1500))
       if (!chaosOn) break
       const roll = random()
-      if (roll < 0.5) {
-        const which = random() < 0.5 ? 'A' : 'B'
+      const which = random() < 0.5 ? 'A' : 'B'
+      if (roll < 0.3) {
+        const killed = await killPubSub(which === 'A' ? redisA : redisB)
+        faults.push(`pub/sub of ${which} killed (${killed})`)
+      } else if (roll < 0.5) {
         ;(which === 'A' ? redisA : redisB).cut()
         faults.push(`redis connections of ${which} dropped`)
       } else if (roll < 0.7 && kills < 2) {
@@ -151,7 +167,7 @@ t.test(`every acknowledged event reaches every entitled SDK client once, in orde
   chaosOn = false
   await chaos
   t.ok(total() >= TARGET, `${total()} events acknowledged out of ${attempts} attempts in ${Date.now() - started} ms; faults: ${faults.join(', ')}`)
-  t.ok(faults.some((f) => f.includes('dropped')) && faults.includes('A SIGKILLed'), 'the run dropped pub/sub and killed an instance')
+  t.ok(faults.some((f) => f.startsWith('pub/sub') || f.includes('dropped')) && faults.includes('A SIGKILLed'), 'the run dropped pub/sub and killed an instance')
 
   // Settle: no more faults; one more event per stream shows any loss at a stream's end as a jump.
   dropping = false

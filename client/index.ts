@@ -10,7 +10,7 @@ export { decodeTokenPayload, refreshAt, tokenTimes } from './token.js'
 export { ClientErrorCode, TenantcastError } from './types.js'
 export type {
   AuthenticatedFrame, CatalogueEventFrame, CatalogueHandler, ClientMessage, CloseInfo, ConnectedFrame,
-  ConnectionState, ErrorFrame, EventCatalogue, EventFrame, EventName, Gap, LifecycleEventName,
+  ConnectionState, ErrorFrame, EventCatalogue, EventFrame, EventName, Gap, Healed, LifecycleEventName,
   LifecycleEvents, Position, PresenceFrame, PublishedFrame, RecoveredFrame, Replies, Request,
   RequestId, ServerFrame, SubscribedFrame, UnsubscribedFrame
 } from './types.js'

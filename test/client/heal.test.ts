@@ -1,6 +1,6 @@
 import t from 'tap'
 import { connect, type EventFrame, type TenantcastClient } from '../../client/index.js'
-import type { Gap, Healed } from '../../client/types.js'
+import type { Gap, Healed } from '../../client/index.js'
 import { build, FrameDroppingProxy, post, prng, sign, type Frame } from '../helper.js'
 import { eventually, next, reach, scriptedServer } from './helpers.js'
 

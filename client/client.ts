@@ -4,7 +4,7 @@ import { browserWakeSources, onWake, type WakeSources } from './wake.js'
 import {
   ClientErrorCode, TenantcastError,
   type AuthenticatedFrame, type CatalogueHandler, type CloseInfo, type ConnectionState, type ErrorFrame,
-  type EventCatalogue, type EventFrame, type EventName, type LifecycleEventName, type LifecycleEvents,
+  type EventCatalogue, type EventFrame, type EventName, type LifecycleEventName, type LifecycleEvents, type Healed,
   type Position, type PublishedFrame, type RecoveredFrame, type Replies, type Request, type ServerFrame,
   type ServerErrorCode, type SubscribedFrame
 } from './types.js'
@@ -106,6 +106,11 @@ export interface ConnectOptions {
    * A channel join that times out is sent again on the same connection.
    */
   requestTimeout?: number
+  /**
+   * Most events held for one stream while a jump in its offsets is healed. Past it the client
+   * reconnects instead, resuming from its last position. Default 5000.
+   */
+  maxHeldEvents?: number
 }
 
 /** Per request: its own timeout (ms, instead of `requestTimeout`) and a signal that abandons it. */
@@ -144,9 +149,28 @@ interface ChannelEntry {
   waiters: Array<Waiter<SubscribedFrame>>
 }
 
+/**
+ * A heal in progress on one stream: the offsets after the last delivered one are missing, and
+ * the events that arrived above them wait here until `resume` brings the missing ones.
+ */
+interface Heal {
+  /** Events above the missing ones, by offset. */
+  held: Map<number, EventFrame>
+  /** The missing offsets, first and last, as `healed` reports them. */
+  from: number
+  to: number
+  /** The id of the `resume` in flight for it, if any. */
+  ref?: string
+  /** Resumes sent since the last delivered event: a server that cannot fill the hole is left. */
+  tries: number
+}
+
+/** Resumes in a row that fill nothing, after which the client reconnects instead. */
+const MAX_HEAL_TRIES = 3
+
 type AnyHandler = (...args: any[]) => void
 
-const LIFECYCLE: ReadonlySet<string> = new Set<LifecycleEventName>(['state', 'authenticated', 'event', 'recovered', 'gap', 'presence', 'close', 'error', 'frame'])
+const LIFECYCLE: ReadonlySet<string> = new Set<LifecycleEventName>(['state', 'authenticated', 'event', 'recovered', 'gap', 'healed', 'presence', 'close', 'error', 'frame'])
 
 /** Codes after which reconnecting cannot help: a normal close, a policy or protocol problem, a forbidden principal. */
 const STOP_CODES: ReadonlySet<number> = new Set([1000, 1002, 1003, 1007, 1008, 1009, 1010])
@@ -169,6 +193,10 @@ function channelStream (channel: string): string {
   return `channel:${channel}`
 }
 
+function channelOf (stream: string): string | undefined {
+  return stream.startsWith('channel:') ? stream.slice('channel:'.length) : undefined
+}
+
 /**
  * A tenantcast connection that stays connected: it reconnects with backoff, resumes every
  * stream from the last position it saw, rejoins its channels, refreshes its token before it
@@ -189,7 +217,10 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
   /** When the last refresh began (the timers' clock). */
   private refreshedAt = -Infinity
   private sessionInfo: SessionInfo | undefined
+  /** Per stream, the last position delivered to the handlers: they saw every offset up to it. */
   private readonly positions = new Map<string, Position>()
+  private readonly heals = new Map<string, Heal>()
+  private readonly maxHeld: number
   private readonly channelEntries = new Map<string, ChannelEntry>()
   private readonly pending = new Map<string, Waiter<ServerFrame>>()
   private readonly lifecycleHandlers = new Map<string, Set<AnyHandler>>()
@@ -211,6 +242,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     this.timers = options.timers ?? systemTimers
     this.random = options.random ?? Math.random
     this.heartbeatInterval = options.heartbeatInterval ?? 30_000
+    this.maxHeld = options.maxHeldEvents ?? 5000
     if (options.since !== undefined) this.positions.set(TENANT_STREAM, parsePosition(options.since))
     for (const channel of options.channels ?? []) this.channelEntries.set(channel, { waiters: [] })
     this.unwatchWake = options.wake === false ? () => {} : onWake(options.wake ?? browserWakeSources(), () => { this.woke() })
@@ -226,7 +258,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
   /** The channels this client is in, or will rejoin on reconnect. */
   get channels (): string[] { return [...this.channelEntries.keys()] }
 
-  /** The last position seen on a stream (`tenant` by default, or `channel:<name>`), as `<epoch>:<offset>`. */
+  /** The last position delivered on a stream (`tenant` by default, `user:<id>` or `channel:<name>`), as `<epoch>:<offset>`. */
   position (stream: string = TENANT_STREAM): string | undefined {
     const position = this.positions.get(stream)
     return position === undefined ? undefined : formatPosition(position)
@@ -285,6 +317,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     if (entry === undefined) return
     this.channelEntries.delete(channel)
     this.positions.delete(channelStream(channel))
+    this.heals.delete(channelStream(channel))
     for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError('NOT_SUBSCRIBED', `unsubscribed from ${channel} before the subscription completed`))
     if (this.live() !== undefined && entry.link === this.link) await this.request({ type: 'unsubscribe', channel })
   }
@@ -306,13 +339,19 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
    * A reply that comes after a timeout or an abort is ignored.
    */
   async request<T extends Request>(frame: T, options: RequestOptions = {}): Promise<Replies[T['type']]> {
+    return await this.send(frame, options).reply
+  }
+
+  /** `request`, with the id it was sent with. */
+  private send<T extends Request>(frame: T, options: RequestOptions = {}): { id: string, reply: Promise<Replies[T['type']]> } {
     const link = this.live()
     const socket = link?.socket
     if (link === undefined || socket === undefined) {
-      throw new TenantcastError(ClientErrorCode.NOT_CONNECTED, `cannot send "${frame.type}": the client is ${this.currentState}`)
+      const error = new TenantcastError(ClientErrorCode.NOT_CONNECTED, `cannot send "${frame.type}": the client is ${this.currentState}`)
+      return { id: '', reply: Promise.reject(error) }
     }
     const signal = options.signal
-    if (signal?.aborted === true) throw new TenantcastError(ClientErrorCode.REQUEST_ABORTED, `"${frame.type}" was aborted before it was sent`)
+    if (signal?.aborted === true) return { id: '', reply: Promise.reject(new TenantcastError(ClientErrorCode.REQUEST_ABORTED, `"${frame.type}" was aborted before it was sent`)) }
     const id = `r${this.nextId++}`
     const timeout = options.timeout ?? this.options.requestTimeout ?? 10_000
     let timer: unknown
@@ -341,7 +380,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
       signal?.addEventListener('abort', onAbort)
     })
     socket.send(JSON.stringify({ ...frame, id }))
-    return await reply as Replies[T['type']]
+    return { id, reply: reply as Promise<Replies[T['type']]> }
   }
 
   /**
@@ -459,11 +498,15 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     return at !== undefined && at <= this.timers.now()
   }
 
-  /** The socket URL, with the tenant stream's position as `since` so the server replays what was missed. */
+  /**
+   * The socket URL, with one `since.<stream>` per stream attached at auth (tenant, user) that
+   * has a position, so the server replays what was missed. Channels resume on subscribe.
+   */
   private socketUrl (): string {
     const url = new URL(this.url)
-    const since = this.positions.get(TENANT_STREAM)
-    if (since !== undefined) url.searchParams.set('since', formatPosition(since))
+    for (const [stream, position] of this.positions) {
+      if (channelOf(stream) === undefined) url.searchParams.set(`since.${stream}`, formatPosition(position))
+    }
     return url.toString()
   }
 
@@ -513,6 +556,9 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     link.done = true
     this.timers.clearTimeout(link.heartbeat)
     this.timers.clearTimeout(this.refreshTimer)
+    // The next socket resumes every stream from its last delivered position: what was held
+    // above a jump comes again.
+    this.heals.clear()
     this.rejectPending(`the connection closed (${code}${reason === '' ? '' : ` ${reason}`})`)
     // Only a connection that stayed up counts as a success; one cut right after auth is a failed attempt.
     if (link.authenticatedAt !== undefined && this.policy !== undefined && this.timers.now() - link.authenticatedAt >= this.policy.minUptime) this.attempt = 0
@@ -659,7 +705,10 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     link.authenticatedAt = this.timers.now()
     this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount }
     // Without a position of its own the client starts where the server is now.
-    if (!this.positions.has(TENANT_STREAM)) this.positions.set(TENANT_STREAM, frame.position)
+    const attached = frame.positions ?? { [TENANT_STREAM]: frame.position }
+    for (const [stream, position] of Object.entries(attached)) {
+      if (!this.positions.has(stream)) this.positions.set(stream, position)
+    }
     this.setState('open')
     // A `state` or `authenticated` handler may have closed the client: then nothing more is armed.
     if (link.done) return
@@ -669,35 +718,146 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     this.scheduleRefresh()
   }
 
+  /**
+   * Verifies continuity per stream. An offset one above the last delivered is delivered; one at
+   * or below it is a repeat and dropped; one further above is a jump: it is held, with every
+   * later event of the stream, while `resume` fetches the missing ones on this connection.
+   */
   private event (frame: EventFrame): void {
-    const current = this.positions.get(frame.stream)
-    // Offsets grow by stream: anything at or below the last one seen in this epoch is a repeat.
-    if (current !== undefined && current.epoch === frame.epoch && frame.offset <= current.offset) return
+    const { stream, offset, epoch } = frame
+    // Connection-targeted events have no position: nothing to verify, nothing to replay.
+    if (stream === undefined || offset === undefined || epoch === undefined) {
+      this.deliver(frame)
+      return
+    }
     // A channel event still in flight after unsubscribe is delivered but not remembered.
-    const channel = frame.stream.startsWith('channel:') ? frame.stream.slice('channel:'.length) : undefined
-    if (channel === undefined || this.channelEntries.has(channel)) this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.offset })
+    const channel = channelOf(stream)
+    if (channel !== undefined && !this.channelEntries.has(channel)) {
+      this.deliver(frame)
+      return
+    }
+    const current = this.positions.get(stream)
+    // Offset 0 is "nothing seen": the first event of a stream may start a new epoch.
+    const comparable = current !== undefined && (current.epoch === epoch || current.offset === 0)
+    if (current !== undefined && comparable && offset <= current.offset) return
+    if (current !== undefined && comparable && offset > current.offset + 1) {
+      this.hold(stream, current, frame)
+      return
+    }
+    // Contiguous, the stream's first event, or a new epoch (history was lost: nothing can heal across it).
+    if (!comparable) this.heals.delete(stream)
+    this.positions.set(stream, { epoch, offset })
+    this.deliver(frame)
+    this.release(stream)
+  }
+
+  private deliver (frame: EventFrame): void {
     this.emit('event', frame)
     const handlers = this.eventHandlers.get(frame.event)
     if (handlers !== undefined) this.call(frame.event, handlers, [frame.data, frame])
+  }
+
+  /** Holds an event above a jump and asks for the missing ones, once per heal. */
+  private hold (stream: string, current: Position, frame: EventFrame): void {
+    let heal = this.heals.get(stream)
+    if (heal === undefined) {
+      heal = { held: new Map(), from: current.offset + 1, to: (frame.offset as number) - 1, tries: 0 }
+      this.heals.set(stream, heal)
+    }
+    // Too far behind to hold: a new socket resumes from the last delivered position instead.
+    if (heal.held.size >= this.maxHeld) {
+      this.reconnectNow('HEAL_LIMIT')
+      return
+    }
+    heal.held.set(frame.offset as number, frame)
+    if (heal.ref === undefined) this.askResume(stream, current, heal)
+  }
+
+  /** Sends `resume {stream, since}` on the live connection for a heal. */
+  private askResume (stream: string, since: Position, heal: Heal): void {
+    if (++heal.tries > MAX_HEAL_TRIES) {
+      this.reconnectNow('HEAL_STALLED')
+      return
+    }
+    const { id, reply } = this.send({ type: 'resume', stream, since: formatPosition(since) })
+    heal.ref = id
+    reply.catch((error: TenantcastError) => {
+      if (heal.ref === id) heal.ref = undefined
+      // A closed socket is no refusal: the next connection resumes from the same position.
+      if (error.code !== ClientErrorCode.CONNECTION_CLOSED && error.code !== ClientErrorCode.NOT_CONNECTED) this.emitError(error)
+    })
+  }
+
+  /** Drops the current socket and comes back at once, resuming every stream from its position. */
+  private reconnectNow (reason: string): void {
+    const link = this.link
+    if (link === undefined || link.done) return
+    this.abandon(link, { code: 4000, reason })
+    this.lost(link, 4000, reason)
+  }
+
+  /**
+   * After a contiguous event: delivers the held events that are now contiguous too, and reports
+   * `healed` once the missing range is filled. A hole still left above starts the next heal.
+   */
+  private release (stream: string): void {
+    const heal = this.heals.get(stream)
+    if (heal === undefined) return
+    heal.tries = 0
+    let position = this.positions.get(stream) as Position
+    for (let next = heal.held.get(position.offset + 1); next !== undefined; next = heal.held.get(position.offset + 1)) {
+      heal.held.delete(position.offset + 1)
+      position = { epoch: next.epoch as string, offset: next.offset as number }
+      this.positions.set(stream, position)
+      this.deliver(next)
+    }
+    for (const offset of heal.held.keys()) if (offset <= position.offset) heal.held.delete(offset)
+    if (position.offset < heal.to) return
+    this.emit('healed', { stream, from: heal.from, to: heal.to } satisfies Healed)
+    if (heal.held.size === 0) {
+      this.heals.delete(stream)
+      return
+    }
+    heal.from = position.offset + 1
+    heal.to = Math.min(...heal.held.keys()) - 1
+    if (heal.ref === undefined) this.askResume(stream, position, heal)
   }
 
   private recovered (frame: RecoveredFrame): void {
     // A late answer for a channel the client has left: its position stays forgotten.
     if (frame.stream.startsWith('channel:') && !this.channelEntries.has(frame.stream.slice('channel:'.length))) return
     const since = this.positions.get(frame.stream)
+    const heal = this.heals.get(frame.stream)
+    const answersHeal = heal !== undefined && frame.ref !== undefined && String(frame.ref) === heal.ref
+    if (answersHeal) heal.ref = undefined
     if (frame.recovered) {
-      // Events up to `to` were replayed or were not for this connection: either way, seen.
-      if (since === undefined || since.epoch !== frame.epoch || since.offset < frame.to) {
-        this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.to })
-      }
       this.emit('recovered', frame)
+      // The replay's events came before this frame. Any still missing (lost on the way again)
+      // are asked for once more; without a position the replay's end is where the client is.
+      if (since === undefined) this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.to })
+      else if ((since.epoch === frame.epoch || since.offset === 0) && since.offset < frame.to) this.reheal(frame.stream, since, frame.to)
+      else if (heal !== undefined && heal.ref === undefined && heal.held.size > 0) this.askResume(frame.stream, since, heal)
       return
     }
-    // The server attached at `latest`: live events continue from there.
+    // The server attached at `latest`: live events continue from there; what was held is behind it.
+    this.heals.delete(frame.stream)
     this.positions.set(frame.stream, frame.latest)
     this.emit('recovered', frame)
-    const channel = frame.stream.startsWith('channel:') ? frame.stream.slice('channel:'.length) : undefined
+    const channel = channelOf(frame.stream)
     this.emit('gap', { stream: frame.stream, ...(channel === undefined ? {} : { channel }), since, oldest: frame.oldest, latest: frame.latest })
+  }
+
+  /** A replay ended above the last delivered offset: its missing events are fetched again. */
+  private reheal (stream: string, since: Position, to: number): void {
+    let heal = this.heals.get(stream)
+    if (heal === undefined) {
+      heal = { held: new Map(), from: since.offset + 1, to, tries: 0 }
+      this.heals.set(stream, heal)
+    }
+    // Missing: from the next offset up to the replay's end, or up to the first event held above.
+    const held = [...heal.held.keys()]
+    heal.to = Math.max(heal.to, held.length === 0 ? to : Math.min(to, Math.min(...held) - 1))
+    if (heal.ref === undefined) this.askResume(stream, since, heal)
   }
 
   private subscribed (frame: SubscribedFrame): void {
@@ -713,6 +873,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     if (entry === undefined) return
     this.channelEntries.delete(channel)
     this.positions.delete(channelStream(channel))
+    this.heals.delete(channelStream(channel))
     const error = new TenantcastError(reason, `the server removed this client from channel ${channel} (${reason})`)
     const waiters = entry.waiters.splice(0)
     if (waiters.length === 0) this.emitError(error)

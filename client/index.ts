@@ -11,7 +11,7 @@ export type { WakeSources, WakeTarget } from './wake.js'
 export { ClientErrorCode, TenantcastError } from './types.js'
 export type {
   AuthenticatedFrame, CatalogueEventFrame, CatalogueHandler, ClientMessage, CloseInfo, ConnectedFrame,
-  ConnectionState, ErrorFrame, EventCatalogue, EventFrame, EventName, Gap, LifecycleEventName,
+  ConnectionState, ErrorFrame, EventCatalogue, EventFrame, EventName, Gap, Healed, LifecycleEventName,
   LifecycleEvents, Position, PresenceFrame, PublishedFrame, RecoveredFrame, Replies, Request,
   RequestId, ServerErrorCode, ServerFrame, SubscribedFrame, TenantcastErrorCode, UnsubscribedFrame
 } from './types.js'

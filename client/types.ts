@@ -24,10 +24,13 @@ export interface EventFrame<Data = unknown, Name extends string = string> {
   id: string
   event: Name
   data: Data
-  /** `tenant`, or `channel:<name>`. */
-  stream: string
-  offset: number
-  epoch: string
+  /**
+   * The stream the offset counts in: `tenant`, `user:<id>` or `channel:<name>`. Absent (with
+   * `offset` and `epoch`) on an event addressed to this connection alone: it is never replayed.
+   */
+  stream?: string
+  offset?: number
+  epoch?: string
   timestamp: string
   correlationId?: string
   from?: { clientId: string, userId: string }
@@ -44,7 +47,10 @@ export interface AuthenticatedFrame {
   tenantId: string
   clientId: string
   connectionCount: number
+  /** The tenant stream's position. */
   position: Position
+  /** One position per stream attached at auth: `tenant` and `user:<id>`. */
+  positions?: Record<string, Position>
   ref?: RequestId
 }
 
@@ -101,6 +107,16 @@ export interface Gap {
   latest: Position
 }
 
+/**
+ * A jump in a stream's offsets was healed on the live connection: the events `from`..`to`
+ * (offsets) were missing, were fetched with `resume`, and reached the handlers in order.
+ */
+export interface Healed {
+  stream: string
+  from: number
+  to: number
+}
+
 /** A socket closed. `willReconnect` says what the client does next, and after how long. */
 export interface CloseInfo {
   code: number
@@ -124,6 +140,8 @@ export interface LifecycleEvents {
   recovered: (frame: RecoveredFrame) => void
   /** A stream could not be resumed: events may have been missed, so refetch. */
   gap: (gap: Gap) => void
+  /** Missing events of a stream were fetched on the live connection and delivered in order. */
+  healed: (healed: Healed) => void
   /** Someone joined or left a channel this client is in. */
   presence: (frame: PresenceFrame) => void
   /** A socket closed. */

@@ -18,7 +18,7 @@ export const CloseCode = {
    * checked (its JWKS is unreachable); reconnect with the same token after the hinted ms.
    */
   TRY_AGAIN: 1013,
-  /** Slow consumer: the socket's send buffer passed MAX_BUFFERED_BYTES. Reconnect and resume. */
+  /** Slow consumer (SLOW_CONSUMER), a stream gap (STREAM_GAP) or a stream this instance fell behind on (STREAM_BEHIND). Reconnect and resume. */
   SLOW_CONSUMER: 4008,
   /** Rate limited. Back off before reconnecting. */
   RATE_LIMITED: 4029,

@@ -202,12 +202,6 @@ export class Hub {
     return this.standings.values()
   }
 
-  /** Sets where this instance stands in a stream, after its sockets were told to resume. */
-  reposition (standing: StreamStanding): void {
-    const key = tenantKey(standing.tenantId, standing.stream)
-    if (this.standings.has(key)) this.standings.set(key, standing)
-  }
-
   /** Closes every local socket attached to a stream, e.g. after a gap. */
   closeStream (tenantId: string, stream: string, code: number, reason: string): void {
     for (const client of [...this.streamClients(tenantId, stream)]) this.drop(client, code, reason)

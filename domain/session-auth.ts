@@ -75,11 +75,12 @@ export class SessionAuth {
       await this.refresh(principal, ref)
       return
     }
-    // Refused whole, like a malformed position: the socket may authenticate again.
-    const foreign = [...since.keys()].find((stream) => userOf(stream) !== undefined && userOf(stream) !== principal.userId)
-    if (foreign !== undefined) {
-      this.session.reply(errorFrame(ErrorCode.STREAM_FORBIDDEN, `since names ${foreign}; a connection resumes its own user stream only`, ref))
-      return
+    // Another user's stream is not this connection's to resume: its position is left out, and
+    // nothing of that stream is sent. Refusing the connection instead would strand a tab whose
+    // token now names another user (a sign-out and sign-in), since its SDK still holds the old
+    // user's position and would send it on every attempt.
+    for (const stream of [...since.keys()]) {
+      if (userOf(stream) !== undefined && userOf(stream) !== principal.userId) since.delete(stream)
     }
     if (await this.overCapacity(principal) || this.session.isClosed()) return
     // A revocation that arrived while the caps were looked up still keeps the socket out.

@@ -61,6 +61,8 @@ export const ConfigSchema = Type.Object({
   WS_PATH: Type.String({ pattern: '^/', default: '/api/v1/events' }),
   /** Milliseconds between server pings; a socket that missed the previous pong is terminated. */
   WS_HEARTBEAT_INTERVAL: Type.Integer({ minimum: 100, default: 30000 }),
+  /** ms between position checks (per stream: last offset delivered here against the broker's latest); 0 turns them off. */
+  POSITION_CHECK_INTERVAL: Type.Integer({ minimum: 0, default: 10000 }),
   /** Milliseconds that shutdown waits for sockets to close before exiting anyway. */
   WS_SHUTDOWN_TIMEOUT: Type.Integer({ minimum: 0, default: 10000 }),
   /** Milliseconds an unauthenticated socket may wait for its `authenticate` message. */

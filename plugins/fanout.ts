@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { CloseCode } from '../domain/close-codes.js'
 import type { StoredEvent } from '../domain/events.js'
+import { PositionCheck } from '../domain/position-check.js'
 
 export interface Fanout {
   /**
@@ -46,7 +47,13 @@ async function fanoutPlugin (app: FastifyInstance): Promise<void> {
   // Events this instance cannot deliver in order are never skipped silently: the stream's
   // sockets are closed with 4008 and resume from their own last position.
   const unsubscribeGaps = app.broker.onGap((tenantId, stream) => { app.hub.closeStream(tenantId, stream, CloseCode.SLOW_CONSUMER, 'STREAM_GAP') })
+  // A lost live message on a quiet stream shows in no later message: the position check finds it.
+  const interval = app.config.POSITION_CHECK_INTERVAL
+  const check = new PositionCheck({ hub: app.hub, broker: app.broker, log: app.log })
+  const checker = interval === 0 ? undefined : setInterval(() => { void check.run() }, interval)
+  checker?.unref()
   app.addHook('onClose', async () => {
+    clearInterval(checker)
     unsubscribe()
     unsubscribeGaps()
   })
@@ -64,5 +71,5 @@ async function fanoutPlugin (app: FastifyInstance): Promise<void> {
 export default fp(fanoutPlugin, {
   name: 'tenantcast-fanout',
   fastify: '5.x',
-  dependencies: ['tenantcast-bus', 'tenantcast-broker', 'tenantcast-hub', 'tenantcast-metrics']
+  dependencies: ['tenantcast-config', 'tenantcast-bus', 'tenantcast-broker', 'tenantcast-hub', 'tenantcast-metrics']
 })

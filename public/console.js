@@ -184,6 +184,10 @@ function start (options) {
     if (frame.recovered && frame.count > 0) addSystem(`Resumed ${frame.stream}: ${frame.count} missed ${frame.count === 1 ? 'event' : 'events'} replayed`, 'ok')
     showPosition()
   })
+  current.on('healed', (healed) => {
+    const count = healed.to - healed.from + 1
+    addSystem(`Healed ${healed.stream}: ${count} missing ${count === 1 ? 'event' : 'events'} (#${healed.from}${count === 1 ? '' : `–#${healed.to}`}) fetched on the live connection`, 'ok')
+  })
   current.on('gap', (gap) => {
     addSystem(`Gap on ${gap.stream}: events before #${gap.oldest.offset} are no longer held; refetch history if you need them`, 'warn')
   })

@@ -110,7 +110,8 @@ var systemTimers = {
     clearTimeout(handle);
   }
 };
-var LIFECYCLE = /* @__PURE__ */ new Set(["state", "authenticated", "event", "recovered", "gap", "presence", "close", "error", "frame"]);
+var MAX_HEAL_TRIES = 3;
+var LIFECYCLE = /* @__PURE__ */ new Set(["state", "authenticated", "event", "recovered", "gap", "healed", "presence", "close", "error", "frame"]);
 var STOP_CODES = /* @__PURE__ */ new Set([1e3, 1002, 1003, 1007, 1008, 1009, 1010]);
 function parsePosition(text) {
   const at = text.lastIndexOf(":");
@@ -126,6 +127,9 @@ function formatPosition(position) {
 function channelStream(channel) {
   return `channel:${channel}`;
 }
+function channelOf(stream) {
+  return stream.startsWith("channel:") ? stream.slice("channel:".length) : void 0;
+}
 var TenantcastClient = class {
   constructor(options) {
     this.options = options;
@@ -140,6 +144,7 @@ var TenantcastClient = class {
     this.timers = options.timers ?? systemTimers;
     this.random = options.random ?? Math.random;
     this.heartbeatInterval = options.heartbeatInterval ?? 3e4;
+    this.maxHeld = options.maxHeldEvents ?? 5e3;
     if (options.since !== void 0) this.positions.set(TENANT_STREAM, parsePosition(options.since));
     for (const channel of options.channels ?? []) this.channelEntries.set(channel, { waiters: [] });
     this.unwatchWake = options.wake === false ? () => {
@@ -163,7 +168,10 @@ var TenantcastClient = class {
   /** When the last refresh began (the timers' clock). */
   refreshedAt = -Infinity;
   sessionInfo;
+  /** Per stream, the last position delivered to the handlers: they saw every offset up to it. */
   positions = /* @__PURE__ */ new Map();
+  heals = /* @__PURE__ */ new Map();
+  maxHeld;
   channelEntries = /* @__PURE__ */ new Map();
   pending = /* @__PURE__ */ new Map();
   lifecycleHandlers = /* @__PURE__ */ new Map();
@@ -184,7 +192,7 @@ var TenantcastClient = class {
   get channels() {
     return [...this.channelEntries.keys()];
   }
-  /** The last position seen on a stream (`tenant` by default, or `channel:<name>`), as `<epoch>:<offset>`. */
+  /** The last position delivered on a stream (`tenant` by default, `user:<id>` or `channel:<name>`), as `<epoch>:<offset>`. */
   position(stream = TENANT_STREAM) {
     const position = this.positions.get(stream);
     return position === void 0 ? void 0 : formatPosition(position);
@@ -233,6 +241,7 @@ var TenantcastClient = class {
     if (entry === void 0) return;
     this.channelEntries.delete(channel);
     this.positions.delete(channelStream(channel));
+    this.heals.delete(channelStream(channel));
     for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError("NOT_SUBSCRIBED", `unsubscribed from ${channel} before the subscription completed`));
     if (this.live() !== void 0 && entry.link === this.link) await this.request({ type: "unsubscribe", channel });
   }
@@ -247,13 +256,18 @@ var TenantcastClient = class {
    * A reply that comes after a timeout or an abort is ignored.
    */
   async request(frame, options = {}) {
+    return await this.send(frame, options).reply;
+  }
+  /** `request`, with the id it was sent with. */
+  send(frame, options = {}) {
     const link = this.live();
     const socket = link?.socket;
     if (link === void 0 || socket === void 0) {
-      throw new TenantcastError(ClientErrorCode.NOT_CONNECTED, `cannot send "${frame.type}": the client is ${this.currentState}`);
+      const error = new TenantcastError(ClientErrorCode.NOT_CONNECTED, `cannot send "${frame.type}": the client is ${this.currentState}`);
+      return { id: "", reply: Promise.reject(error) };
     }
     const signal = options.signal;
-    if (signal?.aborted === true) throw new TenantcastError(ClientErrorCode.REQUEST_ABORTED, `"${frame.type}" was aborted before it was sent`);
+    if (signal?.aborted === true) return { id: "", reply: Promise.reject(new TenantcastError(ClientErrorCode.REQUEST_ABORTED, `"${frame.type}" was aborted before it was sent`)) };
     const id = `r${this.nextId++}`;
     const timeout = options.timeout ?? this.options.requestTimeout ?? 1e4;
     let timer;
@@ -288,7 +302,7 @@ var TenantcastClient = class {
       signal?.addEventListener("abort", onAbort);
     });
     socket.send(JSON.stringify({ ...frame, id }));
-    return await reply;
+    return { id, reply };
   }
   /**
    * Reconnects now: a reconnect waiting out its backoff goes at once, and a socket that is open
@@ -399,11 +413,15 @@ var TenantcastClient = class {
     const at = refreshAt(token, this.timers.now(), this.options.tokenRefreshMargin);
     return at !== void 0 && at <= this.timers.now();
   }
-  /** The socket URL, with the tenant stream's position as `since` so the server replays what was missed. */
+  /**
+   * The socket URL, with one `since.<stream>` per stream attached at auth (tenant, user) that
+   * has a position, so the server replays what was missed. Channels resume on subscribe.
+   */
   socketUrl() {
     const url = new URL(this.url);
-    const since = this.positions.get(TENANT_STREAM);
-    if (since !== void 0) url.searchParams.set("since", formatPosition(since));
+    for (const [stream, position] of this.positions) {
+      if (channelOf(stream) === void 0) url.searchParams.set(`since.${stream}`, formatPosition(position));
+    }
     return url.toString();
   }
   /**
@@ -449,6 +467,7 @@ var TenantcastClient = class {
     link.done = true;
     this.timers.clearTimeout(link.heartbeat);
     this.timers.clearTimeout(this.refreshTimer);
+    this.heals.clear();
     this.rejectPending(`the connection closed (${code}${reason === "" ? "" : ` ${reason}`})`);
     if (link.authenticatedAt !== void 0 && this.policy !== void 0 && this.timers.now() - link.authenticatedAt >= this.policy.minUptime) this.attempt = 0;
     if (code === 4401) {
@@ -581,7 +600,10 @@ var TenantcastClient = class {
     link.authenticated = true;
     link.authenticatedAt = this.timers.now();
     this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount };
-    if (!this.positions.has(TENANT_STREAM)) this.positions.set(TENANT_STREAM, frame.position);
+    const attached = frame.positions ?? { [TENANT_STREAM]: frame.position };
+    for (const [stream, position] of Object.entries(attached)) {
+      if (!this.positions.has(stream)) this.positions.set(stream, position);
+    }
     this.setState("open");
     if (link.done) return;
     this.rejoin(link);
@@ -589,29 +611,128 @@ var TenantcastClient = class {
     if (link.done) return;
     this.scheduleRefresh();
   }
+  /**
+   * Verifies continuity per stream. An offset one above the last delivered is delivered; one at
+   * or below it is a repeat and dropped; one further above is a jump: it is held, with every
+   * later event of the stream, while `resume` fetches the missing ones on this connection.
+   */
   event(frame) {
-    const current = this.positions.get(frame.stream);
-    if (current !== void 0 && current.epoch === frame.epoch && frame.offset <= current.offset) return;
-    const channel = frame.stream.startsWith("channel:") ? frame.stream.slice("channel:".length) : void 0;
-    if (channel === void 0 || this.channelEntries.has(channel)) this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.offset });
+    const { stream, offset, epoch } = frame;
+    if (stream === void 0 || offset === void 0 || epoch === void 0) {
+      this.deliver(frame);
+      return;
+    }
+    const channel = channelOf(stream);
+    if (channel !== void 0 && !this.channelEntries.has(channel)) {
+      this.deliver(frame);
+      return;
+    }
+    const current = this.positions.get(stream);
+    const comparable = current !== void 0 && (current.epoch === epoch || current.offset === 0);
+    if (current !== void 0 && comparable && offset <= current.offset) return;
+    if (current !== void 0 && comparable && offset > current.offset + 1) {
+      this.hold(stream, current, frame);
+      return;
+    }
+    if (!comparable) this.heals.delete(stream);
+    this.positions.set(stream, { epoch, offset });
+    this.deliver(frame);
+    this.release(stream);
+  }
+  deliver(frame) {
     this.emit("event", frame);
     const handlers = this.eventHandlers.get(frame.event);
     if (handlers !== void 0) this.call(frame.event, handlers, [frame.data, frame]);
   }
+  /** Holds an event above a jump and asks for the missing ones, once per heal. */
+  hold(stream, current, frame) {
+    let heal = this.heals.get(stream);
+    if (heal === void 0) {
+      heal = { held: /* @__PURE__ */ new Map(), from: current.offset + 1, to: frame.offset - 1, tries: 0 };
+      this.heals.set(stream, heal);
+    }
+    if (heal.held.size >= this.maxHeld) {
+      this.reconnectNow("HEAL_LIMIT");
+      return;
+    }
+    heal.held.set(frame.offset, frame);
+    if (heal.ref === void 0) this.askResume(stream, current, heal);
+  }
+  /** Sends `resume {stream, since}` on the live connection for a heal. */
+  askResume(stream, since, heal) {
+    if (++heal.tries > MAX_HEAL_TRIES) {
+      this.reconnectNow("HEAL_STALLED");
+      return;
+    }
+    const { id, reply } = this.send({ type: "resume", stream, since: formatPosition(since) });
+    heal.ref = id;
+    reply.catch((error) => {
+      if (heal.ref === id) heal.ref = void 0;
+      if (error.code !== ClientErrorCode.CONNECTION_CLOSED && error.code !== ClientErrorCode.NOT_CONNECTED) this.emitError(error);
+    });
+  }
+  /** Drops the current socket and comes back at once, resuming every stream from its position. */
+  reconnectNow(reason) {
+    const link = this.link;
+    if (link === void 0 || link.done) return;
+    this.abandon(link, { code: 4e3, reason });
+    this.lost(link, 4e3, reason);
+  }
+  /**
+   * After a contiguous event: delivers the held events that are now contiguous too, and reports
+   * `healed` once the missing range is filled. A hole still left above starts the next heal.
+   */
+  release(stream) {
+    const heal = this.heals.get(stream);
+    if (heal === void 0) return;
+    heal.tries = 0;
+    let position = this.positions.get(stream);
+    for (let next = heal.held.get(position.offset + 1); next !== void 0; next = heal.held.get(position.offset + 1)) {
+      heal.held.delete(position.offset + 1);
+      position = { epoch: next.epoch, offset: next.offset };
+      this.positions.set(stream, position);
+      this.deliver(next);
+    }
+    for (const offset of heal.held.keys()) if (offset <= position.offset) heal.held.delete(offset);
+    if (position.offset < heal.to) return;
+    this.emit("healed", { stream, from: heal.from, to: heal.to });
+    if (heal.held.size === 0) {
+      this.heals.delete(stream);
+      return;
+    }
+    heal.from = position.offset + 1;
+    heal.to = Math.min(...heal.held.keys()) - 1;
+    if (heal.ref === void 0) this.askResume(stream, position, heal);
+  }
   recovered(frame) {
     if (frame.stream.startsWith("channel:") && !this.channelEntries.has(frame.stream.slice("channel:".length))) return;
     const since = this.positions.get(frame.stream);
+    const heal = this.heals.get(frame.stream);
+    const answersHeal = heal !== void 0 && frame.ref !== void 0 && String(frame.ref) === heal.ref;
+    if (answersHeal) heal.ref = void 0;
     if (frame.recovered) {
-      if (since === void 0 || since.epoch !== frame.epoch || since.offset < frame.to) {
-        this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.to });
-      }
       this.emit("recovered", frame);
+      if (since === void 0) this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.to });
+      else if ((since.epoch === frame.epoch || since.offset === 0) && since.offset < frame.to) this.reheal(frame.stream, since, frame.to);
+      else if (heal !== void 0 && heal.ref === void 0 && heal.held.size > 0) this.askResume(frame.stream, since, heal);
       return;
     }
+    this.heals.delete(frame.stream);
     this.positions.set(frame.stream, frame.latest);
     this.emit("recovered", frame);
-    const channel = frame.stream.startsWith("channel:") ? frame.stream.slice("channel:".length) : void 0;
+    const channel = channelOf(frame.stream);
     this.emit("gap", { stream: frame.stream, ...channel === void 0 ? {} : { channel }, since, oldest: frame.oldest, latest: frame.latest });
+  }
+  /** A replay ended above the last delivered offset: its missing events are fetched again. */
+  reheal(stream, since, to) {
+    let heal = this.heals.get(stream);
+    if (heal === void 0) {
+      heal = { held: /* @__PURE__ */ new Map(), from: since.offset + 1, to, tries: 0 };
+      this.heals.set(stream, heal);
+    }
+    const held = [...heal.held.keys()];
+    heal.to = Math.max(heal.to, held.length === 0 ? to : Math.min(to, Math.min(...held) - 1));
+    if (heal.ref === void 0) this.askResume(stream, since, heal);
   }
   subscribed(frame) {
     const stream = channelStream(frame.channel);
@@ -625,6 +746,7 @@ var TenantcastClient = class {
     if (entry === void 0) return;
     this.channelEntries.delete(channel);
     this.positions.delete(channelStream(channel));
+    this.heals.delete(channelStream(channel));
     const error = new TenantcastError(reason, `the server removed this client from channel ${channel} (${reason})`);
     const waiters = entry.waiters.splice(0);
     if (waiters.length === 0) this.emitError(error);

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { createSigner } from 'fast-jwt'
 import { spawnSync } from 'node:child_process'
 import { Writable } from 'node:stream'
-import WebSocket from 'ws'
+import WebSocket, { WebSocketServer } from 'ws'
 import { createStandalone } from '../app.js'
 import type { ConfigOptions } from '../plugins/config.js'
 
@@ -266,5 +266,57 @@ export function prng (seed: number): () => number {
     let x = Math.imul(a ^ (a >>> 15), 1 | a)
     x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * A WebSocket proxy between a client and the gateway that can drop single server-to-client
+ * `event` frames, as a faulty middlebox would; the gateway itself never does. Every other
+ * frame, and everything client-to-server, passes unchanged. Closed in teardown.
+ */
+export class FrameDroppingProxy {
+  /** Event frames dropped so far. */
+  dropped = 0
+  private constructor (private readonly server: WebSocketServer, readonly ws: string) {}
+
+  static async start (t: Tap, target: string, drop: (frame: Frame) => boolean): Promise<FrameDroppingProxy> {
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (protocols) => protocols.has('tenantcast.v1') ? 'tenantcast.v1' : false })
+    await new Promise<void>((resolve) => { server.once('listening', () => { resolve() }) })
+    const address = server.address() as { port: number }
+    const proxy = new FrameDroppingProxy(server, `ws://127.0.0.1:${address.port}/api/v1/events`)
+    server.on('connection', (downstream, request) => {
+      const protocols = String(request.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '')
+      const upstream = new WebSocket(`${target}${(request.url ?? '').replace(/^\/api\/v1\/events/, '')}`, protocols)
+      const early: string[] = []
+      // Listeners first, synchronously: frames may arrive in the same turn as the upgrade.
+      downstream.on('message', (data) => {
+        if (upstream.readyState === WebSocket.OPEN) upstream.send(String(data))
+        else early.push(String(data))
+      })
+      upstream.on('open', () => { for (const text of early.splice(0)) upstream.send(text) })
+      upstream.on('message', (data) => {
+        const text = String(data)
+        const frame = JSON.parse(text) as Frame
+        if (frame.type === 'event' && drop(frame)) {
+          proxy.dropped++
+          return
+        }
+        if (downstream.readyState === WebSocket.OPEN) downstream.send(text)
+      })
+      const closeBoth = (code: number, reason: Buffer): void => {
+        const safe = code === 1005 || code === 1006 ? 1001 : code
+        if (downstream.readyState === WebSocket.OPEN) downstream.close(safe, reason)
+        if (upstream.readyState === WebSocket.OPEN) upstream.close(safe, reason)
+      }
+      upstream.on('close', closeBoth)
+      downstream.on('close', closeBoth)
+      upstream.on('error', () => { downstream.terminate() })
+      downstream.on('error', () => { upstream.terminate() })
+    })
+    t.teardown(async () => {
+      for (const socket of server.clients) socket.terminate()
+      await new Promise((resolve) => server.close(resolve))
+    })
+    return proxy
   }
 }

@@ -113,7 +113,7 @@ t.test('the live console in Chromium', { skip }, async (t) => {
     const system = await page.$$eval('#feed li.system', (rows) => rows.map((row) => row.textContent ?? ''))
     t.ok(system.some((line) => /^Connection lost \(1006\); reconnecting in \d+\.\d s/.test(line)), 'the outage is shown')
     t.ok(system.some((line) => line.startsWith('Resumed tenant: 1 missed event replayed')), 'the resume is shown')
-    t.equal(proxy.requests.filter((head) => head.startsWith('GET /api/v1/events?since=')).length, 1, 'the reconnect asked to resume')
+    t.equal(proxy.requests.filter((head) => head.startsWith('GET /api/v1/events?since.tenant=')).length, 1, 'the reconnect asked to resume')
 
     await mkdir(ARTIFACTS, { recursive: true })
     await page.screenshot({ path: new URL('console.png', ARTIFACTS).pathname, fullPage: false })

@@ -42,6 +42,11 @@ export class TcpProxy {
     this.pairs.clear()
   }
 
+  /** The local ports of the proxy's upstream connections: how the target (e.g. Redis CLIENT LIST) sees them. */
+  upstreamPorts (): Set<number> {
+    return new Set([...this.pairs].map((pair) => pair.upstream?.localPort).filter((port): port is number => port !== undefined))
+  }
+
   /** New connections are accepted but not forwarded until release(): an outage the client waits through. */
   hold (): void { this.holding = true }
 

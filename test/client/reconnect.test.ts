@@ -21,7 +21,7 @@ function record (client: TenantcastClient): { events: EventFrame[], recovered: R
   return log
 }
 
-const offsets = (events: EventFrame[], stream: string): number[] => events.filter((e) => e.stream === stream).map((e) => e.offset)
+const offsets = (events: EventFrame[], stream: string): number[] => events.filter((e) => e.stream === stream).map((e) => e.offset as number)
 
 
 t.test('after the server side drops the socket, the client reconnects, resumes every stream and loses nothing', async (t) => {
@@ -43,7 +43,7 @@ t.test('after the server side drops the socket, the client reconnects, resumes e
   for (const door of [2, 3]) await gw.app.realtime.sendToChannel('t1', 'ops', 'door:opened', { door })
   proxy.release()
   await reach(client, 'open')
-  t.ok(await eventually(() => log.events.length === 7 && log.recovered.length === 2), 'the missed events are replayed')
+  t.ok(await eventually(() => log.events.length === 7 && log.recovered.length === 3), 'the missed events are replayed')
   await postAlarm(gw, sign(), { message: '#5' })
   t.ok(await eventually(() => log.events.length === 8))
 
@@ -52,12 +52,13 @@ t.test('after the server side drops the socket, the client reconnects, resumes e
   t.same(offsets(log.events, 'channel:ops'), [1, 2, 3], 'every channel event once, in order')
   t.match(log.recovered, [
     { stream: 'tenant', recovered: true, from: 3, to: 4, count: 2 },
+    { stream: 'user:u1', recovered: true, from: 1, to: 0, count: 0 },
     { stream: 'channel:ops', recovered: true, from: 2, to: 3, count: 2 }
-  ])
+  ], 'each stream resumes on its own')
   t.match(log.closes, [{ code: 1006, willReconnect: true, attempt: 1 }])
   t.same(log.states, ['open', 'reconnecting', 'open'])
   t.equal(proxy.requests.length, 2)
-  t.match(proxy.requests[1], new RegExp(`^GET /api/v1/events\\?since=${epoch}%3A2 HTTP/1.1`), 'the reconnect resumes the tenant stream from the last offset seen')
+  t.match(proxy.requests[1], new RegExp(`^GET /api/v1/events\\?since\\.tenant=${epoch}%3A2&since\\.user%3Au1=${epoch}%3A0 HTTP/1.1`), 'the reconnect resumes the tenant and user streams from the last offsets seen')
   t.equal(client.position(), `${epoch}:5`)
   t.equal(client.position('channel:ops'), `${epoch}:3`)
 

@@ -13,18 +13,19 @@ function envelope (n: number, extra: Partial<EventEnvelope> = {}): EventEnvelope
  * a fresh broker holding at most `historySize` events per stream.
  */
 export function brokerBehaviour (t: Tap, make: (historySize: number) => Promise<Broker>): void {
-  t.test('offsets start at 1 and increase by one per stream, independently per tenant, channel and user; a connection-targeted event has none', async (t) => {
+  t.test('offsets start at 1 and increase by one per stream, independently per tenant, user and channel', async (t) => {
     const broker = await make(100)
     t.teardown(async () => { await broker.close() })
-    const offsets = []
-    for (let n = 1; n <= 3; n++) offsets.push((await broker.publish(envelope(n))).offset)
-    offsets.push((await broker.publish(envelope(4, { target: { kind: 'channel', channel: 'x' } }))).offset)
-    offsets.push((await broker.publish(envelope(5, { tenantId: 'globex' }))).offset)
-    offsets.push((await broker.publish(envelope(6, { target: { kind: 'user', userId: 'u' } }))).offset)
-    offsets.push((await broker.publish(envelope(7, { target: { kind: 'user', userId: 'u' } }))).offset)
-    offsets.push((await broker.publish(envelope(8, { target: { kind: 'client', clientId: 'k' } }))).offset)
-    offsets.push((await broker.publish(envelope(9))).offset)
-    t.same(offsets, [1, 2, 3, 1, 1, 1, 2, 0, 4])
+    const positions = []
+    const at = (e: { stream: string, offset: number }): string => `${e.stream}:${e.offset}`
+    for (let n = 1; n <= 3; n++) positions.push(at(await broker.publish(envelope(n))))
+    positions.push(at(await broker.publish(envelope(4, { target: { kind: 'channel', channel: 'x' } }))))
+    positions.push(at(await broker.publish(envelope(5, { tenantId: 'globex' }))))
+    positions.push(at(await broker.publish(envelope(6, { target: { kind: 'user', userId: 'u' } }))))
+    positions.push(at(await broker.publish(envelope(7, { target: { kind: 'client', clientId: 'k' } }))))
+    positions.push(at(await broker.publish(envelope(8))))
+    t.same(positions, ['tenant:1', 'tenant:2', 'tenant:3', 'channel:x:1', 'tenant:1', 'user:u:1', 'connection:0', 'tenant:4'], 'a connection-targeted event has no position and moves no stream')
+    t.same((await broker.read('acme', 'connection', 0, 10)).events, [], 'and is never stored')
   })
 
   t.test('a stored event keeps its envelope and gets stream, offset and a stable epoch', async (t) => {

@@ -70,7 +70,13 @@ export async function startRedis (kind: 'standalone' | 'cluster', ports: number[
       if (created.status !== 0) throw new Error(`redis --cluster create failed: ${created.stdout}${created.stderr}`)
       await until('the cluster did not reach cluster_state:ok', () => used.every((p) => cli(p, 'cluster', 'info').includes('cluster_state:ok')), 20000)
       // Every replica has finished its first sync, so a failover right away finds one to promote.
-      if (replicas > 0) await until('the replicas did not sync', () => used.every((p) => !/^role:slave/m.test(cli(p, 'info', 'replication')) || /^master_link_status:up/m.test(cli(p, 'info', 'replication'))), 20000)
+      // Every node knows every replica, and every replica has finished its first sync, so a
+      // failover right away finds one to promote.
+      if (replicas > 0) {
+        const expected = used.length - used.length / (1 + replicas)
+        await until('the nodes did not all see the replicas', () => used.every((p) => cli(p, 'cluster', 'nodes').split('\n').filter((line) => (line.split(' ')[2] ?? '').split(',').includes('slave')).length === expected), 20000)
+        await until('the replicas did not sync', () => used.every((p) => !/^role:slave/m.test(cli(p, 'info', 'replication')) || /^master_link_status:up/m.test(cli(p, 'info', 'replication'))), 20000)
+      }
     }
   } catch (err) {
     await stop()

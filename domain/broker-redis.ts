@@ -352,8 +352,8 @@ export class RedisBroker implements Broker {
     this.gapListeners.clear()
     this.watches.clear()
     for (const stop of this.stopProbes) stop()
-    this.command.disconnect()
-    this.subscriber.disconnect()
+    closeClient(this.command)
+    closeClient(this.subscriber)
   }
 
   /** A command that timed out resets its connection at once: /ready turns false meanwhile. */
@@ -574,6 +574,17 @@ function positionOf (read: StreamRead): Position {
  */
 export function commandConnection (commandTimeoutMs: number): RedisOptions {
   return { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: commandTimeoutMs }
+}
+
+/**
+ * Closes a connection for good. A cluster client that ioredis still has a slot refresh or a
+ * sharded-subscriber retry scheduled for would otherwise reconnect after `disconnect()` (the
+ * retry's failure asks it to), and retry for ever once the nodes are gone: it is told never to
+ * reconnect first.
+ */
+export function closeClient (client: RedisClient): void {
+  if (client instanceof Cluster) client.options.clusterRetryStrategy = () => null
+  client.disconnect()
 }
 
 /** `host:port` seeds as ioredis Cluster nodes. */

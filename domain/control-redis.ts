@@ -1,5 +1,5 @@
 import { Compile } from 'typebox/compile'
-import { subscriberClient, untilReady, type RedisClient, type RedisTarget } from './broker-redis.js'
+import { closeClient, subscriberClient, untilReady, type RedisClient, type RedisTarget } from './broker-redis.js'
 import { ControlMessage, type ControlChannel, type ControlListener } from './control.js'
 import { Revocation } from './revocations.js'
 
@@ -85,7 +85,7 @@ export class RedisControl implements ControlChannel {
   async close (): Promise<void> {
     this.listeners.clear()
     this.revocationListeners.clear()
-    this.subscriber.disconnect()
+    closeClient(this.subscriber)
   }
 
   private receive (text: string): void {

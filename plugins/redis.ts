@@ -21,7 +21,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     return
   }
   // Loaded only with Redis, as the Redis broker is.
-  const { commandClient, resetOnStall, serverProblem, untilReady } = await import('../domain/broker-redis.js')
+  const { closeClient, commandClient, resetOnStall, serverProblem, untilReady } = await import('../domain/broker-redis.js')
   const redis = commandClient(target, app.config.REDIS_COMMAND_TIMEOUT_MS)
   redis.on('error', (err: Error) => { app.log.warn({ action: 'redis.error', err: err.message }, 'redis connection error') })
   // Both Redis waits at start-up together stay well inside Fastify's 10 s plugin timeout, so an
@@ -33,14 +33,14 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     const problem = await serverProblem(redis)
     if (problem !== undefined) {
       stopProbe()
-      redis.disconnect()
+      closeClient(redis)
       throw new Error(problem)
     }
   }
   app.decorate<RedisClient | undefined>('redis', redis)
   app.addHook('onClose', async () => {
     stopProbe()
-    redis.disconnect()
+    closeClient(redis)
   })
 }
 

@@ -10,6 +10,7 @@ import { redactUrl } from './domain/redact.js'
 import { describeErrors } from './domain/validation.js'
 import authPlugin from './plugins/auth.js'
 import brokerPlugin from './plugins/broker.js'
+import alarmsPlugin from './plugins/alarms.js'
 import busPlugin from './plugins/bus.js'
 import configPlugin, { trustedProxies, type Config, type ConfigOptions } from './plugins/config.js'
 export type { Config }
@@ -66,6 +67,7 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   await app.register(realtimePlugin)
   await app.register(idempotencyPlugin)
   await app.register(limitsPlugin)
+  await app.register(alarmsPlugin)
   await app.register(fastifySwagger, {
     openapi: {
       info: { title: 'tenantcast', description: 'Multi-tenant realtime event gateway: REST in, WebSocket out. The socket protocol is in docs/PROTOCOL.md.', version: '0.1.0' },

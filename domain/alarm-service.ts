@@ -54,6 +54,9 @@ export class OpenAlarmLimit extends Error {
  * stands: the first ack.
  */
 export class AlarmService {
+  /** The last creation time given out, epoch ms: this instance never gives the same one twice. */
+  private lastCreated = 0
+
   constructor (private readonly options: AlarmServiceOptions) {}
 
   ackable (severity: string, requireAck: boolean | undefined): boolean {
@@ -67,7 +70,9 @@ export class AlarmService {
    */
   async open (tenantId: string, alarm: Alarm): Promise<AlarmRecord> {
     const { store, clock, log, observer } = this.options
-    const now = clock.now()
+    // Strictly increasing per instance, so that alarms ingested in one millisecond still list
+    // in the order they came in.
+    const now = this.lastCreated = Math.max(clock.now(), this.lastCreated + 1)
     const record: AlarmRecord = { id: alarm.id, status: 'open', alarm, createdAt: new Date(now).toISOString(), escalations: [] }
     const created = await store.create(tenantId, record, { max: this.options.maxOpen, policy: this.options.overflow, at: record.createdAt })
     if (created.kind === 'exists') return created.record

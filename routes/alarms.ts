@@ -80,6 +80,20 @@ async function alarmsRoute (fastify: FastifyInstance): Promise<void> {
     })
   })
 
+  app.get('/api/v1/alarms/:id', {
+    onRequest: app.auth.requirePrincipal,
+    schema: {
+      summary: 'One ackable alarm\'s state, and who received it when (user id to ISO time)',
+      params: Params,
+      response: { 200: Type.Object({ alarm: AlarmRecord, receipts: Type.Record(Type.String(), Type.String()) }), 401: ErrorReply, 404: ErrorReply }
+    }
+  }, async (request) => {
+    const { tenantId } = request.principal
+    const alarm = await app.alarms.get(tenantId, request.params.id)
+    if (alarm === undefined) throw new HttpErrors.ALARM_NOT_FOUND(request.params.id)
+    return { alarm, receipts: await app.alarms.receipts(tenantId, alarm.id) }
+  })
+
   for (const kind of ['ack', 'resolve'] as const) {
     app.post(`/api/v1/alarms/:id/${kind}`, {
       onRequest: app.auth.requirePrincipal,

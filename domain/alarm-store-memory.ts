@@ -104,8 +104,17 @@ export class MemoryAlarmStore implements AlarmStore {
     return items.sort((a, b) => a.dueAt - b.dueAt).slice(0, limit)
   }
 
-  async claim (item: DueItem): Promise<boolean> {
-    return this.tenants.get(item.tenantId)?.due.delete(`${item.level}:${item.alarmId}`) ?? false
+  async claim (item: DueItem, now: number, leaseMs: number): Promise<boolean> {
+    const due = this.tenants.get(item.tenantId)?.due
+    const key = `${item.level}:${item.alarmId}`
+    const at = due?.get(key)
+    if (due === undefined || at === undefined || at > now) return false
+    due.set(key, now + leaseMs)
+    return true
+  }
+
+  async done (item: DueItem): Promise<void> {
+    this.tenants.get(item.tenantId)?.due.delete(`${item.level}:${item.alarmId}`)
   }
 
   async unresolvedCount (): Promise<number> {

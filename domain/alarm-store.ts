@@ -34,8 +34,13 @@ export interface AlarmStore {
   schedule (tenantId: string, id: string, items: ReadonlyArray<{ level: number, dueAt: number }>): Promise<void>
   /** Due items with `dueAt <= now`, at most `limit`, oldest first per tenant. */
   due (now: number, limit: number): Promise<DueItem[]>
-  /** Takes a due item: true for exactly one caller, and only while it is still due. */
-  claim (item: DueItem): Promise<boolean>
+  /**
+   * Takes a due item for `leaseMs`: true for exactly one caller while it is due. A claimer
+   * that dies before `done` leaves it to be claimed again once the lease has run out.
+   */
+  claim (item: DueItem, now: number, leaseMs: number): Promise<boolean>
+  /** The claimed item was handled: it is gone for good. */
+  done (item: DueItem): Promise<void>
   /** Unresolved alarms across every tenant, for the open-alarms gauge. */
   unresolvedCount (): Promise<number>
   close (): Promise<void>

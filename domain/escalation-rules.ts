@@ -29,9 +29,16 @@ export const EscalationConfig = Type.Union([
 
 const check = Compile(EscalationConfig)
 
+export interface Escalation {
+  /** A tenant's rules: its own list, or the deployment's. Level n is rule n (1-based). */
+  rulesFor: (tenantId: string) => readonly EscalationRule[]
+  /** Whether any rule calls a webhook (WEBHOOK_SECRET is then required). */
+  webhooks: boolean
+}
+
 /** Parses ALARM_ESCALATION; throws with a message naming the setting when it is malformed. */
-export function parseEscalation (text: string): (tenantId: string) => readonly EscalationRule[] {
-  if (text.trim() === '') return () => []
+export function parseEscalation (text: string): Escalation {
+  if (text.trim() === '') return { rulesFor: () => [], webhooks: false }
   let value: unknown
   try {
     value = JSON.parse(text)
@@ -43,16 +50,15 @@ export function parseEscalation (text: string): (tenantId: string) => readonly E
     throw new Error(`ALARM_ESCALATION is invalid${first === undefined ? '' : ` at ${first.instancePath || '/'}: ${first.message}`}`)
   }
   const lists = Array.isArray(value) ? [value as EscalationRule[]] : [value.default ?? [], ...Object.values(value.tenants ?? {})]
-  for (const rules of lists) {
-    for (const rule of rules) {
-      if (rule.role === undefined && rule.webhook === undefined) throw new Error(`ALARM_ESCALATION has a rule after ${rule.after} s with neither role nor webhook`)
-    }
+  for (const rule of lists.flat()) {
+    if (rule.role === undefined && rule.webhook === undefined) throw new Error(`ALARM_ESCALATION has a rule after ${rule.after} s with neither role nor webhook`)
   }
+  const webhooks = lists.flat().some((rule) => rule.webhook !== undefined)
   if (Array.isArray(value)) {
     const rules = value as EscalationRule[]
-    return () => rules
+    return { rulesFor: () => rules, webhooks }
   }
   const fallback = value.default ?? []
   const tenants = new Map(Object.entries(value.tenants ?? {}))
-  return (tenantId) => tenants.get(tenantId) ?? fallback
+  return { rulesFor: (tenantId) => tenants.get(tenantId) ?? fallback, webhooks }
 }

@@ -211,7 +211,9 @@ export const Target = Type.Union([
   Type.Object({ kind: Type.Literal('tenant') }),
   Type.Object({ kind: Type.Literal('user'), userId: Type.String({ minLength: 1 }) }),
   Type.Object({ kind: Type.Literal('client'), clientId: Type.String({ minLength: 1 }) }),
-  Type.Object({ kind: Type.Literal('channel'), channel: Type.String({ minLength: 1 }) })
+  Type.Object({ kind: Type.Literal('channel'), channel: Type.String({ minLength: 1 }) }),
+  /** The tenant's sockets whose token holds the role; live only, like a connection target (see streams.ts). */
+  Type.Object({ kind: Type.Literal('role'), role: Type.String({ minLength: 1 }) })
 ])
 export type Target = Static<typeof Target>
 

@@ -237,6 +237,7 @@ export class Session implements SessionContext {
       id: this.options.clientId,
       tenantId: principal.tenantId,
       userId: principal.userId,
+      roles: principal.roles,
       connection: this.options.connection,
       channels: new Set(),
       issuedAt: principal.iat,

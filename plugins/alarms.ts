@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram } from 'prom-client'
-import { AlarmService, type AlarmObserver } from '../domain/alarm-service.js'
+import { AlarmService, type AlarmObserver, type AlarmPublish } from '../domain/alarm-service.js'
 import type { AlarmStore } from '../domain/alarm-store.js'
 import { MemoryAlarmStore } from '../domain/alarm-store-memory.js'
 import { systemClock } from '../domain/clock.js'
+import { EscalationScheduler } from '../domain/escalation.js'
 import { parseEscalation } from '../domain/escalation-rules.js'
+import { Webhooks, type HttpPost } from '../domain/webhooks.js'
 import { ConfigError } from './config.js'
 
 declare module 'fastify' {
@@ -21,12 +23,15 @@ declare module 'fastify' {
  */
 async function alarmsPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
-  let rules
+  let escalation
   try {
-    rules = parseEscalation(config.ALARM_ESCALATION)
+    escalation = parseEscalation(config.ALARM_ESCALATION)
   } catch (err) {
     throw new ConfigError((err as Error).message)
   }
+  const secret = config.WEBHOOK_SECRET
+  if (escalation.webhooks && secret === undefined) throw new ConfigError('ALARM_ESCALATION names a webhook but WEBHOOK_SECRET is not set: set it to a random secret of at least 16 characters, shared with the receiver')
+  const rules = escalation.rulesFor
   const severities = new Set(config.ALARM_ACK_SEVERITIES.split(',').map((s) => s.trim()).filter((s) => s !== ''))
   const store: AlarmStore = new MemoryAlarmStore(config.ALARM_MAX_OPEN)
 
@@ -44,14 +49,17 @@ async function alarmsPlugin (app: FastifyInstance): Promise<void> {
     registers,
     async collect () { this.set(await store.unresolvedCount()) }
   })
+  const escalations = new Counter({ name: 'tenantcast_alarm_escalations_total', help: 'Escalation levels fired, by reason (unacknowledged, unreceived)', labelNames: ['reason'], registers })
+  const webhookFailures = new Counter({ name: 'tenantcast_webhook_failures_total', help: 'Failed webhook attempts, by outcome (retried, gave_up)', labelNames: ['outcome'], registers })
   const observer: AlarmObserver = {
     acknowledged (seconds) { timeToAck.observe(seconds) },
     overflow (policy) { overflows.inc({ policy }) }
   }
 
+  const publish: AlarmPublish = async (tenantId, event, data, target) => await app.realtime.publish({ tenantId, event, data, ...(target === undefined ? {} : { target }) })
   const service = new AlarmService({
     store,
-    publish: async (tenantId, event, data, target) => await app.realtime.publish({ tenantId, event, data, ...(target === undefined ? {} : { target }) }),
+    publish,
     severities,
     maxOpen: config.ALARM_MAX_OPEN,
     overflow: config.ALARM_OVERFLOW,
@@ -62,7 +70,36 @@ async function alarmsPlugin (app: FastifyInstance): Promise<void> {
     observer
   })
   app.decorate('alarms', service)
-  app.addHook('onClose', async () => { await store.close() })
+
+  const webhooks = secret === undefined
+    ? undefined
+    : new Webhooks({
+      post: postJson,
+      secret,
+      timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+      retries: config.WEBHOOK_RETRIES,
+      backoffMs: config.WEBHOOK_BACKOFF_MS,
+      clock: systemClock,
+      log: app.log,
+      onFailure: (gaveUp) => { webhookFailures.inc({ outcome: gaveUp ? 'gave_up' : 'retried' }) }
+    })
+  const scheduler = new EscalationScheduler({
+    store,
+    alarms: service,
+    rules,
+    publish,
+    webhooks,
+    clock: systemClock,
+    pollMs: config.ALARM_ESCALATION_POLL_MS,
+    log: app.log,
+    onEscalated: (reason) => { escalations.inc({ reason }) }
+  })
+  app.addHook('onReady', async () => { scheduler.start() })
+  app.addHook('onClose', async () => {
+    await scheduler.stop()
+    webhooks?.close()
+    await store.close()
+  })
 }
 
 export default fp(alarmsPlugin, {
@@ -70,3 +107,10 @@ export default fp(alarmsPlugin, {
   fastify: '5.x',
   dependencies: ['tenantcast-config', 'tenantcast-metrics', 'tenantcast-redis', 'tenantcast-realtime']
 })
+
+/** The webhook client: Node's fetch, aborted at the timeout. Redirects are not followed. */
+const postJson: HttpPost = async (url, body, headers, timeoutMs) => {
+  const response = await fetch(url, { method: 'POST', body, headers, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) })
+  await response.body?.cancel()
+  return response.status
+}

@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import { AlarmService, type AlarmObserver, type AlarmPublish } from '../domain/alarm-service.js'
 import type { AlarmStore } from '../domain/alarm-store.js'
 import { MemoryAlarmStore } from '../domain/alarm-store-memory.js'
+import { RedisAlarmStore } from '../domain/alarm-store-redis.js'
 import { systemClock } from '../domain/clock.js'
 import { EscalationScheduler } from '../domain/escalation.js'
 import { parseEscalation } from '../domain/escalation-rules.js'
@@ -33,7 +34,10 @@ async function alarmsPlugin (app: FastifyInstance): Promise<void> {
   if (escalation.webhooks && secret === undefined) throw new ConfigError('ALARM_ESCALATION names a webhook but WEBHOOK_SECRET is not set: set it to a random secret of at least 16 characters, shared with the receiver')
   const rules = escalation.rulesFor
   const severities = new Set(config.ALARM_ACK_SEVERITIES.split(',').map((s) => s.trim()).filter((s) => s !== ''))
-  const store: AlarmStore = new MemoryAlarmStore(config.ALARM_MAX_OPEN)
+  // The record outlives its ALARM_TTL expiry by a day, so a late ack still finds it expired.
+  const store: AlarmStore = app.redis === undefined
+    ? new MemoryAlarmStore(config.ALARM_MAX_OPEN)
+    : new RedisAlarmStore(app.redis, { prefix: config.REDIS_PREFIX, ttlMs: (config.ALARM_TTL + 86400) * 1000 })
 
   const registers = [app.metrics.registry]
   const timeToAck = new Histogram({

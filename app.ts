@@ -10,6 +10,7 @@ import { redactUrl } from './domain/redact.js'
 import { describeErrors } from './domain/validation.js'
 import authPlugin from './plugins/auth.js'
 import brokerPlugin from './plugins/broker.js'
+import alarmsPlugin from './plugins/alarms.js'
 import busPlugin from './plugins/bus.js'
 import configPlugin, { trustedProxies, type Config, type ConfigOptions } from './plugins/config.js'
 export type { Config }
@@ -106,6 +107,7 @@ async function gateway (app: FastifyInstance, opts: TenantcastOptions): Promise<
   // shedding answers one with 503 the plugin's onResponse hook destroys the raw socket. Shed
   // first, the upgrade's socket stayed open after the 503, and held up the server's close.
   await app.register(limitsPlugin)
+  await app.register(alarmsPlugin)
 
   await app.register(healthRoutes)
   await app.register(alarmsRoute)

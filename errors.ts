@@ -25,6 +25,10 @@ export const HttpErrors = {
   AUTH_UNAVAILABLE: createError('AUTH_UNAVAILABLE', '%s', 503),
   /** Shed by load protection (the event loop is saturated); retry after Retry-After. */
   OVERLOADED: createError('OVERLOADED', 'the gateway is overloaded (event-loop delay %s); retry after Retry-After', 503),
+  /** No alarm with this id in the token's tenant (another tenant's id answers the same). */
+  ALARM_NOT_FOUND: createError('ALARM_NOT_FOUND', 'no alarm %s', 404),
+  /** ALARM_OVERFLOW=reject and the tenant has ALARM_MAX_OPEN unresolved alarms. */
+  OPEN_ALARM_LIMIT: createError('OPEN_ALARM_LIMIT', '%s', 429),
   INTERNAL_ERROR: createError('INTERNAL_ERROR', 'internal server error', 500)
 }
 

@@ -73,6 +73,8 @@ export interface PresenceFrame { type: 'user-joined' | 'user-left', channel: str
 export interface PublishedFrame { type: 'published', id: string, stream: string, offset: number, epoch: string, ref?: RequestId }
 export interface PongFrame { type: 'pong', ref?: RequestId }
 export interface ErrorFrame { type: 'error', code: ServerErrorCode, message: string, ref?: RequestId }
+/** The answer to `ack` or `resolve`: the alarm's state, and whether this request changed it. */
+export interface AlarmActionFrame { type: 'acked' | 'resolved', alarmId: string, changed: boolean, alarm: Record<string, unknown>, ref?: RequestId }
 
 export type ServerFrame =
   | ConnectedFrame | AuthenticatedFrame | EventFrame | RecoveredFrame | SubscribedFrame
@@ -90,6 +92,10 @@ export interface Replies {
   'leave-room': RoomLeftFrame
   publish: PublishedFrame
   message: PublishedFrame
+  ack: AlarmActionFrame
+  resolve: AlarmActionFrame
+  /** `received` has no reply: send it, do not request it. */
+  received: never
 }
 
 /** A request without its `id`: the client assigns one and matches the reply by `ref`. */

@@ -26,6 +26,8 @@ export const ErrorCode = {
   UNKNOWN_STREAM: 'UNKNOWN_STREAM',
   BROKER_UNAVAILABLE: 'BROKER_UNAVAILABLE',
   RATE_LIMITED: 'RATE_LIMITED',
-  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE'
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  /** `ack`, `resolve`: no alarm with this id in the connection's tenant (another tenant's id answers the same). */
+  ALARM_NOT_FOUND: 'ALARM_NOT_FOUND'
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

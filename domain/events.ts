@@ -22,7 +22,9 @@ export const AlarmInput = Type.Object({
   camera: Type.String({ minLength: 1, maxLength: 200 }),
   severity: Severity,
   timestamp: Type.Optional(Type.String({ format: 'date-time' })),
-  metadata: Type.Optional(Metadata)
+  metadata: Type.Optional(Metadata),
+  /** Needs a person whatever its severity (see ALARM_ACK_SEVERITIES). */
+  requireAck: Type.Optional(Type.Boolean())
 }, { additionalProperties: false })
 export type AlarmInput = Static<typeof AlarmInput>
 
@@ -33,7 +35,9 @@ export const Alarm = Type.Object({
   camera: Type.String({ maxLength: 200 }),
   severity: Severity,
   timestamp: Type.String(),
-  metadata: Type.Optional(Metadata)
+  metadata: Type.Optional(Metadata),
+  /** Set on an alarm that needs a person: it is open until acknowledged and resolved. */
+  ackable: Type.Optional(Type.Boolean())
 })
 export type Alarm = Static<typeof Alarm>
 
@@ -43,7 +47,22 @@ export const AlarmUpdate = Type.Object({
   severity: Type.Optional(Severity),
   message: Type.Optional(Type.String({ maxLength: 500 })),
   updatedAt: Type.Optional(Type.String()),
-  correlationId: Type.Optional(Type.String({ maxLength: 128 }))
+  correlationId: Type.Optional(Type.String({ maxLength: 128 })),
+  /** A lifecycle change of an ackable alarm: who (a user id, or `system` for a policy), when, and the note. */
+  by: Type.Optional(Type.String({ maxLength: 256 })),
+  at: Type.Optional(Type.String()),
+  note: Type.Optional(Type.String({ maxLength: 500 }))
+})
+
+/** An ackable alarm passed an escalation level unacknowledged (sent to a role, unpositioned). */
+export const AlarmEscalated = Type.Object({
+  id: Type.String({ minLength: 1 }),
+  level: Type.Integer({ minimum: 1 }),
+  reason: Type.Enum(['unacknowledged', 'unreceived']),
+  after: Type.Number(),
+  role: Type.Optional(Type.String()),
+  alarm: Type.Optional(Type.Unknown()),
+  at: Type.String()
 })
 
 const Ref = Type.Object({ _id: Type.String() })
@@ -92,6 +111,7 @@ export const ChatMessage = Type.Object({
 export const EventCatalogue = {
   'alarm:created': Alarm,
   'alarm:updated': AlarmUpdate,
+  'alarm:escalated': AlarmEscalated,
   'event:created': IncidentCreated,
   'event:updated': IncidentUpdated,
   'report:created': ReportCreated,
@@ -191,7 +211,9 @@ export const Target = Type.Union([
   Type.Object({ kind: Type.Literal('tenant') }),
   Type.Object({ kind: Type.Literal('user'), userId: Type.String({ minLength: 1 }) }),
   Type.Object({ kind: Type.Literal('client'), clientId: Type.String({ minLength: 1 }) }),
-  Type.Object({ kind: Type.Literal('channel'), channel: Type.String({ minLength: 1 }) })
+  Type.Object({ kind: Type.Literal('channel'), channel: Type.String({ minLength: 1 }) }),
+  /** The tenant's sockets whose token holds the role; live only, like a connection target (see streams.ts). */
+  Type.Object({ kind: Type.Literal('role'), role: Type.String({ minLength: 1 }) })
 ])
 export type Target = Static<typeof Target>
 

@@ -7,7 +7,7 @@ export type Ref = string | number | undefined
 /** Every `type` a server frame can have; docs/PROTOCOL.md documents each one (a test checks). */
 export const SERVER_FRAME_TYPES = [
   'connected', 'authenticated', 'pong', 'error', 'event', 'subscribed', 'unsubscribed', 'room-joined', 'room-left',
-  'user-joined', 'user-left', 'recovered', 'published'
+  'user-joined', 'user-left', 'recovered', 'published', 'open-alarms', 'acked', 'resolved'
 ] as const
 
 function withRef (frame: Record<string, unknown>, ref: Ref): string {
@@ -80,4 +80,17 @@ export function eventFrame (event: StoredEvent): string {
     correlationId: event.correlationId,
     from: event.from
   })
+}
+
+/**
+ * One page of the tenant's unresolved ackable alarms, sent after `authenticated`; `complete`
+ * is true on the last page (also when there are none).
+ */
+export function openAlarmsFrame (alarms: readonly unknown[], complete: boolean): string {
+  return JSON.stringify({ type: 'open-alarms', alarms, complete })
+}
+
+/** The answer to `ack` or `resolve`: the alarm as it stands, and whether this request changed it. */
+export function alarmActionFrame (type: 'acked' | 'resolved', alarm: { id: string }, changed: boolean, ref?: Ref): string {
+  return withRef({ type, alarmId: alarm.id, changed, alarm }, ref)
 }

@@ -32,6 +32,8 @@ export interface Client {
   readonly connection: Connection
   /** Channels joined, by tenant-local name. */
   readonly channels: Set<string>
+  /** The roles of the token the connection authenticated with, for role-targeted events. */
+  readonly roles?: readonly string[]
   /** The `iat` of the token the connection holds now, in epoch seconds; a refresh updates it. */
   issuedAt?: number | undefined
   /**
@@ -350,6 +352,7 @@ export class Hub {
         const client = this.byId.get(tenantKey(event.tenantId, target.clientId))
         return client === undefined ? undefined : new Set([client])
       }
+      case 'role': return new Set([...this.byTenant.get(event.tenantId) ?? []].filter((c) => c.roles?.includes(target.role) === true))
     }
   }
 }

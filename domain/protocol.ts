@@ -47,6 +47,14 @@ export const ChatMessageFrame = Type.Object({
   message: Type.String({ minLength: 1, maxLength: 4000 })
 })
 
+const AlarmId = Type.String({ minLength: 1, maxLength: 128 })
+const Note = Type.Optional(Type.String({ maxLength: 500 }))
+/** Acknowledge an ackable alarm; a repeat answers the first ack. */
+export const AckMessage = Type.Object({ type: Type.Literal('ack'), id: RequestId, alarmId: AlarmId, note: Note })
+export const ResolveMessage = Type.Object({ type: Type.Literal('resolve'), id: RequestId, alarmId: AlarmId, note: Note })
+/** The SDK's batched receipt of ackable alarms; it has no reply. */
+export const ReceivedMessage = Type.Object({ type: Type.Literal('received'), id: RequestId, ids: Type.Array(AlarmId, { minItems: 1, maxItems: 100 }) })
+
 export const ClientMessages = {
   ping: PingMessage,
   authenticate: AuthenticateMessage,
@@ -56,7 +64,10 @@ export const ClientMessages = {
   'join-room': JoinRoomMessage,
   'leave-room': LeaveRoomMessage,
   publish: PublishMessage,
-  message: ChatMessageFrame
+  message: ChatMessageFrame,
+  ack: AckMessage,
+  resolve: ResolveMessage,
+  received: ReceivedMessage
 } satisfies Record<string, TSchema>
 
 export type ClientMessageType = keyof typeof ClientMessages

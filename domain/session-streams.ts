@@ -231,6 +231,7 @@ export class StreamAttachments {
       case 'user': return event.target.userId === client.userId
       case 'client': return event.target.clientId === client.id
       case 'channel': return client.channels.has(event.target.channel)
+      case 'role': return client.roles?.includes(event.target.role) === true
     }
   }
 }

@@ -9,6 +9,7 @@ import { AuthFailure, AuthReason, type Principal, type VerifyToken } from './pri
 import type { Observer } from './observer.js'
 import type { Presence } from './presence.js'
 import { parseFrame, type ClientMessage } from './protocol.js'
+import { SessionAlarms, type SessionAlarmsPort } from './session-alarms.js'
 import { SessionAuth } from './session-auth.js'
 import { ChannelMembership } from './session-channels.js'
 import { StreamAttachments } from './session-streams.js'
@@ -58,6 +59,8 @@ export interface SessionOptions {
   replayPaceBytes: number
   clock: Clock
   log: SessionLog
+  /** Open-alarm state (ack, resolve, receipts, the `open-alarms` snapshot); absent: those frames find no alarm. */
+  alarms?: SessionAlarmsPort | undefined
 }
 
 export interface SessionLimits {
@@ -119,12 +122,14 @@ export class Session implements SessionContext {
   private readonly auth: SessionAuth
   private readonly channels: ChannelMembership
   private readonly streams: StreamAttachments
+  private readonly alarms: SessionAlarms
 
   constructor (readonly options: SessionOptions) {
     this.bucket = new TokenBucket(options.limits.frameRate, options.limits.frameBurst, options.clock)
     this.streams = new StreamAttachments(this)
     this.channels = new ChannelMembership(this, this.streams)
     this.auth = new SessionAuth(this, this.streams, this.channels, (principal) => this.enter(principal))
+    this.alarms = new SessionAlarms(this, options.alarms)
   }
 
   get client (): Client {
@@ -142,7 +147,7 @@ export class Session implements SessionContext {
   start (token: string | undefined, since?: SinceInput): void {
     this.reply(connectedFrame(this.options.clientId))
     this.auth.armAuthTimeout()
-    if (token !== undefined) this.enqueue(async () => { await this.auth.authenticate(token, since, undefined) })
+    if (token !== undefined) this.enqueue(async () => { await this.authenticate(token, since, undefined) })
   }
 
   /** Handles one text frame from the client. Never throws. */
@@ -232,6 +237,7 @@ export class Session implements SessionContext {
       id: this.options.clientId,
       tenantId: principal.tenantId,
       userId: principal.userId,
+      roles: principal.roles,
       connection: this.options.connection,
       channels: new Set(),
       issuedAt: principal.iat,
@@ -282,13 +288,20 @@ export class Session implements SessionContext {
     })
   }
 
+  /** A first authentication that opened the session is followed by the open-alarm snapshot. */
+  private async authenticate (token: string, since: SinceInput | undefined, ref: ClientMessage['id']): Promise<void> {
+    const opening = this.state === 'awaiting-auth'
+    await this.auth.authenticate(token, since, ref)
+    if (opening && this.isOpen()) await this.alarms.opened()
+  }
+
   private async dispatch (message: ClientMessage): Promise<void> {
     if (message.type === 'ping') {
       this.reply(pongFrame(message.id))
       return
     }
     if (message.type === 'authenticate') {
-      await this.auth.authenticate(message.token, message.since, message.id)
+      await this.authenticate(message.token, message.since, message.id)
       return
     }
     if (this.state !== 'open') {
@@ -303,6 +316,8 @@ export class Session implements SessionContext {
       case 'unsubscribe': this.channels.unsubscribe(message.channel, message.id, false); return
       case 'leave-room': this.channels.unsubscribe(message.roomId, message.id, true); return
       case 'publish': await this.channels.publish(message.channel, message.event, message.data, message.id); return
+      case 'ack': case 'resolve': await this.alarms.act(message.type, message.alarmId, message.note, message.id); return
+      case 'received': await this.alarms.received(message.ids); return
       case 'message':
         if (message.roomId === undefined) {
           this.reply(errorFrame(ErrorCode.INVALID_MESSAGE, 'a message needs a roomId: clients publish to rooms they joined, not to the whole tenant', message.id))

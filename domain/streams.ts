@@ -43,6 +43,9 @@ export function streamOf (target: Target): string {
     case 'user': return userStream(target.userId)
     case 'channel': return channelStream(target.channel)
     case 'client': return CONNECTION_STREAM
+    // Role-targeted events (escalations) are unpositioned: a positioned event in the tenant
+    // stream that only some sockets get would be a gap for the others.
+    case 'role': return CONNECTION_STREAM
   }
 }
 

@@ -179,7 +179,33 @@ export const ConfigSchema = Type.Object({
   /** Write each socket's frames of one event-loop turn with one syscall (fan-out throughput). */
   WS_COALESCE: Type.Boolean({ default: true }),
   /** Attach a Socket.IO 4 endpoint at /socket.io/ for existing Socket.IO frontends. */
-  SOCKETIO_ENABLED: Type.Boolean({ default: false })
+  SOCKETIO_ENABLED: Type.Boolean({ default: false }),
+  /** Severities whose alarms need a person (ackable), comma-separated; `requireAck: true` makes any alarm ackable. */
+  ALARM_ACK_SEVERITIES: Type.String({ default: 'critical', pattern: '^\\s*(low|medium|high|critical)?(\\s*,\\s*(low|medium|high|critical))*\\s*$' }),
+  /** Most unresolved (open or acknowledged) ackable alarms one tenant holds. */
+  ALARM_MAX_OPEN: Type.Integer({ minimum: 1, maximum: 100000, default: 1000 }),
+  /**
+   * What gives way at ALARM_MAX_OPEN: `expire-oldest` (the oldest unresolved alarm is expired
+   * and announced) or `reject` (ingestion answers 429 OPEN_ALARM_LIMIT). Both log and count it.
+   */
+  ALARM_OVERFLOW: Type.Enum(['expire-oldest', 'reject'], { default: 'expire-oldest' }),
+  /** Seconds an alarm may stay unresolved; then it is expired (announced, logged). Its record lives a day longer. */
+  ALARM_TTL: Type.Integer({ minimum: 60, default: 604800 }),
+  /**
+   * Escalation rules, JSON: a list for every tenant, or {"default": [...], "tenants": {"<id>": [...]}}.
+   * Each rule: {"after": <seconds>, "if"?: "unacknowledged"|"unreceived", "role"?: "<role>", "webhook"?: "<url>"}.
+   */
+  ALARM_ESCALATION: Type.String({ default: '' }),
+  /** Ms between two looks for due escalations (every instance looks; one fires each level). */
+  ALARM_ESCALATION_POLL_MS: Type.Integer({ minimum: 10, default: 1000 }),
+  /** HMAC-SHA256 key of the webhook signature header; required when a rule names a webhook. */
+  WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  /** Ms a webhook call may take before it counts as failed (and is retried). */
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),
+  /** Retries of a webhook call after a 5xx, a timeout or a network error (4xx is not retried). */
+  WEBHOOK_RETRIES: Type.Integer({ minimum: 0, maximum: 10, default: 4 }),
+  /** Ms before the first webhook retry; each further retry waits twice as long. */
+  WEBHOOK_BACKOFF_MS: Type.Integer({ minimum: 1, default: 1000 })
 })
 export type Config = Static<typeof ConfigSchema> & {
   /** Resolved at start-up: always set. */

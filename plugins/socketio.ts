@@ -110,6 +110,7 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
       clientPublish: clientPublishPatterns(app.config),
       replayLimit: app.config.HISTORY_SIZE,
       replayPaceBytes: Math.floor(app.config.MAX_BUFFERED_BYTES / 2),
+      alarms: app.alarms,
       clock: systemClock,
       log
     })

@@ -130,6 +130,7 @@ async function eventsRoute (app: FastifyInstance): Promise<void> {
       clientPublish,
       replayLimit: app.config.HISTORY_SIZE,
       replayPaceBytes: Math.floor(app.config.MAX_BUFFERED_BYTES / 2),
+      alarms: app.alarms,
       clock: systemClock,
       log: request.log
     })

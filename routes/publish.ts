@@ -86,6 +86,7 @@ async function publishRoute (fastify: FastifyInstance): Promise<void> {
       case 'channel': return { delivered: hub.channelConnectionCount(tenantId, target.channel) }
       case 'user': return { delivered: hub.userConnectionCount(tenantId, target.userId), online: await app.realtime.isUserConnected(tenantId, target.userId) }
       case 'client': return { delivered: hub.hasClient(tenantId, target.clientId) ? 1 : 0, online: await app.realtime.isClientConnected(tenantId, target.clientId) }
+      case 'role': return { delivered: 0 }
     }
   }
 }

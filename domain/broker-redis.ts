@@ -115,6 +115,21 @@ if ARGV[2] ~= '' then entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2] .. 
 return {epoch, latest, oldest, entries}
 `
 
+/**
+ * Start a new epoch for a stream, unless another instance already did: compare-and-set on the
+ * epoch the caller saw diverge. KEYS: meta. ARGV: diverged epoch, new epoch.
+ */
+const REEPOCH = `
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then redis.call('HSET', KEYS[1], 'epoch', ARGV[2]) end
+return 1
+`
+
+/**
+ * Offsets whose event ids a watch remembers, to tell a repeat (same id) from a rewritten
+ * offset (another id: a failover promoted a replica that had not received the last events).
+ */
+const RECENT_IDS = 1024
+
 /** A position in a stream; `epoch` is undefined while the stream is empty (its first publish picks it). */
 interface Position {
   epoch: string | undefined
@@ -137,11 +152,16 @@ interface Watch {
   pending: StoredEvent[] | undefined
   /** The subscriber reconnected while the position was unknown or a fill was under way: read the log again after. */
   stale: boolean
+  /** Ids of the last RECENT_IDS offsets delivered, oldest first. */
+  recent: Map<number, string>
+  /** A rewritten offset was seen, and the stream's new epoch is being set. */
+  diverged: boolean
 }
 
 type RedisWithScripts = RedisClient & {
   tcPublish (meta: string, log: string, envelope: string, epoch: string, max: number, ttl: number, channel: string, metaTtl: number, publish: 'PUBLISH' | 'SPUBLISH', deadline: string): Promise<[number, string]>
   tcRead (meta: string, log: string, epoch: string, after: string, limit: number, ttl: number, metaTtl: number): Promise<[string, number, number, Array<[string, string[]]>]>
+  tcReepoch (meta: string, diverged: string, epoch: string): Promise<number>
 }
 
 /**
@@ -176,6 +196,8 @@ export class RedisBroker implements Broker {
    * command connection; undefined until then.
    */
   private clockOffsetMs: number | undefined
+  /** The measurement under way since the last (re)connect. */
+  private clock: Promise<void> | undefined
   private closed = false
 
   constructor (private readonly options: RedisBrokerOptions) {
@@ -184,6 +206,7 @@ export class RedisBroker implements Broker {
     this.command = commandClient(options, options.commandTimeoutMs) as RedisWithScripts
     this.command.defineCommand('tcPublish', { numberOfKeys: 2, lua: PUBLISH })
     this.command.defineCommand('tcRead', { numberOfKeys: 2, lua: READ })
+    this.command.defineCommand('tcReepoch', { numberOfKeys: 1, lua: REEPOCH })
     // The subscriber queues (re)subscriptions while reconnecting, and ioredis re-subscribes
     // every channel after a reconnect; what was published in between is caught up below.
     this.subscriber = subscriberClient(options)
@@ -196,7 +219,7 @@ export class RedisBroker implements Broker {
       })
       // One server's clock: a cluster's masters each keep their own, and a publish runs on
       // whichever owns its slot, so there a publish carries no deadline (README, Redis Cluster).
-      if (!this.sharded) this.measureClock().catch(() => {})
+      if (!this.sharded) this.clock = this.measureClock().catch(() => {})
     })
     if (this.sharded) {
       // After every (re)subscription of the sharded subscribers: the first one, when nothing
@@ -256,6 +279,8 @@ export class RedisBroker implements Broker {
       await this.guard(this.sharded ? (this.command as Cluster).spublish(keys.live, message) : this.command.publish(keys.live, message))
       return { ...envelope, stream, offset: 0, epoch: '' }
     }
+    // The first publishes after a connect wait for the clock, so none goes out without a deadline.
+    if (this.clockOffsetMs === undefined) await this.clock
     const deadline = this.clockOffsetMs === undefined ? '' : String(Date.now() + this.clockOffsetMs + this.options.commandTimeoutMs)
     const [offset, epoch] = await this.guard(this.command.tcPublish(
       keys.meta, keys.log, JSON.stringify(envelope), randomUUID(), this.options.historySize,
@@ -306,7 +331,7 @@ export class RedisBroker implements Broker {
       const subscribed = this.subscribe(channel).then(() => {
         this.read(tenantId, stream, undefined, 0).catch(() => {})
       })
-      watch = { tenantId, stream, count: 0, subscribed, last: undefined, pending: [], stale: false }
+      watch = { tenantId, stream, count: 0, subscribed, last: undefined, pending: [], stale: false, recent: new Map(), diverged: false }
       this.watches.set(channel, watch)
     }
     watch.count++
@@ -402,9 +427,15 @@ export class RedisBroker implements Broker {
       return
     }
     const last = watch.last
-    if (last !== undefined && (last.epoch ?? event.epoch) === event.epoch && event.offset <= last.offset) return
+    if (last !== undefined && (last.epoch ?? event.epoch) === event.epoch && event.offset <= last.offset) {
+      const seen = watch.recent.get(event.offset)
+      if (seen !== undefined && seen !== event.id) void this.diverge(watch, event.epoch)
+      return
+    }
     if (last?.epoch !== undefined && last.epoch !== event.epoch) this.gap(watch)
     watch.last = { epoch: event.epoch, offset: event.offset }
+    watch.recent.set(event.offset, event.id)
+    if (watch.recent.size > RECENT_IDS) watch.recent.delete(watch.recent.keys().next().value as number)
     this.emit(event)
   }
 
@@ -445,6 +476,44 @@ export class RedisBroker implements Broker {
       if (next !== undefined) watch.last = { epoch: next.epoch, offset: next.offset - 1 }
     }
     this.release(watch)
+  }
+
+  /**
+   * An offset this instance delivered now names another event: a failover promoted a replica
+   * that had not received the last events (replication is asynchronous), and the stream goes
+   * on from the replica's offsets. Those offsets cannot be told from the lost ones, so the
+   * stream starts a new epoch first, and only then are its sockets told (4008 STREAM_GAP):
+   * resuming, they find the new epoch and are told `recovered: false`, never handed the new
+   * events under offsets they think they saw. Live messages wait until the watch has re-read.
+   */
+  private async diverge (watch: Watch, epoch: string): Promise<void> {
+    if (watch.diverged) return
+    watch.diverged = true
+    watch.last = undefined
+    watch.pending = []
+    watch.recent.clear()
+    this.options.log.warn({ action: 'broker.redis.diverged', tenantId: watch.tenantId, stream: watch.stream }, 'an offset was rewritten (a failover lost acknowledged events); starting a new epoch')
+    const keys = this.keys(watch.tenantId, watch.stream)
+    const channel = this.channel(watch.tenantId, watch.stream)
+    for (;;) {
+      try {
+        await this.guard(this.command.tcReepoch(keys.meta, epoch, randomUUID()))
+        const read = await this.readLog(watch.tenantId, watch.stream, undefined, 0)
+        if (this.watches.get(channel) !== watch) return
+        // Messages of the old epoch that queued meanwhile are in the log under the new one.
+        watch.pending = (watch.pending ?? []).filter((queued) => queued.epoch === read.epoch)
+        watch.diverged = false
+        this.gap(watch)
+        this.locate(watch, read)
+        return
+      } catch (err) {
+        this.options.log.warn({ action: 'broker.redis.diverge_failed', stream: watch.stream, err: (err as Error).message }, 'could not start the new epoch; retrying')
+        await new Promise((resolve) => setTimeout(resolve, this.options.commandTimeoutMs))
+        if (this.watches.get(channel) !== watch || this.closed) return
+        // Bounded while Redis refuses: the watch re-reads everything it needs afterwards.
+        watch.pending = []
+      }
+    }
   }
 
   /** The watch's position is now known: the live messages queued meanwhile are compared with it. */

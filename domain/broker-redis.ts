@@ -261,11 +261,12 @@ export class RedisBroker implements Broker {
    * Redis's clock against ours, for publish deadlines. Redis read its clock before our reply
    * came, so `TIME - received` errs low: a deadline errs early, refusing at worst a publish its
    * caller would still have waited for (a 503 it retries), never letting one through that its
-   * caller was told had failed.
+   * caller was told had failed. Ours is the monotonic clock, so a step of the wall clock here
+   * moves nothing; a step of Redis's is met in `publish`.
    */
   private async measureClock (): Promise<void> {
     const [seconds, micros] = await this.command.time()
-    const received = Date.now()
+    const received = performance.now()
     this.clockOffsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - received - 1
   }
 
@@ -281,13 +282,21 @@ export class RedisBroker implements Broker {
     }
     // The first publishes after a connect wait for the clock, so none goes out without a deadline.
     if (this.clockOffsetMs === undefined) await this.clock
-    const deadline = this.clockOffsetMs === undefined ? '' : String(Date.now() + this.clockOffsetMs + this.options.commandTimeoutMs)
-    const [offset, epoch] = await this.guard(this.command.tcPublish(
-      keys.meta, keys.log, JSON.stringify(envelope), randomUUID(), this.options.historySize,
-      this.options.historyTtlMs, keys.live, this.options.historyMetaTtlMs, this.sharded ? 'SPUBLISH' : 'PUBLISH', deadline
-    ))
-    if (offset === 0) throw new Error('the publish reached Redis after its deadline and was not stored')
-    return { ...envelope, stream, offset, epoch }
+    for (let attempt = 1; ; attempt++) {
+      const sentAt = performance.now()
+      const deadline = this.clockOffsetMs === undefined ? '' : String(Math.floor(sentAt + this.clockOffsetMs + this.options.commandTimeoutMs))
+      const [offset, epoch] = await this.guard(this.command.tcPublish(
+        keys.meta, keys.log, JSON.stringify(envelope), randomUUID(), this.options.historySize,
+        this.options.historyTtlMs, keys.live, this.options.historyMetaTtlMs, this.sharded ? 'SPUBLISH' : 'PUBLISH', deadline
+      ))
+      if (offset !== 0) return { ...envelope, stream, offset, epoch }
+      // Refused within our own timeout: not a stall but a clock that stepped (Redis's, or the
+      // measurement went stale). Nothing was stored, so measuring again and retrying once is safe.
+      if (attempt > 1 || performance.now() - sentAt >= this.options.commandTimeoutMs) throw new Error('the publish reached Redis after its deadline and was not stored')
+      this.options.log.warn({ action: 'broker.redis.clock_stepped' }, 'a publish was refused for a deadline not yet due here; measuring the Redis clock again')
+      this.clock = this.measureClock().catch(() => {})
+      await this.clock
+    }
   }
 
   async read (tenantId: string, stream: string, after: number | undefined, limit: number): Promise<StreamRead> {

@@ -204,6 +204,11 @@ export class Hub {
     return this.standings.values()
   }
 
+  /** Where this instance stands in one stream, or undefined when it has no local sockets. */
+  standing (tenantId: string, stream: string): StreamStanding | undefined {
+    return this.standings.get(tenantKey(tenantId, stream))
+  }
+
   /** Closes every local socket attached to a stream, e.g. after a gap. */
   closeStream (tenantId: string, stream: string, code: number, reason: string): void {
     for (const client of [...this.streamClients(tenantId, stream)]) this.drop(client, code, reason)

@@ -4,7 +4,7 @@ import type { Hub } from './hub.js'
 import { tenantKey } from './tenant-key.js'
 
 export interface PositionCheckOptions {
-  hub: Pick<Hub, 'streamStandings' | 'closeStream'>
+  hub: Pick<Hub, 'streamStandings' | 'standing' | 'closeStream'>
   broker: Pick<Broker, 'read'>
   log: { warn (fields: object, message: string): void }
 }
@@ -43,8 +43,9 @@ export class PositionCheck {
           // A broker that cannot answer is no verdict on the stream; the next run asks again.
           continue
         }
-        // Read again after the await: deliveries meanwhile moved it, or its last socket left.
-        const standing = [...this.options.hub.streamStandings()].find((s) => s.tenantId === tenantId && s.stream === stream)
+        // Looked up again after the await (O(1), so a run stays O(streams)): deliveries meanwhile
+        // moved it, or its last socket left.
+        const standing = this.options.hub.standing(tenantId, stream)
         if (standing === undefined) continue
         // Offset 0 is "nothing delivered": any epoch's events are ahead of it. Another epoch
         // above 0 means the stream's history was lost: nothing here can catch up with it.

@@ -193,6 +193,21 @@ t.test('the Redis broker recovering', { skip: redisSkip }, async (t) => {
     t.equal(gaps, 0)
   })
 
+  t.test('a clock measurement gone stale (Redis stepped its clock) costs one re-measure, not every publish', async (t) => {
+    const prefix = await redisPrefix(t)
+    const warnings: string[] = []
+    const b = await connected({ prefix, log: { warn: (fields) => { warnings.push((fields as { action: string }).action) } } })
+    t.teardown(async () => { await b.close() })
+    t.equal((await b.publish(tick(1))).offset, 1)
+    // As if Redis's clock jumped 5 s ahead of the measurement: every deadline would be past.
+    const internals = b as unknown as { clockOffsetMs: number }
+    internals.clockOffsetMs -= 5000
+    t.equal((await b.publish(tick(2))).offset, 2, 'stored after measuring again')
+    t.equal((await b.publish(tick(3))).offset, 3, 'and the next publish needs no retry')
+    t.same(warnings, ['broker.redis.clock_stepped'], 'said once')
+    t.same((await b.read('acme', 'tenant', 0, 10)).events.map((e) => e.id), ['e1', 'e2', 'e3'], 'each stored once')
+  })
+
   t.test('a listener that throws is reported and does not keep the event from the other listeners', async (t) => {
     const prefix = await redisPrefix(t)
     const errors: string[] = []

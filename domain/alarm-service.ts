@@ -75,7 +75,11 @@ export class AlarmService {
     const now = this.lastCreated = Math.max(clock.now(), this.lastCreated + 1)
     const record: AlarmRecord = { id: alarm.id, status: 'open', alarm, createdAt: new Date(now).toISOString(), escalations: [] }
     const created = await store.create(tenantId, record, { max: this.options.maxOpen, policy: this.options.overflow, at: record.createdAt })
-    if (created.kind === 'exists') return created.record
+    if (created.kind === 'exists') {
+      // A retried ingestion: the first attempt may have stored the alarm and failed to schedule it.
+      if (created.record.status === 'open') await this.schedule(tenantId, created.record)
+      return created.record
+    }
     if (created.kind === 'full') {
       observer.overflow('reject')
       log.warn({ action: 'alarm.overflow', policy: 'reject', tenantId, alarmId: alarm.id, max: this.options.maxOpen }, 'open-alarm bound reached: the new alarm is refused (ALARM_OVERFLOW=reject)')
@@ -86,9 +90,22 @@ export class AlarmService {
       log.warn({ action: 'alarm.overflow', policy: 'expire-oldest', tenantId, alarmId: alarm.id, expiredId: expired.id, max: this.options.maxOpen }, 'open-alarm bound reached: the oldest unresolved alarm is expired (ALARM_OVERFLOW=expire-oldest)')
       await this.announce(tenantId, expired, { kind: 'expire', at: record.createdAt, reason: 'OPEN_ALARM_LIMIT' })
     }
-    const items = this.options.rules(tenantId).map((rule, index) => ({ level: index + 1, dueAt: now + rule.after * 1000 }))
-    await store.schedule(tenantId, alarm.id, [{ level: 0, dueAt: now + this.options.ttlMs }, ...items])
+    try {
+      await this.schedule(tenantId, record)
+    } catch (err) {
+      // An open alarm that can never escalate or expire must not stay behind: the caller is
+      // answered 503 and retries.
+      await store.remove(tenantId, alarm.id).catch(() => {})
+      throw err
+    }
     return record
+  }
+
+  /** Its escalations and its expiry, from its creation time: scheduling twice changes nothing. */
+  private async schedule (tenantId: string, record: AlarmRecord): Promise<void> {
+    const createdAt = Date.parse(record.createdAt)
+    const items = this.options.rules(tenantId).map((rule, index) => ({ level: index + 1, dueAt: createdAt + rule.after * 1000 }))
+    await this.options.store.schedule(tenantId, record.id, [{ level: 0, dueAt: createdAt + this.options.ttlMs }, ...items])
   }
 
   /** The alarm's `alarm:created` could not be published: it never existed. */

@@ -75,7 +75,9 @@ export function transition (record: AlarmRecord, action: AlarmAction): Transitio
       if (isTerminal(record.status)) return unchanged
       return { record: { ...record, status: 'expired', expiredAt: action.at, expiredReason: action.reason }, changed: true }
     case 'escalated':
-      if (isTerminal(record.status) || record.escalations.includes(action.level)) return unchanged
+      // Only an alarm nobody has taken escalates: an ack that landed while the escalation was
+      // being decided wins.
+      if (record.status !== 'open' || record.escalations.includes(action.level)) return unchanged
       return { record: { ...record, escalations: [...record.escalations, action.level] }, changed: true }
   }
 }

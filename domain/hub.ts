@@ -33,7 +33,7 @@ export interface Client {
   /** Channels joined, by tenant-local name. */
   readonly channels: Set<string>
   /** The roles of the token the connection authenticated with, for role-targeted events. */
-  readonly roles?: readonly string[]
+  roles?: readonly string[]
   /** The `iat` of the token the connection holds now, in epoch seconds; a refresh updates it. */
   issuedAt?: number | undefined
   /**

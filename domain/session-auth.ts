@@ -153,6 +153,8 @@ export class SessionAuth {
     this.principal = principal
     const client = this.session.client
     client.issuedAt = principal.iat
+    // Role-targeted events (escalations) follow the roles of the newest token, both ways.
+    client.roles = principal.roles
     this.channels.grant(principal.channels)
     this.armExpiry(principal)
     const connectionCount = await this.count(principal.tenantId)

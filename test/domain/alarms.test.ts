@@ -1,5 +1,7 @@
 import t from 'tap'
 import { transition, type AlarmRecord } from '../../domain/alarms.js'
+import { AlarmService } from '../../domain/alarm-service.js'
+import { MemoryAlarmStore } from '../../domain/alarm-store-memory.js'
 
 const open: AlarmRecord = {
   id: 'a1',
@@ -40,4 +42,38 @@ t.test('an escalation level is recorded once, in firing order', async (t) => {
   const two = transition(one, { kind: 'escalated', level: 1 }).record
   t.same(two.escalations, [2, 1])
   t.equal(transition(two, { kind: 'escalated', level: 2 }).changed, false)
+})
+
+t.test('an acknowledged alarm does not escalate: an ack that lands while an escalation is decided wins', async (t) => {
+  const acked = transition(open, { kind: 'ack', by: 'alice', at: '2030-01-01T00:00:05.000Z' }).record
+  t.equal(transition(acked, { kind: 'escalated', level: 1 }).changed, false)
+  t.same(transition(acked, { kind: 'escalated', level: 1 }).record.escalations, [])
+})
+
+t.test('an alarm whose escalations could not be scheduled is not left open, and a retry schedules them', async (t) => {
+  const store = new MemoryAlarmStore(100)
+  let failures = 1
+  const schedule = store.schedule.bind(store)
+  // Redis refusing the one command that schedules: the store's own code, failing once.
+  store.schedule = async (...args) => {
+    if (failures-- > 0) throw new Error('redis went away')
+    await schedule(...args)
+  }
+  const service = new AlarmService({
+    store,
+    publish: async () => { throw new Error('not published here') },
+    severities: new Set(['critical']),
+    maxOpen: 10,
+    overflow: 'reject',
+    ttlMs: 60_000,
+    rules: () => [{ after: 60, to: { role: 'supervisor' } }] as never,
+    clock: { now: () => Date.parse('2030-01-01T00:00:00.000Z'), setTimeout: () => 0, clearTimeout: () => {} },
+    log: { info: () => {}, warn: () => {}, error: () => {} },
+    observer: { acknowledged: () => {}, overflow: () => {} }
+  })
+  await t.rejects(service.open('acme', open.alarm), { message: 'redis went away' })
+  t.equal(await store.get('acme', 'a1'), undefined, 'no open alarm without its schedule')
+  await service.open('acme', open.alarm)
+  const due = await store.due(Date.parse('2030-01-02T00:00:00.000Z'), 10)
+  t.same(due.map((item) => item.level).sort(), [0, 1], 'its expiry and its one escalation are due')
 })

@@ -119,3 +119,19 @@ t.test('a webhook rule without WEBHOOK_SECRET, or a malformed ALARM_ESCALATION, 
   await t.rejects(build(t, { ALARM_ESCALATION: '[{"after":60}]' }), /ALARM_ESCALATION has a rule after 60 s with neither role nor webhook/)
   await t.rejects(build(t, { ALARM_ESCALATION: '{not json' }), /ALARM_ESCALATION is not JSON/)
 })
+
+t.test('role-targeted escalations follow the roles of a socket\'s refreshed token, both ways', async (t) => {
+  const gw = await build(t, { ALARM_ESCALATION: JSON.stringify([{ after: 0.3, role: 'supervisor' }]), ALARM_ESCALATION_POLL_MS: 50 })
+  const demoted = await connect(gw, { sub: 'sam', roles: ['supervisor'] })
+  const promoted = await connect(gw, { sub: 'pat' })
+  demoted.send({ type: 'authenticate', token: sign({ sub: 'sam' }), id: 'r1' })
+  promoted.send({ type: 'authenticate', token: sign({ sub: 'pat', roles: ['supervisor'] }), id: 'r2' })
+  t.match(await demoted.next('authenticated'), { ref: 'r1' })
+  t.match(await promoted.next('authenticated'), { ref: 'r2' })
+  const id = (await postAlarm(gw, sign({ sub: 'camera' }), { severity: 'critical', message: 'who is on duty' })).body.id as string
+  const escalated = await quietly(() => events(promoted).filter((e) => e.event === 'alarm:escalated'), 1, 500)
+  t.same(escalated.map((e) => e.data.id), [id], 'the newly granted role gets the escalation')
+  t.same(events(demoted).filter((e) => e.event === 'alarm:escalated'), [], 'the revoked role gets nothing')
+  demoted.close()
+  promoted.close()
+})

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
+import { streamKeys } from '../../domain/broker-redis.js'
 import { connect as sdk, type TenantcastClient } from '../../client/index.js'
 import { eventually, reach, tick } from '../client/helpers.js'
 import { build, post, REDIS_URL, redisPrefix, redisSkip, sign, type Gateway } from '../helper.js'
@@ -10,10 +11,10 @@ import { build, post, REDIS_URL, redisPrefix, redisSkip, sign, type Gateway } fr
  * and its live message never reaches the instance. Nothing later on the stream reveals it.
  */
 async function storeWithoutPublishing (redis: Redis, prefix: string, tenantId: string, stream: string, event: string): Promise<number> {
-  const name = `${encodeURIComponent(tenantId)}:${stream}`
-  const offset = await redis.hincrby(`${prefix}s:${name}:meta`, 'latest', 1)
+  const keys = streamKeys(prefix, tenantId, stream)
+  const offset = await redis.hincrby(keys.meta, 'latest', 1)
   const envelope = { id: `lost-${offset}`, tenantId, event, data: { lost: true }, target: { kind: 'tenant' }, timestamp: new Date().toISOString() }
-  await redis.xadd(`${prefix}s:${name}:log`, `${offset}-0`, 'e', JSON.stringify(envelope), 't', String(Date.now()))
+  await redis.xadd(keys.log, `${offset}-0`, 'e', JSON.stringify(envelope), 't', String(Date.now()))
   return offset
 }
 

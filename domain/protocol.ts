@@ -87,6 +87,22 @@ function isRequestId (value: unknown): value is RequestIdValue {
 }
 
 /**
+ * The `id` of a request frame, or undefined: what a refusal that does not handle the frame
+ * (the rate limiter) needs to answer it with its `ref`. Never throws.
+ */
+export function requestRef (text: string): RequestIdValue | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
+  const frame = unwrapPayload(value as Record<string, unknown>)
+  return isRequestId(frame.id) ? frame.id : undefined
+}
+
+/**
  * Parses one text frame. It never throws: every bad frame maps to a stable error code, and
  * the `id` of a recognisable request comes back as `ref` even when the rest is invalid.
  */

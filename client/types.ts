@@ -72,7 +72,8 @@ export interface RoomLeftFrame { type: 'room-left', roomId: string, ref?: Reques
 export interface PresenceFrame { type: 'user-joined' | 'user-left', channel: string, userId: string, clientId: string }
 export interface PublishedFrame { type: 'published', id: string, stream: string, offset: number, epoch: string, ref?: RequestId }
 export interface PongFrame { type: 'pong', ref?: RequestId }
-export interface ErrorFrame { type: 'error', code: ServerErrorCode, message: string, ref?: RequestId }
+/** `channel` names the channel an error is about, in the answers to a `subscribe {channels}`. */
+export interface ErrorFrame { type: 'error', code: ServerErrorCode, message: string, channel?: string, ref?: RequestId }
 /** The answer to `ack` or `resolve`: the alarm's state, and whether this request changed it. */
 export interface AlarmActionFrame { type: 'acked' | 'resolved', alarmId: string, changed: boolean, alarm: Record<string, unknown>, ref?: RequestId }
 

@@ -31,8 +31,9 @@ export function pongFrame (ref?: Ref): string {
   return withRef({ type: 'pong' }, ref)
 }
 
-export function errorFrame (code: string, message: string, ref?: Ref): string {
-  return withRef({ type: 'error', code, message }, ref)
+/** `fields` name what the error is about where one request asks for many things (`channel` in a batch subscribe). */
+export function errorFrame (code: string, message: string, ref?: Ref, fields: { channel?: string } = {}): string {
+  return withRef({ type: 'error', code, message, ...fields }, ref)
 }
 
 /**

@@ -315,7 +315,14 @@ export class Session implements SessionContext {
     }
     switch (message.type) {
       case 'resume': await this.streams.resume(message.stream ?? TENANT_STREAM, message.since, message.id); return
-      case 'subscribe': await this.channels.subscribe(message.channel, message.since, message.id, false); return
+      case 'subscribe':
+        if ((message.channel === undefined) === (message.channels === undefined) || (message.channels !== undefined && message.since !== undefined)) {
+          this.reply(errorFrame(ErrorCode.INVALID_MESSAGE, 'subscribe takes a channel (with its since) or channels, not both', message.id))
+          return
+        }
+        if (message.channel !== undefined) await this.channels.subscribe(message.channel, message.since, message.id, false)
+        else await this.channels.subscribeMany(message.channels ?? [], message.id)
+        return
       case 'join-room': await this.channels.subscribe(message.roomId, message.since, message.id, true); return
       case 'unsubscribe': this.channels.unsubscribe(message.channel, message.id, false); return
       case 'leave-room': this.channels.unsubscribe(message.roomId, message.id, true); return

@@ -138,6 +138,13 @@ interface Link {
   sawFrame: boolean
   heartbeat?: unknown
   done: boolean
+  /** The tenant and user streams this socket's URL resumed (`since.<stream>`). */
+  resumed?: string[]
+  /**
+   * Streams resumed on this link whose `recovered` has not come yet; the client reports `open`
+   * once it is empty, so `open` means caught up. Undefined once caught up.
+   */
+  catchingUp?: Set<string>
 }
 
 interface Waiter<T> { resolve: (value: T) => void, reject: (error: TenantcastError) => void }
@@ -327,6 +334,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     this.channelEntries.delete(channel)
     this.positions.delete(channelStream(channel))
     this.heals.delete(channelStream(channel))
+    this.caughtUp(this.link, channelStream(channel))
     for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError('NOT_SUBSCRIBED', `unsubscribed from ${channel} before the subscription completed`))
     if (this.live() !== undefined && entry.link === this.link) await this.request({ type: 'unsubscribe', channel })
   }
@@ -473,7 +481,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     if (this.link !== link) return
     let socket: WebSocketLike
     try {
-      socket = new WebSocketClass(this.socketUrl(), [SUBPROTOCOL, `bearer.${token}`])
+      socket = new WebSocketClass(this.socketUrl(link), [SUBPROTOCOL, `bearer.${token}`])
     } catch (err) {
       // A token a WebSocket refuses as a subprotocol: another attempt would fail the same way.
       this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `cannot open the socket: ${(err as Error).message}`, undefined, { cause: err }))
@@ -511,10 +519,13 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
    * The socket URL, with one `since.<stream>` per stream attached at auth (tenant, user) that
    * has a position, so the server replays what was missed. Channels resume on subscribe.
    */
-  private socketUrl (): string {
+  private socketUrl (link: Link): string {
     const url = new URL(this.url)
+    link.resumed = []
     for (const [stream, position] of this.positions) {
-      if (channelOf(stream) === undefined) url.searchParams.set(`since.${stream}`, formatPosition(position))
+      if (channelOf(stream) !== undefined) continue
+      url.searchParams.set(`since.${stream}`, formatPosition(position))
+      link.resumed.push(stream)
     }
     return url.toString()
   }
@@ -697,6 +708,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
         break
       case 'recovered':
         this.recovered(frame)
+        this.caughtUp(link, frame.stream)
         break
       case 'subscribed':
         this.subscribed(frame)
@@ -726,16 +738,32 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount }
     // Without a position of its own the client starts where the server is now.
     const attached = frame.positions ?? { [TENANT_STREAM]: frame.position }
+    // Caught up once every resumed stream has answered `recovered`: the tenant and user streams
+    // the URL resumed (a server that lists no `positions` is not waited for) and every channel
+    // rejoined from a position. Until then the state stays `connecting` or `reconnecting`.
+    const catchingUp = new Set(frame.positions === undefined ? [] : (link.resumed ?? []).filter((stream) => Object.hasOwn(attached, stream)))
+    for (const [channel, entry] of this.channelEntries) {
+      if (entry.link !== link && this.positions.has(channelStream(channel))) catchingUp.add(channelStream(channel))
+    }
     for (const [stream, position] of Object.entries(attached)) {
       if (!this.positions.has(stream)) this.positions.set(stream, position)
     }
-    this.setState('open')
+    if (catchingUp.size === 0) this.setState('open')
+    else link.catchingUp = catchingUp
     // A `state` or `authenticated` handler may have closed the client: then nothing more is armed.
     if (link.done) return
     this.rejoin(link)
     this.emit('authenticated', frame)
     if (link.done) return
     this.scheduleRefresh()
+  }
+
+  /** A stream resumed on this link caught up (or will not be: refused, left): the last one makes the client `open`. */
+  private caughtUp (link: Link | undefined, stream: string): void {
+    const waiting = link?.catchingUp
+    if (link === undefined || waiting === undefined || !waiting.delete(stream) || waiting.size > 0) return
+    link.catchingUp = undefined
+    if (link === this.live()) this.setState('open')
   }
 
   /**
@@ -894,6 +922,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     this.channelEntries.delete(channel)
     this.positions.delete(channelStream(channel))
     this.heals.delete(channelStream(channel))
+    this.caughtUp(this.link, channelStream(channel))
     const error = new TenantcastError(reason, `the server removed this client from channel ${channel} (${reason})`)
     const waiters = entry.waiters.splice(0)
     if (waiters.length === 0) this.emitError(error)
@@ -996,6 +1025,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     if (this.channelEntries.get(channel) !== entry) return
     this.channelEntries.delete(channel)
     this.positions.delete(channelStream(channel))
+    this.caughtUp(entry.link, channelStream(channel))
     const waiters = entry.waiters.splice(0)
     if (waiters.length === 0) this.emitError(error)
     for (const waiter of waiters) waiter.reject(error)

@@ -244,6 +244,7 @@ var TenantcastClient = class {
     this.channelEntries.delete(channel);
     this.positions.delete(channelStream(channel));
     this.heals.delete(channelStream(channel));
+    this.caughtUp(this.link, channelStream(channel));
     for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError("NOT_SUBSCRIBED", `unsubscribed from ${channel} before the subscription completed`));
     if (this.live() !== void 0 && entry.link === this.link) await this.request({ type: "unsubscribe", channel });
   }
@@ -381,7 +382,7 @@ var TenantcastClient = class {
     if (this.link !== link) return;
     let socket;
     try {
-      socket = new WebSocketClass(this.socketUrl(), [SUBPROTOCOL, `bearer.${token}`]);
+      socket = new WebSocketClass(this.socketUrl(link), [SUBPROTOCOL, `bearer.${token}`]);
     } catch (err) {
       this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `cannot open the socket: ${err.message}`, void 0, { cause: err }));
       this.link = void 0;
@@ -419,10 +420,13 @@ var TenantcastClient = class {
    * The socket URL, with one `since.<stream>` per stream attached at auth (tenant, user) that
    * has a position, so the server replays what was missed. Channels resume on subscribe.
    */
-  socketUrl() {
+  socketUrl(link) {
     const url = new URL(this.url);
+    link.resumed = [];
     for (const [stream, position] of this.positions) {
-      if (channelOf(stream) === void 0) url.searchParams.set(`since.${stream}`, formatPosition(position));
+      if (channelOf(stream) !== void 0) continue;
+      url.searchParams.set(`since.${stream}`, formatPosition(position));
+      link.resumed.push(stream);
     }
     return url.toString();
   }
@@ -586,6 +590,7 @@ var TenantcastClient = class {
         break;
       case "recovered":
         this.recovered(frame);
+        this.caughtUp(link, frame.stream);
         break;
       case "subscribed":
         this.subscribed(frame);
@@ -613,15 +618,27 @@ var TenantcastClient = class {
     link.authenticatedAt = this.timers.now();
     this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount };
     const attached = frame.positions ?? { [TENANT_STREAM]: frame.position };
+    const catchingUp = new Set(frame.positions === void 0 ? [] : (link.resumed ?? []).filter((stream) => Object.hasOwn(attached, stream)));
+    for (const [channel, entry] of this.channelEntries) {
+      if (entry.link !== link && this.positions.has(channelStream(channel))) catchingUp.add(channelStream(channel));
+    }
     for (const [stream, position] of Object.entries(attached)) {
       if (!this.positions.has(stream)) this.positions.set(stream, position);
     }
-    this.setState("open");
+    if (catchingUp.size === 0) this.setState("open");
+    else link.catchingUp = catchingUp;
     if (link.done) return;
     this.rejoin(link);
     this.emit("authenticated", frame);
     if (link.done) return;
     this.scheduleRefresh();
+  }
+  /** A stream resumed on this link caught up (or will not be: refused, left): the last one makes the client `open`. */
+  caughtUp(link, stream) {
+    const waiting = link?.catchingUp;
+    if (link === void 0 || waiting === void 0 || !waiting.delete(stream) || waiting.size > 0) return;
+    link.catchingUp = void 0;
+    if (link === this.live()) this.setState("open");
   }
   /**
    * Verifies continuity per stream. An offset one above the last delivered is delivered; one at
@@ -759,6 +776,7 @@ var TenantcastClient = class {
     this.channelEntries.delete(channel);
     this.positions.delete(channelStream(channel));
     this.heals.delete(channelStream(channel));
+    this.caughtUp(this.link, channelStream(channel));
     const error = new TenantcastError(reason, `the server removed this client from channel ${channel} (${reason})`);
     const waiters = entry.waiters.splice(0);
     if (waiters.length === 0) this.emitError(error);
@@ -859,6 +877,7 @@ var TenantcastClient = class {
     if (this.channelEntries.get(channel) !== entry) return;
     this.channelEntries.delete(channel);
     this.positions.delete(channelStream(channel));
+    this.caughtUp(entry.link, channelStream(channel));
     const waiters = entry.waiters.splice(0);
     if (waiters.length === 0) this.emitError(error);
     for (const waiter of waiters) waiter.reject(error);

@@ -30,6 +30,7 @@ t.test('subscribe {channels} answers each channel once under the request\'s ref,
     'd CHANNEL_LIMIT',
     'subscribed b'
   ], 'one answer per entry, refusals naming their channel')
+  t.same(client.frames.filter((f) => f.type === 'event').map((f) => f.replayed), [true, true], 'the replay is marked')
   t.equal(await gw.app.realtime.channelConnectionCount('t1', 'c'), 1)
   client.close()
   writer.close()

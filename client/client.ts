@@ -21,14 +21,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1
  */
 export const MIN_REFRESH_INTERVAL_MS = 5000
 /**
- * Channel joins after connecting go out JOIN_BURST at once, then one every JOIN_INTERVAL_MS
- * (20 a second): under the server's default frame limit (CLIENT_FRAME_BURST 100,
- * CLIENT_FRAME_RATE 50 a second), so a client in many channels is not dropped, and at last
- * closed with 4029, as a flood on every reconnect. A join the limiter drops anyway times out
- * and is sent again.
+ * Channels rejoined after connecting go out in `subscribe {channels}` frames of up to
+ * JOIN_BATCH each: one frame, one token of the server's frame limit, however many channels.
+ * A batch the rate limiter refuses (RATE_LIMITED) is sent again after JOIN_RETRY_MS; one whose
+ * channels are not all answered within the request timeout has the rest sent again.
  */
-const JOIN_BURST = 50
-const JOIN_INTERVAL_MS = 50
+const JOIN_BATCH = 100
+const JOIN_RETRY_MS = 1000
 const OPEN = 1
 
 /**
@@ -102,7 +101,8 @@ export interface ConnectOptions {
   wakeProbeTimeout?: number
   /**
    * How long, in ms, a request waits for its reply before it rejects with REQUEST_TIMEOUT
-   * (a frame the server's rate limiter dropped is never answered). Default 10000; 0 waits for ever.
+   * (a request the server's rate limiter drops is answered at once with RATE_LIMITED; the timeout
+   * ends the wait for one lost otherwise). Default 10000; 0 waits for ever.
    * A channel join that times out is sent again on the same connection.
    */
   requestTimeout?: number
@@ -138,9 +138,23 @@ interface Link {
   sawFrame: boolean
   heartbeat?: unknown
   done: boolean
+  /** The tenant and user streams this socket's URL resumed (`since.<stream>`). */
+  resumed?: string[]
+  /**
+   * Streams resumed on this link whose `recovered` has not come yet; the client reports `open`
+   * once it is empty, so `open` means caught up. Undefined once caught up.
+   */
+  catchingUp?: Set<string>
 }
 
 interface Waiter<T> { resolve: (value: T) => void, reject: (error: TenantcastError) => void }
+
+/** One `subscribe {channels}` in flight: the channels not yet answered, by name. */
+interface JoinBatch {
+  link: Link
+  waiting: Map<string, ChannelEntry>
+  timer?: unknown
+}
 
 interface ChannelEntry {
   /** The link the last subscribe went out on, and its reply once it came. */
@@ -212,7 +226,9 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
   private reconnectTimer: unknown
   private refreshTimer: unknown
   private probeTimer: unknown
-  private joinTimer: unknown
+  /** Rejoin batches in flight, by request id, and timers of batches waiting to be sent again. */
+  private readonly batches = new Map<string, JoinBatch>()
+  private readonly joinTimers = new Set<unknown>()
   private readonly unwatchWake: () => void
   /** When the last refresh began (the timers' clock). */
   private refreshedAt = -Infinity
@@ -318,6 +334,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     this.channelEntries.delete(channel)
     this.positions.delete(channelStream(channel))
     this.heals.delete(channelStream(channel))
+    this.caughtUp(this.link, channelStream(channel))
     for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError('NOT_SUBSCRIBED', `unsubscribed from ${channel} before the subscription completed`))
     if (this.live() !== undefined && entry.link === this.link) await this.request({ type: 'unsubscribe', channel })
   }
@@ -464,7 +481,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     if (this.link !== link) return
     let socket: WebSocketLike
     try {
-      socket = new WebSocketClass(this.socketUrl(), [SUBPROTOCOL, `bearer.${token}`])
+      socket = new WebSocketClass(this.socketUrl(link), [SUBPROTOCOL, `bearer.${token}`])
     } catch (err) {
       // A token a WebSocket refuses as a subprotocol: another attempt would fail the same way.
       this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `cannot open the socket: ${(err as Error).message}`, undefined, { cause: err }))
@@ -502,10 +519,13 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
    * The socket URL, with one `since.<stream>` per stream attached at auth (tenant, user) that
    * has a position, so the server replays what was missed. Channels resume on subscribe.
    */
-  private socketUrl (): string {
+  private socketUrl (link: Link): string {
     const url = new URL(this.url)
+    link.resumed = []
     for (const [stream, position] of this.positions) {
-      if (channelOf(stream) === undefined) url.searchParams.set(`since.${stream}`, formatPosition(position))
+      if (channelOf(stream) !== undefined) continue
+      url.searchParams.set(`since.${stream}`, formatPosition(position))
+      link.resumed.push(stream)
     }
     return url.toString()
   }
@@ -625,7 +645,6 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
   private stop (info: CloseInfo): void {
     this.unwatchWake()
     this.timers.clearTimeout(this.probeTimer)
-    this.timers.clearTimeout(this.joinTimer)
     this.timers.clearTimeout(this.reconnectTimer)
     this.timers.clearTimeout(this.refreshTimer)
     this.reconnectTimer = undefined
@@ -638,6 +657,11 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
   }
 
   private rejectPending (message: string): void {
+    // Rejoin batches die with their link: the next connection rejoins every channel not joined on it.
+    for (const batch of this.batches.values()) this.timers.clearTimeout(batch.timer)
+    this.batches.clear()
+    for (const timer of this.joinTimers) this.timers.clearTimeout(timer)
+    this.joinTimers.clear()
     const pending = [...this.pending.values()]
     this.pending.clear()
     for (const waiter of pending) waiter.reject(new TenantcastError(ClientErrorCode.CONNECTION_CLOSED, message))
@@ -666,6 +690,13 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
       return
     }
     this.emit('frame', frame)
+    const batchRef = (frame as { ref?: unknown }).ref
+    const batch = batchRef === undefined ? undefined : this.batches.get(String(batchRef))
+    if (batch !== undefined && (frame.type === 'subscribed' || frame.type === 'error')) {
+      if (frame.type === 'subscribed') this.subscribed(frame)
+      this.batchAnswer(String(batchRef), batch, frame)
+      return
+    }
     switch (frame.type) {
       case 'authenticated':
         // A second one on the same socket answers a token refresh.
@@ -677,6 +708,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
         break
       case 'recovered':
         this.recovered(frame)
+        this.caughtUp(link, frame.stream)
         break
       case 'subscribed':
         this.subscribed(frame)
@@ -706,16 +738,32 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount }
     // Without a position of its own the client starts where the server is now.
     const attached = frame.positions ?? { [TENANT_STREAM]: frame.position }
+    // Caught up once every resumed stream has answered `recovered`: the tenant and user streams
+    // the URL resumed (a server that lists no `positions` is not waited for) and every channel
+    // rejoined from a position. Until then the state stays `connecting` or `reconnecting`.
+    const catchingUp = new Set(frame.positions === undefined ? [] : (link.resumed ?? []).filter((stream) => Object.hasOwn(attached, stream)))
+    for (const [channel, entry] of this.channelEntries) {
+      if (entry.link !== link && this.positions.has(channelStream(channel))) catchingUp.add(channelStream(channel))
+    }
     for (const [stream, position] of Object.entries(attached)) {
       if (!this.positions.has(stream)) this.positions.set(stream, position)
     }
-    this.setState('open')
+    if (catchingUp.size === 0) this.setState('open')
+    else link.catchingUp = catchingUp
     // A `state` or `authenticated` handler may have closed the client: then nothing more is armed.
     if (link.done) return
     this.rejoin(link)
     this.emit('authenticated', frame)
     if (link.done) return
     this.scheduleRefresh()
+  }
+
+  /** A stream resumed on this link caught up (or will not be: refused, left): the last one makes the client `open`. */
+  private caughtUp (link: Link | undefined, stream: string): void {
+    const waiting = link?.catchingUp
+    if (link === undefined || waiting === undefined || !waiting.delete(stream) || waiting.size > 0) return
+    link.catchingUp = undefined
+    if (link === this.live()) this.setState('open')
   }
 
   /**
@@ -874,6 +922,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     this.channelEntries.delete(channel)
     this.positions.delete(channelStream(channel))
     this.heals.delete(channelStream(channel))
+    this.caughtUp(this.link, channelStream(channel))
     const error = new TenantcastError(reason, `the server removed this client from channel ${channel} (${reason})`)
     const waiters = entry.waiters.splice(0)
     if (waiters.length === 0) this.emitError(error)
@@ -891,26 +940,95 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     waiter.reject(error)
   }
 
-  /** Joins every channel not yet joined on this link, paced (JOIN_BURST, then one per JOIN_INTERVAL_MS). */
+  /** Joins every channel not yet joined on this link, JOIN_BATCH channels per `subscribe {channels}` frame. */
   private rejoin (link: Link): void {
-    this.timers.clearTimeout(this.joinTimer)
-    const waiting = [...this.channelEntries]
-    let allowance = JOIN_BURST
-    const pump = (): void => {
-      this.joinTimer = undefined
-      if (link.done || link !== this.link) return
-      for (let entry = waiting.shift(); entry !== undefined; entry = waiting.shift()) {
-        const [channel, state] = entry
-        // Left meanwhile, or already joined by a subscribe() of its own.
-        if (this.channelEntries.get(channel) !== state || state.link === link) continue
-        this.sendSubscribe(channel, state)
-        if (--allowance === 0) break
-      }
-      if (waiting.length === 0) return
-      allowance = 1
-      this.joinTimer = this.timers.setTimeout(pump, JOIN_INTERVAL_MS)
+    const waiting = [...this.channelEntries].filter(([, entry]) => entry.link !== link)
+    for (let i = 0; i < waiting.length; i += JOIN_BATCH) this.sendBatch(link, new Map(waiting.slice(i, i + JOIN_BATCH)))
+  }
+
+  /** Sends one rejoin batch, each channel resuming from its last position. */
+  private sendBatch (link: Link, channels: Map<string, ChannelEntry>): void {
+    const socket = link.socket
+    if (link !== this.live() || socket === undefined) return
+    const waiting = new Map<string, ChannelEntry>()
+    const frame: Array<{ channel: string, since?: string }> = []
+    for (const [channel, entry] of channels) {
+      // Left meanwhile, or already joined by a subscribe() of its own.
+      if (this.channelEntries.get(channel) !== entry || entry.link === link) continue
+      entry.link = link
+      entry.reply = undefined
+      waiting.set(channel, entry)
+      const since = this.positions.get(channelStream(channel))
+      frame.push(since === undefined ? { channel } : { channel, since: formatPosition(since) })
     }
-    pump()
+    if (frame.length === 0) return
+    const id = `r${this.nextId++}`
+    const batch: JoinBatch = { link, waiting }
+    this.batches.set(id, batch)
+    const timeout = this.options.requestTimeout ?? 10_000
+    // Silence (a frame lost on the way): what is still unanswered is asked for again.
+    if (timeout > 0) batch.timer = this.timers.setTimeout(() => { this.retryBatch(id, batch, 0) }, Math.min(timeout, MAX_TIMER_MS))
+    socket.send(JSON.stringify({ type: 'subscribe', id, channels: frame }))
+  }
+
+  /** Drops a batch and, after `delay` ms, sends its unanswered channels again on the same link. */
+  private retryBatch (id: string, batch: JoinBatch, delay: number): void {
+    if (this.batches.get(id) !== batch) return
+    this.batches.delete(id)
+    this.timers.clearTimeout(batch.timer)
+    for (const entry of batch.waiting.values()) entry.link = undefined
+    const resend = (): void => { this.sendBatch(batch.link, batch.waiting) }
+    if (delay === 0) {
+      resend()
+      return
+    }
+    const timer = this.timers.setTimeout(() => { this.joinTimers.delete(timer); resend() }, delay)
+    this.joinTimers.add(timer)
+  }
+
+  /**
+   * One answer within a rejoin batch: a `subscribed` or an `error` naming its channel. An error
+   * naming no channel refused the whole frame: RATE_LIMITED is retried, anything else fails
+   * every channel still waiting, each visibly.
+   */
+  private batchAnswer (id: string, batch: JoinBatch, frame: SubscribedFrame | ErrorFrame): void {
+    const channel = frame.channel
+    if (frame.type === 'error' && channel === undefined) {
+      if (frame.code === 'RATE_LIMITED') {
+        this.retryBatch(id, batch, JOIN_RETRY_MS)
+        return
+      }
+      this.batches.delete(id)
+      this.timers.clearTimeout(batch.timer)
+      for (const [name, entry] of batch.waiting) this.joinFailed(name, entry, new TenantcastError(frame.code, frame.message, frame.ref))
+      return
+    }
+    const entry = channel === undefined ? undefined : batch.waiting.get(channel)
+    if (channel === undefined || entry === undefined) return
+    batch.waiting.delete(channel)
+    if (batch.waiting.size === 0) {
+      this.batches.delete(id)
+      this.timers.clearTimeout(batch.timer)
+    }
+    if (frame.type === 'subscribed') this.joined(channel, entry, frame)
+    else this.joinFailed(channel, entry, new TenantcastError(frame.code, frame.message, frame.ref))
+  }
+
+  private joined (channel: string, entry: ChannelEntry, reply: SubscribedFrame): void {
+    if (this.channelEntries.get(channel) !== entry) return
+    entry.reply = reply
+    for (const waiter of entry.waiters.splice(0)) waiter.resolve(reply)
+  }
+
+  /** The server refused a channel: it is dropped, and its waiters, or else the `error` handlers, are told. */
+  private joinFailed (channel: string, entry: ChannelEntry, error: TenantcastError): void {
+    if (this.channelEntries.get(channel) !== entry) return
+    this.channelEntries.delete(channel)
+    this.positions.delete(channelStream(channel))
+    this.caughtUp(entry.link, channelStream(channel))
+    const waiters = entry.waiters.splice(0)
+    if (waiters.length === 0) this.emitError(error)
+    for (const waiter of waiters) waiter.reject(error)
   }
 
   private sendSubscribe (channel: string, entry: ChannelEntry): void {
@@ -919,22 +1037,26 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     const since = this.positions.get(channelStream(channel))
     const frame = since === undefined ? { type: 'subscribe' as const, channel } : { type: 'subscribe' as const, channel, since: formatPosition(since) }
     this.request(frame).then((reply) => {
-      if (this.channelEntries.get(channel) !== entry) return
-      entry.reply = reply
-      for (const waiter of entry.waiters.splice(0)) waiter.resolve(reply)
+      this.joined(channel, entry, reply)
     }, (error: TenantcastError) => {
       // A closed socket is not a refusal: the next connection rejoins.
       if (this.channelEntries.get(channel) !== entry || error.code === ClientErrorCode.CONNECTION_CLOSED) return
-      // Nor is silence (the rate limiter dropped the frame): ask again on the same connection.
+      // Nor is silence (the frame was lost): ask again on the same connection.
       if (error.code === ClientErrorCode.REQUEST_TIMEOUT) {
         if (entry.link === this.live()) this.sendSubscribe(channel, entry)
         return
       }
-      this.channelEntries.delete(channel)
-      this.positions.delete(channelStream(channel))
-      const waiters = entry.waiters.splice(0)
-      if (waiters.length === 0) this.emitError(error)
-      for (const waiter of waiters) waiter.reject(error)
+      // Nor is the rate limiter dropping the frame: ask again once the server's bucket has refilled.
+      if (error.code === 'RATE_LIMITED') {
+        const link = entry.link
+        const timer = this.timers.setTimeout(() => {
+          this.joinTimers.delete(timer)
+          if (this.channelEntries.get(channel) === entry && entry.link === link && link === this.live()) this.sendSubscribe(channel, entry)
+        }, JOIN_RETRY_MS)
+        this.joinTimers.add(timer)
+        return
+      }
+      this.joinFailed(channel, entry, error)
     })
   }
 

@@ -34,6 +34,11 @@ export interface EventFrame<Data = unknown, Name extends string = string> {
   timestamp: string
   correlationId?: string
   from?: { clientId: string, userId: string }
+  /**
+   * True on an event sent from history (a resume after a reconnect, a channel rejoin, a heal),
+   * not as it happened: a dashboard shows it without an alert. Absent on live events.
+   */
+  replayed?: true
 }
 
 /** An event frame whose data is typed from the server's event catalogue. */
@@ -72,7 +77,8 @@ export interface RoomLeftFrame { type: 'room-left', roomId: string, ref?: Reques
 export interface PresenceFrame { type: 'user-joined' | 'user-left', channel: string, userId: string, clientId: string }
 export interface PublishedFrame { type: 'published', id: string, stream: string, offset: number, epoch: string, ref?: RequestId }
 export interface PongFrame { type: 'pong', ref?: RequestId }
-export interface ErrorFrame { type: 'error', code: ServerErrorCode, message: string, ref?: RequestId }
+/** `channel` names the channel an error is about, in the answers to a `subscribe {channels}`. */
+export interface ErrorFrame { type: 'error', code: ServerErrorCode, message: string, channel?: string, ref?: RequestId }
 /** The answer to `ack` or `resolve`: the alarm's state, and whether this request changed it. */
 export interface AlarmActionFrame { type: 'acked' | 'resolved', alarmId: string, changed: boolean, alarm: Record<string, unknown>, ref?: RequestId }
 
@@ -142,7 +148,10 @@ export interface LifecycleEvents {
   authenticated: (frame: AuthenticatedFrame) => void
   /** Every event frame, whatever its name, after duplicates are dropped. */
   event: (frame: EventFrame) => void
-  /** A replay finished (`recovered: true`) or could not be done (`recovered: false`). */
+  /**
+   * A replay finished (`recovered: true`) or could not be done (`recovered: false`): the
+   * stream's caught-up signal. Once every stream resumed on a new socket has sent it, the state is `open`.
+   */
   recovered: (frame: RecoveredFrame) => void
   /** A stream could not be resumed: events may have been missed, so refetch. */
   gap: (gap: Gap) => void

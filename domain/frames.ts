@@ -31,8 +31,9 @@ export function pongFrame (ref?: Ref): string {
   return withRef({ type: 'pong' }, ref)
 }
 
-export function errorFrame (code: string, message: string, ref?: Ref): string {
-  return withRef({ type: 'error', code, message }, ref)
+/** `fields` name what the error is about where one request asks for many things (`channel` in a batch subscribe). */
+export function errorFrame (code: string, message: string, ref?: Ref, fields: { channel?: string } = {}): string {
+  return withRef({ type: 'error', code, message, ...fields }, ref)
 }
 
 /**
@@ -65,8 +66,9 @@ export function publishedFrame (fields: { id: string, stream: string, offset: nu
  * The delivered form of an event. Built once per broadcast and shared by every recipient.
  * `stream` names the stream the offset counts in; a connection-targeted event has no
  * `stream`, `offset` or `epoch`: it is never replayed, so there is nothing to resume from.
+ * `replayed` marks a frame built for a replay (never shared with live delivery).
  */
-export function eventFrame (event: StoredEvent): string {
+export function eventFrame (event: StoredEvent, replayed = false): string {
   const positioned = event.offset !== 0
   return JSON.stringify({
     type: 'event',
@@ -78,7 +80,9 @@ export function eventFrame (event: StoredEvent): string {
     epoch: positioned ? event.epoch : undefined,
     timestamp: event.timestamp,
     correlationId: event.correlationId,
-    from: event.from
+    from: event.from,
+    // Sent from history by a resume, an attach with `since` or a heal, not as it happened.
+    replayed: replayed ? true : undefined
   })
 }
 

@@ -28,7 +28,19 @@ export const AuthenticateMessage = Type.Object({
 })
 /** One stream per frame; without `stream`, the tenant stream (the original form). */
 export const ResumeMessage = Type.Object({ type: Type.Literal('resume'), id: RequestId, stream: Type.Optional(Stream), since: Since })
-export const SubscribeMessage = Type.Object({ type: Type.Literal('subscribe'), id: RequestId, channel: Channel, since: Type.Optional(Since) })
+/** Most channels one `subscribe {channels}` may join. */
+export const MAX_SUBSCRIBE_BATCH = 500
+/**
+ * One channel (`channel`, `since?`), or many in one frame (`channels: [{channel, since?}]`),
+ * each answered on its own; exactly one of the two.
+ */
+export const SubscribeMessage = Type.Object({
+  type: Type.Literal('subscribe'),
+  id: RequestId,
+  channel: Type.Optional(Channel),
+  since: Type.Optional(Since),
+  channels: Type.Optional(Type.Array(Type.Object({ channel: Channel, since: Type.Optional(Since) }), { minItems: 1, maxItems: MAX_SUBSCRIBE_BATCH }))
+})
 export const UnsubscribeMessage = Type.Object({ type: Type.Literal('unsubscribe'), id: RequestId, channel: Channel })
 export const JoinRoomMessage = Type.Object({ type: Type.Literal('join-room'), id: RequestId, roomId: Channel, since: Type.Optional(Since) })
 export const LeaveRoomMessage = Type.Object({ type: Type.Literal('leave-room'), id: RequestId, roomId: Channel })
@@ -84,6 +96,22 @@ export type ParseResult =
 
 function isRequestId (value: unknown): value is RequestIdValue {
   return (typeof value === 'string' && value.length <= 128) || (typeof value === 'number' && Number.isFinite(value))
+}
+
+/**
+ * The `id` of a request frame, or undefined: what a refusal that does not handle the frame
+ * (the rate limiter) needs to answer it with its `ref`. Never throws.
+ */
+export function requestRef (text: string): RequestIdValue | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
+  const frame = unwrapPayload(value as Record<string, unknown>)
+  return isRequestId(frame.id) ? frame.id : undefined
 }
 
 /**

@@ -5,7 +5,7 @@ import { errorFrame, membershipFrame, presenceFrame, publishedFrame, type Ref } 
 import { PUBLISHER_ROLES, hasAnyRole } from './principal.js'
 import type { SessionContext } from './session.js'
 import type { StreamAttachments } from './session-streams.js'
-import { channelStream } from './streams.js'
+import { channelStream, parsePosition } from './streams.js'
 
 /**
  * One connection's channel membership: joining (each channel is a stream, attached through
@@ -31,16 +31,34 @@ export class ChannelMembership {
     }
   }
 
+  /**
+   * `subscribe {channels}`: joins each channel in order, as one `subscribe` each, all under the
+   * request's ref. Every channel gets exactly one answer, `subscribed` or an `error` naming it
+   * in `channel`, so a client knows when the batch is done; replays and `recovered` follow
+   * each channel's `subscribed`. One frame, one token of the frame rate limit.
+   */
+  async subscribeMany (entries: ReadonlyArray<{ channel: string, since?: string | undefined }>, ref: Ref): Promise<void> {
+    for (const entry of entries) {
+      if (!this.session.isOpen()) return
+      await this.subscribe(entry.channel, entry.since, ref, false)
+    }
+  }
+
   async subscribe (channel: string, sinceText: string | undefined, ref: Ref, alias: boolean): Promise<void> {
     const client = this.session.client
-    const since = this.streams.since(sinceText, ref)
-    if (since === null) return
+    // Every refusal names its channel: in a batch it is how the client tells them apart.
+    const tag = alias ? {} : { channel }
+    const since = sinceText === undefined ? undefined : parsePosition(sinceText)
+    if (sinceText !== undefined && since === undefined) {
+      this.session.reply(errorFrame(ErrorCode.INVALID_POSITION, 'since must be <epoch>:<offset>', ref, tag))
+      return
+    }
     if (!isValidChannel(channel)) {
-      this.session.reply(errorFrame(ErrorCode.INVALID_CHANNEL, 'a channel name is 1-128 characters of A-Z a-z 0-9 _ . : @ / -, starting with a letter or digit', ref))
+      this.session.reply(errorFrame(ErrorCode.INVALID_CHANNEL, 'a channel name is 1-128 characters of A-Z a-z 0-9 _ . : @ / -, starting with a letter or digit', ref, tag))
       return
     }
     if (!this.canJoin(channel)) {
-      this.session.reply(errorFrame(ErrorCode.CHANNEL_FORBIDDEN, 'the token\'s channels claim does not allow this channel', ref))
+      this.session.reply(errorFrame(ErrorCode.CHANNEL_FORBIDDEN, 'the token\'s channels claim does not allow this channel', ref, tag))
       return
     }
     const joined = alias ? 'room-joined' : 'subscribed'
@@ -49,7 +67,7 @@ export class ChannelMembership {
       return
     }
     if (client.channels.size >= this.session.options.maxChannels) {
-      this.session.reply(errorFrame(ErrorCode.CHANNEL_LIMIT, `a connection may join at most ${this.session.options.maxChannels} channels`, ref))
+      this.session.reply(errorFrame(ErrorCode.CHANNEL_LIMIT, `a connection may join at most ${this.session.options.maxChannels} channels`, ref, tag))
       return
     }
     const stream = channelStream(channel)

@@ -25,7 +25,8 @@ import { CONNECTION_STREAM, TENANT_STREAM, channelOf, covers, parsePosition, use
  *    message can trail the history read that included it; the hub drops live events at or
  *    below the floor, and the first one above it clears it.
  *
- * Replayed and released frames go out as the socket drains (`sendPaced`), so a long replay
+ * Replayed frames carry `replayed: true` (released held events are live ones and do not), so a
+ * client can tell history from news. Replayed and released frames go out as the socket drains (`sendPaced`), so a long replay
  * never queues more than about `replayPaceBytes` unsent.
  */
 export class StreamAttachments {
@@ -116,7 +117,7 @@ export class StreamAttachments {
           if (event.offset > ceiling) break
           to = event.offset
           if (!this.entitled(event)) continue
-          if (!await this.sendPaced(client, eventFrame(event))) return
+          if (!await this.sendPaced(client, eventFrame(event, true))) return
           count++
         }
         this.session.reply(recoveredFrame({ recovered: true, stream, epoch: read.epoch, from: since.offset + 1, to, count }, ref))

@@ -8,7 +8,7 @@ import type { Client, Connection, Hub } from './hub.js'
 import { AuthFailure, AuthReason, type Principal, type VerifyToken } from './principal.js'
 import type { Observer } from './observer.js'
 import type { Presence } from './presence.js'
-import { parseFrame, type ClientMessage } from './protocol.js'
+import { parseFrame, requestRef, type ClientMessage } from './protocol.js'
 import { SessionAlarms, type SessionAlarmsPort } from './session-alarms.js'
 import { SessionAuth } from './session-auth.js'
 import { ChannelMembership } from './session-channels.js'
@@ -158,7 +158,7 @@ export class Session implements SessionContext {
       this.close(CloseCode.TOO_LARGE, 'PRE_AUTH_FRAME_TOO_LARGE')
       return
     }
-    if (!this.admit()) return
+    if (!this.admit(text)) return
     this.enqueue(async () => {
       const parsed = parseFrame(text)
       if (!parsed.ok) {
@@ -254,10 +254,13 @@ export class Session implements SessionContext {
   }
 
   /**
-   * The per-connection frame rate limit. A refused frame is dropped unread; the first refusal
-   * in a row is answered with RATE_LIMITED, and a client that keeps flooding is closed with 4029.
+   * The per-connection frame rate limit. A refused frame is dropped unhandled. A refused request
+   * with an `id` is answered with RATE_LIMITED and its `ref`, so the caller learns at once that
+   * it was not handled; of refused frames without one, only the first in a row is answered. A
+   * client that keeps flooding is closed with 4029 after `frameStrikes` refusals in a row, which
+   * bounds those answers too.
    */
-  private admit (): boolean {
+  private admit (text?: string): boolean {
     if (this.state === 'closed') return false
     this.options.observer.frameIn()
     if (this.bucket.take()) {
@@ -266,7 +269,8 @@ export class Session implements SessionContext {
     }
     this.strikes++
     this.options.observer.rateLimited('frames', this.auth.principal?.tenantId ?? '')
-    if (this.strikes === 1) this.reply(errorFrame(ErrorCode.RATE_LIMITED, `more than ${this.options.limits.frameRate} frames per second; frames are being dropped`))
+    const ref = text === undefined ? undefined : requestRef(text)
+    if (this.strikes === 1 || ref !== undefined) this.reply(errorFrame(ErrorCode.RATE_LIMITED, `more than ${this.options.limits.frameRate} frames per second; frames are being dropped`, ref))
     if (this.strikes >= this.options.limits.frameStrikes) {
       this.options.log.warn({ action: 'websocket.rate_limited', ...this.identity() }, 'client kept flooding; closing with 4029')
       this.close(CloseCode.RATE_LIMITED, 'RATE_LIMITED')
@@ -311,7 +315,14 @@ export class Session implements SessionContext {
     }
     switch (message.type) {
       case 'resume': await this.streams.resume(message.stream ?? TENANT_STREAM, message.since, message.id); return
-      case 'subscribe': await this.channels.subscribe(message.channel, message.since, message.id, false); return
+      case 'subscribe':
+        if ((message.channel === undefined) === (message.channels === undefined) || (message.channels !== undefined && message.since !== undefined)) {
+          this.reply(errorFrame(ErrorCode.INVALID_MESSAGE, 'subscribe takes a channel (with its since) or channels, not both', message.id))
+          return
+        }
+        if (message.channel !== undefined) await this.channels.subscribe(message.channel, message.since, message.id, false)
+        else await this.channels.subscribeMany(message.channels ?? [], message.id)
+        return
       case 'join-room': await this.channels.subscribe(message.roomId, message.since, message.id, true); return
       case 'unsubscribe': this.channels.unsubscribe(message.channel, message.id, false); return
       case 'leave-room': this.channels.unsubscribe(message.roomId, message.id, true); return

@@ -85,8 +85,9 @@ function trim () {
   ui.feedEmpty.hidden = ui.feed.children.length > 0
 }
 
-function addRow (li) {
-  li.classList.add('fresh')
+/** A row arrives; only news flashes: a replayed event (history sent again after a reconnect) does not. */
+function addRow (li, fresh = true) {
+  if (fresh) li.classList.add('fresh')
   ui.feed.prepend(li)
   trim()
 }
@@ -115,6 +116,7 @@ function addEvent (frame) {
   li.dataset.stream = frame.stream
   li.dataset.offset = String(frame.offset)
   if (severity !== undefined) li.dataset.severity = severity
+  if (frame.replayed === true) li.dataset.replayed = 'true'
   li.append(el('span', 'bar'))
   li.append(el('span', 'badge', severity ?? 'event'))
   const body = el('div', 'body')
@@ -128,7 +130,7 @@ function addEvent (frame) {
   meta.append(el('code', '', `${frame.stream} #${frame.offset}`))
   meta.append(stamp(frame.timestamp))
   li.append(meta)
-  addRow(li)
+  addRow(li, frame.replayed !== true)
   eventCount++
   ui.feedCount.textContent = String(eventCount)
   showPosition()

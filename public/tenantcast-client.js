@@ -100,8 +100,8 @@ var SUBPROTOCOL = "tenantcast.v1";
 var TENANT_STREAM = "tenant";
 var MAX_TIMER_MS = 2 ** 31 - 1;
 var MIN_REFRESH_INTERVAL_MS = 5e3;
-var JOIN_BURST = 50;
-var JOIN_INTERVAL_MS = 50;
+var JOIN_BATCH = 100;
+var JOIN_RETRY_MS = 1e3;
 var OPEN = 1;
 var systemTimers = {
   now: () => Date.now(),
@@ -163,7 +163,9 @@ var TenantcastClient = class {
   reconnectTimer;
   refreshTimer;
   probeTimer;
-  joinTimer;
+  /** Rejoin batches in flight, by request id, and timers of batches waiting to be sent again. */
+  batches = /* @__PURE__ */ new Map();
+  joinTimers = /* @__PURE__ */ new Set();
   unwatchWake;
   /** When the last refresh began (the timers' clock). */
   refreshedAt = -Infinity;
@@ -242,6 +244,7 @@ var TenantcastClient = class {
     this.channelEntries.delete(channel);
     this.positions.delete(channelStream(channel));
     this.heals.delete(channelStream(channel));
+    this.caughtUp(this.link, channelStream(channel));
     for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError("NOT_SUBSCRIBED", `unsubscribed from ${channel} before the subscription completed`));
     if (this.live() !== void 0 && entry.link === this.link) await this.request({ type: "unsubscribe", channel });
   }
@@ -379,7 +382,7 @@ var TenantcastClient = class {
     if (this.link !== link) return;
     let socket;
     try {
-      socket = new WebSocketClass(this.socketUrl(), [SUBPROTOCOL, `bearer.${token}`]);
+      socket = new WebSocketClass(this.socketUrl(link), [SUBPROTOCOL, `bearer.${token}`]);
     } catch (err) {
       this.emitError(new TenantcastError(ClientErrorCode.TOKEN_UNAVAILABLE, `cannot open the socket: ${err.message}`, void 0, { cause: err }));
       this.link = void 0;
@@ -417,10 +420,13 @@ var TenantcastClient = class {
    * The socket URL, with one `since.<stream>` per stream attached at auth (tenant, user) that
    * has a position, so the server replays what was missed. Channels resume on subscribe.
    */
-  socketUrl() {
+  socketUrl(link) {
     const url = new URL(this.url);
+    link.resumed = [];
     for (const [stream, position] of this.positions) {
-      if (channelOf(stream) === void 0) url.searchParams.set(`since.${stream}`, formatPosition(position));
+      if (channelOf(stream) !== void 0) continue;
+      url.searchParams.set(`since.${stream}`, formatPosition(position));
+      link.resumed.push(stream);
     }
     return url.toString();
   }
@@ -527,7 +533,6 @@ var TenantcastClient = class {
   stop(info) {
     this.unwatchWake();
     this.timers.clearTimeout(this.probeTimer);
-    this.timers.clearTimeout(this.joinTimer);
     this.timers.clearTimeout(this.reconnectTimer);
     this.timers.clearTimeout(this.refreshTimer);
     this.reconnectTimer = void 0;
@@ -539,6 +544,10 @@ var TenantcastClient = class {
     this.emit("close", info);
   }
   rejectPending(message) {
+    for (const batch of this.batches.values()) this.timers.clearTimeout(batch.timer);
+    this.batches.clear();
+    for (const timer of this.joinTimers) this.timers.clearTimeout(timer);
+    this.joinTimers.clear();
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const waiter of pending) waiter.reject(new TenantcastError(ClientErrorCode.CONNECTION_CLOSED, message));
@@ -564,6 +573,13 @@ var TenantcastClient = class {
       return;
     }
     this.emit("frame", frame);
+    const batchRef = frame.ref;
+    const batch = batchRef === void 0 ? void 0 : this.batches.get(String(batchRef));
+    if (batch !== void 0 && (frame.type === "subscribed" || frame.type === "error")) {
+      if (frame.type === "subscribed") this.subscribed(frame);
+      this.batchAnswer(String(batchRef), batch, frame);
+      return;
+    }
     switch (frame.type) {
       case "authenticated":
         if (!link.authenticated) this.authenticated(link, frame);
@@ -574,6 +590,7 @@ var TenantcastClient = class {
         break;
       case "recovered":
         this.recovered(frame);
+        this.caughtUp(link, frame.stream);
         break;
       case "subscribed":
         this.subscribed(frame);
@@ -601,15 +618,27 @@ var TenantcastClient = class {
     link.authenticatedAt = this.timers.now();
     this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount };
     const attached = frame.positions ?? { [TENANT_STREAM]: frame.position };
+    const catchingUp = new Set(frame.positions === void 0 ? [] : (link.resumed ?? []).filter((stream) => Object.hasOwn(attached, stream)));
+    for (const [channel, entry] of this.channelEntries) {
+      if (entry.link !== link && this.positions.has(channelStream(channel))) catchingUp.add(channelStream(channel));
+    }
     for (const [stream, position] of Object.entries(attached)) {
       if (!this.positions.has(stream)) this.positions.set(stream, position);
     }
-    this.setState("open");
+    if (catchingUp.size === 0) this.setState("open");
+    else link.catchingUp = catchingUp;
     if (link.done) return;
     this.rejoin(link);
     this.emit("authenticated", frame);
     if (link.done) return;
     this.scheduleRefresh();
+  }
+  /** A stream resumed on this link caught up (or will not be: refused, left): the last one makes the client `open`. */
+  caughtUp(link, stream) {
+    const waiting = link?.catchingUp;
+    if (link === void 0 || waiting === void 0 || !waiting.delete(stream) || waiting.size > 0) return;
+    link.catchingUp = void 0;
+    if (link === this.live()) this.setState("open");
   }
   /**
    * Verifies continuity per stream. An offset one above the last delivered is delivered; one at
@@ -747,6 +776,7 @@ var TenantcastClient = class {
     this.channelEntries.delete(channel);
     this.positions.delete(channelStream(channel));
     this.heals.delete(channelStream(channel));
+    this.caughtUp(this.link, channelStream(channel));
     const error = new TenantcastError(reason, `the server removed this client from channel ${channel} (${reason})`);
     const waiters = entry.waiters.splice(0);
     if (waiters.length === 0) this.emitError(error);
@@ -762,25 +792,95 @@ var TenantcastClient = class {
     this.pending.delete(String(frame.ref));
     waiter.reject(error);
   }
-  /** Joins every channel not yet joined on this link, paced (JOIN_BURST, then one per JOIN_INTERVAL_MS). */
+  /** Joins every channel not yet joined on this link, JOIN_BATCH channels per `subscribe {channels}` frame. */
   rejoin(link) {
-    this.timers.clearTimeout(this.joinTimer);
-    const waiting = [...this.channelEntries];
-    let allowance = JOIN_BURST;
-    const pump = () => {
-      this.joinTimer = void 0;
-      if (link.done || link !== this.link) return;
-      for (let entry = waiting.shift(); entry !== void 0; entry = waiting.shift()) {
-        const [channel, state] = entry;
-        if (this.channelEntries.get(channel) !== state || state.link === link) continue;
-        this.sendSubscribe(channel, state);
-        if (--allowance === 0) break;
-      }
-      if (waiting.length === 0) return;
-      allowance = 1;
-      this.joinTimer = this.timers.setTimeout(pump, JOIN_INTERVAL_MS);
+    const waiting = [...this.channelEntries].filter(([, entry]) => entry.link !== link);
+    for (let i = 0; i < waiting.length; i += JOIN_BATCH) this.sendBatch(link, new Map(waiting.slice(i, i + JOIN_BATCH)));
+  }
+  /** Sends one rejoin batch, each channel resuming from its last position. */
+  sendBatch(link, channels) {
+    const socket = link.socket;
+    if (link !== this.live() || socket === void 0) return;
+    const waiting = /* @__PURE__ */ new Map();
+    const frame = [];
+    for (const [channel, entry] of channels) {
+      if (this.channelEntries.get(channel) !== entry || entry.link === link) continue;
+      entry.link = link;
+      entry.reply = void 0;
+      waiting.set(channel, entry);
+      const since = this.positions.get(channelStream(channel));
+      frame.push(since === void 0 ? { channel } : { channel, since: formatPosition(since) });
+    }
+    if (frame.length === 0) return;
+    const id = `r${this.nextId++}`;
+    const batch = { link, waiting };
+    this.batches.set(id, batch);
+    const timeout = this.options.requestTimeout ?? 1e4;
+    if (timeout > 0) batch.timer = this.timers.setTimeout(() => {
+      this.retryBatch(id, batch, 0);
+    }, Math.min(timeout, MAX_TIMER_MS));
+    socket.send(JSON.stringify({ type: "subscribe", id, channels: frame }));
+  }
+  /** Drops a batch and, after `delay` ms, sends its unanswered channels again on the same link. */
+  retryBatch(id, batch, delay) {
+    if (this.batches.get(id) !== batch) return;
+    this.batches.delete(id);
+    this.timers.clearTimeout(batch.timer);
+    for (const entry of batch.waiting.values()) entry.link = void 0;
+    const resend = () => {
+      this.sendBatch(batch.link, batch.waiting);
     };
-    pump();
+    if (delay === 0) {
+      resend();
+      return;
+    }
+    const timer = this.timers.setTimeout(() => {
+      this.joinTimers.delete(timer);
+      resend();
+    }, delay);
+    this.joinTimers.add(timer);
+  }
+  /**
+   * One answer within a rejoin batch: a `subscribed` or an `error` naming its channel. An error
+   * naming no channel refused the whole frame: RATE_LIMITED is retried, anything else fails
+   * every channel still waiting, each visibly.
+   */
+  batchAnswer(id, batch, frame) {
+    const channel = frame.channel;
+    if (frame.type === "error" && channel === void 0) {
+      if (frame.code === "RATE_LIMITED") {
+        this.retryBatch(id, batch, JOIN_RETRY_MS);
+        return;
+      }
+      this.batches.delete(id);
+      this.timers.clearTimeout(batch.timer);
+      for (const [name, entry2] of batch.waiting) this.joinFailed(name, entry2, new TenantcastError(frame.code, frame.message, frame.ref));
+      return;
+    }
+    const entry = channel === void 0 ? void 0 : batch.waiting.get(channel);
+    if (channel === void 0 || entry === void 0) return;
+    batch.waiting.delete(channel);
+    if (batch.waiting.size === 0) {
+      this.batches.delete(id);
+      this.timers.clearTimeout(batch.timer);
+    }
+    if (frame.type === "subscribed") this.joined(channel, entry, frame);
+    else this.joinFailed(channel, entry, new TenantcastError(frame.code, frame.message, frame.ref));
+  }
+  joined(channel, entry, reply) {
+    if (this.channelEntries.get(channel) !== entry) return;
+    entry.reply = reply;
+    for (const waiter of entry.waiters.splice(0)) waiter.resolve(reply);
+  }
+  /** The server refused a channel: it is dropped, and its waiters, or else the `error` handlers, are told. */
+  joinFailed(channel, entry, error) {
+    if (this.channelEntries.get(channel) !== entry) return;
+    this.channelEntries.delete(channel);
+    this.positions.delete(channelStream(channel));
+    this.caughtUp(entry.link, channelStream(channel));
+    const waiters = entry.waiters.splice(0);
+    if (waiters.length === 0) this.emitError(error);
+    for (const waiter of waiters) waiter.reject(error);
   }
   sendSubscribe(channel, entry) {
     entry.link = this.link;
@@ -788,20 +888,23 @@ var TenantcastClient = class {
     const since = this.positions.get(channelStream(channel));
     const frame = since === void 0 ? { type: "subscribe", channel } : { type: "subscribe", channel, since: formatPosition(since) };
     this.request(frame).then((reply) => {
-      if (this.channelEntries.get(channel) !== entry) return;
-      entry.reply = reply;
-      for (const waiter of entry.waiters.splice(0)) waiter.resolve(reply);
+      this.joined(channel, entry, reply);
     }, (error) => {
       if (this.channelEntries.get(channel) !== entry || error.code === ClientErrorCode.CONNECTION_CLOSED) return;
       if (error.code === ClientErrorCode.REQUEST_TIMEOUT) {
         if (entry.link === this.live()) this.sendSubscribe(channel, entry);
         return;
       }
-      this.channelEntries.delete(channel);
-      this.positions.delete(channelStream(channel));
-      const waiters = entry.waiters.splice(0);
-      if (waiters.length === 0) this.emitError(error);
-      for (const waiter of waiters) waiter.reject(error);
+      if (error.code === "RATE_LIMITED") {
+        const link = entry.link;
+        const timer = this.timers.setTimeout(() => {
+          this.joinTimers.delete(timer);
+          if (this.channelEntries.get(channel) === entry && entry.link === link && link === this.live()) this.sendSubscribe(channel, entry);
+        }, JOIN_RETRY_MS);
+        this.joinTimers.add(timer);
+        return;
+      }
+      this.joinFailed(channel, entry, error);
     });
   }
   // ---------------------------------------------------------------- token refresh

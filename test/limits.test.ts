@@ -1,5 +1,6 @@
 import t from 'tap'
 import WebSocket from 'ws'
+import { connect as sdkConnect } from '../client/index.js'
 import { build, Client, connect, drain, post, postAlarm, sign } from './helper.js'
 
 /** Opens a socket with an Origin header; resolves to the HTTP status of a refused upgrade, or 101. */
@@ -35,15 +36,40 @@ t.test('a flooding connection gets RATE_LIMITED, then 4029, while another tenant
   const gw = await build(t, { CLIENT_FRAME_RATE: 5, CLIENT_FRAME_BURST: 5, CLIENT_FRAME_STRIKES: 10 })
   const flooder = await connect(gw, { tenantId: 'noisy' })
   const calm = await connect(gw, { tenantId: 'calm' })
-  for (let i = 0; i < 40; i++) flooder.send({ type: 'ping', id: i })
+  for (let i = 0; i < 40; i++) flooder.send({ type: 'ping' })
   t.same(await flooder.closed, { code: 4029, reason: 'RATE_LIMITED' })
   const errors = flooder.frames.filter((f) => f.type === 'error')
-  t.same(errors.map((f) => f.code), ['RATE_LIMITED'], 'one RATE_LIMITED error, not one per dropped frame')
+  t.same(errors.map((f) => f.code), ['RATE_LIMITED'], 'one RATE_LIMITED error for frames without an id, not one per dropped frame')
   t.equal(flooder.frames.filter((f) => f.type === 'pong').length, 5, 'the burst was served')
   await postAlarm(gw, sign({ tenantId: 'calm' }))
   t.match(await calm.next('event'), { event: 'alarm:created' })
   await drain(calm)
   calm.close()
+})
+
+t.test('every request the rate limiter refuses is answered with RATE_LIMITED and its own ref, until the strikes close the socket', async (t) => {
+  const gw = await build(t, { CLIENT_FRAME_RATE: 1, CLIENT_FRAME_BURST: 3, CLIENT_FRAME_STRIKES: 6 })
+  const client = await connect(gw)
+  for (let i = 0; i < 4; i++) client.send({ type: 'ping', id: `p${i}` })
+  client.send({ type: 'ping' })
+  client.send({ type: 'ping', payload: { id: 7 } })
+  for (const id of ['p8', 'p9', 'p10']) client.send({ type: 'ping', id })
+  t.same(await client.closed, { code: 4029, reason: 'RATE_LIMITED' })
+  const errors = client.frames.filter((f) => f.type === 'error')
+  t.same(errors.map((f) => [f.code, f.ref]), [['RATE_LIMITED', 'p3'], ['RATE_LIMITED', 7], ['RATE_LIMITED', 'p8'], ['RATE_LIMITED', 'p9'], ['RATE_LIMITED', 'p10']],
+    'each refused request with an id got its ref back, the burst none; the refused frame without one, after a refusal in a row, got nothing')
+})
+
+t.test('a publish the rate limiter refuses rejects the SDK\'s await at once with RATE_LIMITED, long before its request timeout', async (t) => {
+  const gw = await build(t, { CLIENT_FRAME_RATE: 1, CLIENT_FRAME_BURST: 2, CLIENT_PUBLISH: '*' })
+  const client = sdkConnect({ url: gw.ws, token: sign(), channels: ['c'], requestTimeout: 60_000, reconnect: false })
+  t.teardown(() => { client.close() })
+  await client.subscribe('c')
+  const started = Date.now()
+  const results = await Promise.allSettled([1, 2, 3].map(async (n) => await client.publish('c', 'note', { n })))
+  t.same(results.map((r) => r.status), ['fulfilled', 'rejected', 'rejected'], 'the first used the last token of the burst, the others were refused')
+  t.same(results.filter((r) => r.status === 'rejected').map((r) => (r.reason as { code: string }).code), ['RATE_LIMITED', 'RATE_LIMITED'])
+  t.ok(Date.now() - started < 5000, 'rejected without waiting for the 60 s timeout')
 })
 
 t.test('connections per user and per tenant are capped with 4029 and a reason', async (t) => {

@@ -107,6 +107,8 @@ t.test('the live console in Chromium', { skip }, async (t) => {
     await page.waitForSelector('#state[data-state="open"]', WAIT)
     const missed = await page.waitForSelector('#feed li.event[data-offset="4"][data-stream="tenant"]', WAIT)
     t.match(await missed.textContent(), /During the outage/)
+    t.same([await missed.getAttribute('data-replayed'), await missed.evaluate((row) => row.classList.contains('fresh'))], ['true', false], 'a replayed alarm is shown without the flash')
+    t.same([await first.getAttribute('data-replayed'), await first.evaluate((row) => row.classList.contains('fresh'))], [null, true], 'a live one flashed')
     await page.waitForSelector('#feed li.event[data-stream="channel:site-7"][data-offset="2"]', WAIT)
     t.same(await feedOffsets(page, 'tenant'), ['4', '3', '2', '1'], 'every alarm exactly once, newest first')
     t.same(await feedOffsets(page, 'channel:site-7'), ['2', '1'], 'the channel resumed too')

@@ -382,7 +382,7 @@ t.test('a frame larger than the pre-auth limit closes with 1009; the limit is ex
   t.equal(connection.closedWith, undefined, 'after auth the frame limit is the transport\'s')
 })
 
-t.test('frames over the rate are dropped with one RATE_LIMITED, and a flood closes with 4029', async (t) => {
+t.test('frames over the rate are dropped, each request with an id answered with RATE_LIMITED and its ref, and a flood closes with 4029', async (t) => {
   const w = world()
   const opened = w.open({ token: 'alice', limits: { frameRate: 1, frameBurst: 2, frameStrikes: 3 } })
   await opened.session.idle()
@@ -391,10 +391,11 @@ t.test('frames over the rate are dropped with one RATE_LIMITED, and a flood clos
   for (let i = 0; i < 4; i++) session.receive(JSON.stringify({ type: 'ping', id: i }))
   await session.idle()
   t.same(connection.frames, [
-    { type: 'error', code: 'RATE_LIMITED', message: 'more than 1 frames per second; frames are being dropped' },
+    { type: 'error', code: 'RATE_LIMITED', message: 'more than 1 frames per second; frames are being dropped', ref: 2 },
+    { type: 'error', code: 'RATE_LIMITED', message: 'more than 1 frames per second; frames are being dropped', ref: 3 },
     { type: 'pong', ref: 0 },
     { type: 'pong', ref: 1 }
-  ], 'the refusal is answered at once, once; the admitted frames in order')
+  ], 'each refusal is answered at once with its ref; the admitted frames in order')
   t.same(w.rateLimited, ['frames acme', 'frames acme'])
   t.equal(connection.closedWith, undefined, 'two strikes are not three')
   w.clock.advance(2000)
@@ -528,7 +529,7 @@ t.test('subscribe refuses a bad name, a forbidden channel, the channel limit, an
   await send(other.session, { type: 'subscribe', channel: 'a', id: 1 })
   other.connection.take()
   await send(other.session, { type: 'subscribe', channel: 'b', id: 2 })
-  t.same(other.connection.frames, [{ type: 'error', code: 'CHANNEL_LIMIT', message: 'a connection may join at most 1 channels', ref: 2 }])
+  t.same(other.connection.frames, [{ type: 'error', code: 'CHANNEL_LIMIT', message: 'a connection may join at most 1 channels', channel: 'b', ref: 2 }], 'the refusal names its channel')
   await send(other.session, { type: 'subscribe', channel: 'a', id: 3 })
   t.equal(other.connection.frames[1]?.type, 'subscribed', 'a channel already joined is not over the limit')
 })

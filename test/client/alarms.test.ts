@@ -2,7 +2,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { connect, RECEIPT_DELAY_MS, type OpenAlarm, type TenantcastClient, type WebSocketConstructor } from '../../client/index.js'
 import { build, get, post, postAlarm, sign, type Gateway } from '../helper.js'
-import { eventually, FakeClock, reach, TcpProxy } from './helpers.js'
+import { authenticatedFrame, eventually, FakeClock, reach, scriptedServer, TcpProxy } from './helpers.js'
 
 type Tap = { teardown (fn: () => unknown): void }
 
@@ -165,4 +165,62 @@ t.test('openAlarms is cleared at authenticated: an alarm resolved while the clie
   t.ok(await eventually(() => gaps.length === 1))
   t.same(gaps, ['tenant'], 'the resolution was not replayed')
   t.same(client.openAlarms, [], 'and the list was cleared, with no snapshot to refill it')
+})
+
+/** An event frame as the gateway writes it; without an offset it is unpositioned. */
+function eventFrame (event: string, data: Record<string, unknown>, offset?: number): string {
+  return JSON.stringify({ type: 'event', id: `e-${event}-${String(offset)}`, event, data, ...(offset === undefined ? {} : { stream: 'tenant', offset, epoch: 'e1' }), timestamp: '2026-12-03T10:00:00.000Z' })
+}
+
+function record (id: string, status: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { id, status, alarm: { id, type: 'alarm', message: id, camera: 'Gate', severity: 'critical', timestamp: '2026-12-03T10:00:00.000Z', ackable: true }, createdAt: `2026-12-03T10:00:0${id === 'A' ? 1 : 2}.000Z`, escalations: [], ...extra }
+}
+
+t.test('a snapshot read before a live change does not undo it: a resolved alarm stays gone, an acknowledged one stays acknowledged, escalations add up once', async (t) => {
+  const server = await scriptedServer(t, (socket) => {
+    socket.send(authenticatedFrame())
+    socket.send(eventFrame('alarm:created', record('A', 'open').alarm as Record<string, unknown>, 1))
+    socket.send(eventFrame('alarm:created', record('B', 'open').alarm as Record<string, unknown>, 2))
+    socket.send(eventFrame('alarm:updated', { id: 'A', status: 'acknowledged', by: 'bob', at: '2026-12-03T10:00:09.000Z' }, 3))
+    socket.send(eventFrame('alarm:updated', { id: 'B', status: 'resolved', by: 'bob', at: '2026-12-03T10:00:10.000Z' }, 4))
+    // Read before the two updates, sent after them.
+    socket.send(JSON.stringify({ type: 'open-alarms', alarms: [record('B', 'open'), record('A', 'open')], complete: true }))
+    socket.send(eventFrame('alarm:escalated', { id: 'A', level: 1, reason: 'unacknowledged', after: 60, at: '2026-12-03T10:01:01.000Z' }))
+    socket.send(eventFrame('alarm:escalated', { id: 'A', level: 1, reason: 'unacknowledged', after: 60, at: '2026-12-03T10:01:01.000Z' }))
+    socket.send(eventFrame('alarm:escalated', { id: 'A', level: 2, reason: 'unacknowledged', after: 300, at: '2026-12-03T10:05:01.000Z' }))
+    socket.send(JSON.stringify({ type: 'pong' }))
+  })
+  const client = connect({ url: server.url, token: 'x', heartbeatInterval: 0, reconnect: false })
+  t.teardown(() => { client.close() })
+  const frames: string[] = []
+  client.on('frame', (frame) => { frames.push(frame.type) })
+  t.ok(await eventually(() => frames.includes('pong')))
+  t.same(client.openAlarms.map((a) => [a.id, a.status, a.acknowledgedBy, a.escalations]), [['A', 'acknowledged', 'bob', [1, 2]]])
+})
+
+t.test('receipts gathered while no socket is open go out on the next one', async (t) => {
+  const got: Array<{ index: number, ids: string[] }> = []
+  const server = await scriptedServer(t, (socket, index) => {
+    socket.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as { type: string, ids?: string[] }
+      if (frame.type === 'received') got.push({ index, ids: frame.ids as string[] })
+    })
+    socket.send(authenticatedFrame())
+    if (index > 0) return
+    socket.send(eventFrame('alarm:created', record('A', 'open').alarm as Record<string, unknown>, 1))
+    socket.close(1011, 'gone')
+  })
+  const clock = new FakeClock()
+  const client = connect({ url: server.url, token: 'x', heartbeatInterval: 0, timers: clock, random: () => 0.99 })
+  t.teardown(() => { client.close() })
+  await reach(client, 'reconnecting')
+  t.same(clock.pending(), [RECEIPT_DELAY_MS, 990], 'the receipt batch, then the backoff')
+  clock.runNext()
+  t.same(got, [], 'no socket to send it on')
+  clock.runNext()
+  await reach(client, 'open')
+  t.same(clock.pending(), [RECEIPT_DELAY_MS], 'the new socket arms the batch again')
+  clock.runNext()
+  t.ok(await eventually(() => got.length === 1))
+  t.same(got, [{ index: 1, ids: ['A'] }])
 })

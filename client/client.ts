@@ -1,10 +1,11 @@
+import { AlarmState } from './alarms.js'
 import { backoffDelay, DEFAULT_BACKOFF, rateLimitedDelay, retryHint, type BackoffPolicy, type ReconnectOptions } from './backoff.js'
 import { refreshAt } from './token.js'
 import { browserWakeSources, onWake, type WakeSources } from './wake.js'
 import {
   ClientErrorCode, TenantcastError,
-  type AuthenticatedFrame, type CatalogueHandler, type CloseInfo, type ConnectionState, type ErrorFrame,
-  type EventCatalogue, type EventFrame, type EventName, type LifecycleEventName, type LifecycleEvents, type Healed,
+  type AlarmActionFrame, type AuthenticatedFrame, type CatalogueHandler, type CloseInfo, type ConnectionState, type ErrorFrame,
+  type EventCatalogue, type EventFrame, type EventName, type LifecycleEventName, type LifecycleEvents, type Healed, type OpenAlarm,
   type Position, type PublishedFrame, type RecoveredFrame, type Replies, type Request, type ServerFrame,
   type ServerErrorCode, type SubscribedFrame
 } from './types.js'
@@ -184,7 +185,7 @@ const MAX_HEAL_TRIES = 3
 
 type AnyHandler = (...args: any[]) => void
 
-const LIFECYCLE: ReadonlySet<string> = new Set<LifecycleEventName>(['state', 'authenticated', 'event', 'recovered', 'gap', 'healed', 'presence', 'close', 'error', 'frame'])
+const LIFECYCLE: ReadonlySet<string> = new Set<LifecycleEventName>(['state', 'authenticated', 'event', 'recovered', 'gap', 'healed', 'presence', 'alarms', 'close', 'error', 'frame'])
 
 /** Codes after which reconnecting cannot help: a normal close, a policy or protocol problem, a forbidden principal. */
 const STOP_CODES: ReadonlySet<number> = new Set([1000, 1002, 1003, 1007, 1008, 1009, 1010])
@@ -245,6 +246,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
   private readonly timers: Timers
   private readonly random: () => number
   private readonly heartbeatInterval: number
+  private readonly alarmState: AlarmState
 
   constructor (private readonly options: ConnectOptions) {
     const url = new URL(options.url)
@@ -259,6 +261,12 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     this.random = options.random ?? Math.random
     this.heartbeatInterval = options.heartbeatInterval ?? 30_000
     this.maxHeld = options.maxHeldEvents ?? 5000
+    this.alarmState = new AlarmState({
+      setTimeout: (fn, ms) => this.timers.setTimeout(fn, ms),
+      clearTimeout: (handle) => { this.timers.clearTimeout(handle) },
+      notify: (frame) => this.notify(frame),
+      changed: (alarms) => { this.emit('alarms', alarms) }
+    })
     if (options.since !== undefined) this.positions.set(TENANT_STREAM, parsePosition(options.since))
     for (const channel of options.channels ?? []) this.channelEntries.set(channel, { waiters: [] })
     this.unwatchWake = options.wake === false ? () => {} : onWake(options.wake ?? browserWakeSources(), () => { this.woke() })
@@ -273,6 +281,23 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
 
   /** The channels this client is in, or will rejoin on reconnect. */
   get channels (): string[] { return [...this.channelEntries.keys()] }
+
+  /** The tenant's unresolved ackable alarms, newest first (see AlarmState); the `alarms` event says when they change. */
+  get openAlarms (): OpenAlarm[] { return this.alarmState.list() }
+
+  /** Acknowledges an alarm; a repeat resolves with `changed: false` and the first ack. Rejects with ALARM_NOT_FOUND for an id the tenant does not have. */
+  async ack (alarmId: string, note?: string, options?: RequestOptions): Promise<AlarmActionFrame> {
+    const reply = await this.request(note === undefined ? { type: 'ack', alarmId } : { type: 'ack', alarmId, note }, options)
+    this.alarmState.replied(reply)
+    return reply
+  }
+
+  /** Resolves an alarm (open or acknowledged); a repeat resolves with `changed: false`. */
+  async resolve (alarmId: string, note?: string, options?: RequestOptions): Promise<AlarmActionFrame> {
+    const reply = await this.request(note === undefined ? { type: 'resolve', alarmId } : { type: 'resolve', alarmId, note }, options)
+    this.alarmState.replied(reply)
+    return reply
+  }
 
   /** The last position delivered on a stream (`tenant` by default, `user:<id>` or `channel:<name>`), as `<epoch>:<offset>`. */
   position (stream: string = TENANT_STREAM): string | undefined {
@@ -398,6 +423,14 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     })
     socket.send(JSON.stringify({ ...frame, id }))
     return { id, reply: reply as Promise<Replies[T['type']]> }
+  }
+
+  /** Sends a frame that has no reply (`received`) on the live socket; false when there is none. */
+  private notify (frame: { type: 'received', ids: string[] }): boolean {
+    const socket = this.live()?.socket
+    if (socket === undefined || socket.readyState !== OPEN) return false
+    socket.send(JSON.stringify(frame))
+    return true
   }
 
   /**
@@ -648,6 +681,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     this.timers.clearTimeout(this.reconnectTimer)
     this.timers.clearTimeout(this.refreshTimer)
     this.reconnectTimer = undefined
+    this.alarmState.stop()
     this.rejectPending('the client is closed')
     for (const entry of this.channelEntries.values()) {
       for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError(ClientErrorCode.CONNECTION_CLOSED, 'the client is closed'))
@@ -720,6 +754,9 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
       case 'user-left':
         this.emit('presence', frame)
         break
+      case 'open-alarms':
+        this.alarmState.snapshot(frame)
+        break
       case 'error':
         this.failed(frame)
         return
@@ -735,6 +772,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
   private authenticated (link: Link, frame: AuthenticatedFrame): void {
     link.authenticated = true
     link.authenticatedAt = this.timers.now()
+    this.alarmState.authenticated()
     this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount }
     // Without a position of its own the client starts where the server is now.
     const attached = frame.positions ?? { [TENANT_STREAM]: frame.position }
@@ -800,6 +838,7 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
   }
 
   private deliver (frame: EventFrame): void {
+    this.alarmState.event(frame)
     this.emit('event', frame)
     const handlers = this.eventHandlers.get(frame.event)
     if (handlers !== undefined) this.call(frame.event, handlers, [frame.data, frame])

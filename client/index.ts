@@ -7,11 +7,12 @@ export type { ConnectOptions, RequestOptions, SessionInfo, Timers, WebSocketCons
 export { backoffCeiling, backoffDelay, DEFAULT_BACKOFF, rateLimitedDelay, retryHint } from './backoff.js'
 export type { BackoffPolicy, ReconnectOptions } from './backoff.js'
 export { decodeTokenPayload, refreshAt, tokenTimes } from './token.js'
+export { RECEIPT_BATCH, RECEIPT_DELAY_MS } from './alarms.js'
 export type { WakeSources, WakeTarget } from './wake.js'
 export { ClientErrorCode, TenantcastError } from './types.js'
 export type {
-  AuthenticatedFrame, CatalogueEventFrame, CatalogueHandler, ClientMessage, CloseInfo, ConnectedFrame,
+  AlarmActionFrame, AuthenticatedFrame, CatalogueEventFrame, CatalogueHandler, ClientMessage, CloseInfo, ConnectedFrame,
   ConnectionState, ErrorFrame, EventCatalogue, EventFrame, EventName, Gap, Healed, LifecycleEventName,
-  LifecycleEvents, Position, PresenceFrame, PublishedFrame, RecoveredFrame, Replies, Request,
+  LifecycleEvents, OpenAlarm, OpenAlarmsFrame, Position, PresenceFrame, PublishedFrame, RecoveredFrame, Replies, Request,
   RequestId, ServerErrorCode, ServerFrame, SubscribedFrame, TenantcastErrorCode, UnsubscribedFrame
 } from './types.js'

@@ -81,11 +81,30 @@ export interface PongFrame { type: 'pong', ref?: RequestId }
 export interface ErrorFrame { type: 'error', code: ServerErrorCode, message: string, channel?: string, ref?: RequestId }
 /** The answer to `ack` or `resolve`: the alarm's state, and whether this request changed it. */
 export interface AlarmActionFrame { type: 'acked' | 'resolved', alarmId: string, changed: boolean, alarm: Record<string, unknown>, ref?: RequestId }
+/**
+ * An unresolved ackable alarm as `client.openAlarms` holds it: the server's alarm record
+ * (`open-alarms`, `GET /api/v1/alarms`), kept current from live `alarm:*` events.
+ */
+export interface OpenAlarm {
+  id: string
+  status: 'open' | 'acknowledged'
+  /** The `alarm:created` payload. */
+  alarm: EventCatalogue['alarm:created']
+  /** When the gateway accepted it, ISO 8601. */
+  createdAt: string
+  acknowledgedBy?: string
+  acknowledgedAt?: string
+  note?: string
+  /** Escalation levels that fired, in firing order. */
+  escalations: number[]
+}
+/** One page of the tenant's unresolved ackable alarms, sent after `authenticated`; `complete` on the last. */
+export interface OpenAlarmsFrame { type: 'open-alarms', alarms: OpenAlarm[], complete: boolean }
 
 export type ServerFrame =
   | ConnectedFrame | AuthenticatedFrame | EventFrame | RecoveredFrame | SubscribedFrame
   | UnsubscribedFrame | RoomJoinedFrame | RoomLeftFrame | PresenceFrame | PublishedFrame
-  | PongFrame | ErrorFrame
+  | PongFrame | ErrorFrame | AlarmActionFrame | OpenAlarmsFrame
 
 /** The reply each request type resolves with. */
 export interface Replies {
@@ -166,6 +185,8 @@ export interface LifecycleEvents {
    * token refresh, a `getToken` that threw, a handler that threw.
    */
   error: (error: TenantcastError) => void
+  /** `client.openAlarms` changed: the unresolved ackable alarms, newest first. */
+  alarms: (alarms: OpenAlarm[]) => void
   /** Every frame from the server, parsed, before the client acts on it. */
   frame: (frame: ServerFrame) => void
 }

@@ -8,7 +8,7 @@ import { systemClock } from '../domain/clock.js'
 import { AuthFailure, AuthReason, AuthUnavailable } from '../domain/principal.js'
 import { ClientMessages } from '../domain/protocol.js'
 import { Session } from '../domain/session.js'
-import { closeCodeOf, connectErrorMessage, connectionOf, setCloseCode, tokenOf } from '../transports/socketio.js'
+import { closeCodeOf, connectErrorMessage, connectionOf, setCloseCode, tokenOf, type Answer } from '../transports/socketio.js'
 import { originPolicy } from '../routes/events.js'
 import { clientPublishPatterns, sessionLimits } from './config.js'
 
@@ -94,9 +94,10 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
 
   const inbound = new Set(Object.keys(ClientMessages))
   io.on('connection', (socket) => {
+    const connection = connectionOf(socket)
     const session = new Session({
       clientId: randomUUID(),
-      connection: connectionOf(socket),
+      connection,
       hub: app.hub,
       broker: app.broker,
       verify: app.auth.verify,
@@ -117,12 +118,18 @@ async function socketIoPlugin (app: FastifyInstance): Promise<void> {
     sessions.set(socket, session)
     app.metrics.connectionOpened()
     // Protocol requests arrive as events named after their type; any other event is a client
-    // publish `{channel, data}`, refused unless client publishing allows it.
-    socket.onAny((name: string, body: unknown) => {
+    // publish `{channel, data}`, refused unless client publishing allows it. A request emitted
+    // with an ack callback (`socket.emit('ack', {alarmId}, (reply) => …)`) gets its reply there
+    // (`acked`, `published`, … or the `error`), instead of as an event.
+    socket.onAny((name: string, ...args: unknown[]) => {
+      const body = args[0]
+      const last = args[args.length - 1]
+      const answer = typeof last === 'function' && name !== 'received' ? last as Answer : undefined
       const fields = typeof body === 'object' && body !== null && !Array.isArray(body) ? body as Record<string, unknown> : {}
+      const id = answer === undefined ? fields.id : connection.expect(fields.id, answer)
       const frame = inbound.has(name)
-        ? { ...fields, type: name }
-        : { type: 'publish', channel: fields.channel, event: name, data: fields.data, id: fields.id }
+        ? { ...fields, type: name, ...(id === undefined ? {} : { id }) }
+        : { type: 'publish', channel: fields.channel, event: name, data: fields.data, id }
       session.receive(JSON.stringify(frame))
     })
     socket.on('disconnect', (reason) => {

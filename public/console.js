@@ -23,6 +23,9 @@ const ui = {
   channels: $('channels'),
   alarmForm: /** @type {HTMLFormElement} */ ($('alarm-form')),
   alarmResult: $('alarm-result'),
+  alarms: $('alarms'),
+  alarmsEmpty: $('alarms-empty'),
+  alarmsCount: $('alarms-count'),
   feed: $('feed'),
   feedEmpty: $('feed-empty'),
   feedCount: $('feed-count'),
@@ -149,8 +152,76 @@ function addSystem (text, level = 'info') {
 }
 
 setInterval(() => {
-  for (const time of ui.feed.querySelectorAll('time')) time.textContent = relative(time.dateTime)
+  for (const time of document.querySelectorAll('#feed time, #alarms time')) time.textContent = relative(time.dateTime)
 }, 1000)
+
+// ---------------------------------------------------------------- alarm board
+
+/** A duration in ms as people read it: `42 s`, `3 min 5 s`, `2 h 10 min`. */
+function duration (ms) {
+  const seconds = Math.max(0, Math.round(ms / 1000))
+  if (seconds < 60) return `${seconds} s`
+  const minutes = Math.floor(seconds / 60)
+  if (minutes < 60) return `${minutes} min ${seconds % 60} s`
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`
+}
+
+/** Acks or resolves from the board; the row changes when the SDK's openAlarms does. */
+function act (kind, id, button) {
+  const current = client
+  if (current === undefined) return
+  button.disabled = true
+  current[kind](id).then((reply) => {
+    if (!reply.changed) addSystem(`Alarm ${id} was already ${reply.alarm.status}${reply.alarm.acknowledgedBy ? ` (by ${reply.alarm.acknowledgedBy})` : ''}`)
+  }, (error) => {
+    button.disabled = false
+    addSystem(`Cannot ${kind} alarm ${id}: ${error.code}`, 'error')
+  })
+}
+
+function actionButton (kind, label, id) {
+  const button = el('button', kind, label)
+  button.type = 'button'
+  button.setAttribute('aria-label', `${label} alarm ${id}`)
+  button.addEventListener('click', () => { act(kind, id, button) })
+  return button
+}
+
+/** The SDK's openAlarms, newest first: one row per unresolved alarm, with who acknowledged it and how long that took. */
+function renderAlarms (alarms) {
+  const rows = alarms.map((record) => {
+    const alarm = record.alarm ?? {}
+    const severity = SEVERITIES.includes(alarm.severity) ? alarm.severity : undefined
+    const li = el('li', 'alarm')
+    li.dataset.alarmId = record.id
+    li.dataset.status = record.status
+    if (severity !== undefined) li.dataset.severity = severity
+    li.append(el('span', 'bar'))
+    li.append(el('span', 'badge', severity ?? 'alarm'))
+    const body = el('div', 'body')
+    body.append(el('div', 'title', summary(alarm)))
+    const details = [typeof alarm.camera === 'string' ? alarm.camera : 'alarm']
+    if (record.escalations?.length > 0) details.push(`escalated: level ${record.escalations.join(', ')}`)
+    if (record.note) details.push(`note: ${record.note}`)
+    body.append(el('div', 'sub', details.join(' · ')))
+    li.append(body)
+    const meta = el('div', 'meta')
+    const state = record.status === 'acknowledged'
+      ? `acknowledged by ${record.acknowledgedBy ?? 'someone'}${record.acknowledgedAt ? ` · time to ack ${duration(Date.parse(record.acknowledgedAt) - Date.parse(record.createdAt))}` : ''}`
+      : 'open'
+    meta.append(el('span', 'state', state))
+    meta.append(stamp(record.createdAt))
+    const actions = el('div', 'actions')
+    if (record.status === 'open') actions.append(actionButton('ack', 'Ack', record.id))
+    actions.append(actionButton('resolve', 'Resolve', record.id))
+    meta.append(actions)
+    li.append(meta)
+    return li
+  })
+  ui.alarms.replaceChildren(...rows)
+  ui.alarmsCount.textContent = String(alarms.length)
+  ui.alarmsEmpty.hidden = alarms.length > 0
+}
 
 // ---------------------------------------------------------------- connection
 
@@ -170,6 +241,7 @@ function start (options) {
   stop()
   const current = connect({ url: wsUrl.toString(), ...options })
   client = current
+  renderAlarms(current.openAlarms)
   setState(current.state)
   current.on('state', (state) => { if (client === current) setState(state) })
   current.on('authenticated', (frame) => {
@@ -182,6 +254,7 @@ function start (options) {
     void refreshPresence()
   })
   current.on('event', addEvent)
+  current.on('alarms', (alarms) => { if (client === current) renderAlarms(alarms) })
   current.on('recovered', (frame) => {
     if (frame.recovered && frame.count > 0) addSystem(`Resumed ${frame.stream}: ${frame.count} missed ${frame.count === 1 ? 'event' : 'events'} replayed`, 'ok')
     showPosition()
@@ -321,3 +394,4 @@ ui.clear.addEventListener('click', () => {
 
 setState('idle')
 trim()
+renderAlarms([])

@@ -1,5 +1,134 @@
 // tenantcast client SDK, generated from client/ by `npm run build:client`. Do not edit.
 
+// client/alarms.ts
+var RECEIPT_BATCH = 100;
+var RECEIPT_DELAY_MS = 100;
+var RANK = { open: 0, acknowledged: 1 };
+function newestFirst(a, b) {
+  const byTime = Date.parse(b.createdAt) - Date.parse(a.createdAt);
+  return byTime !== 0 ? byTime : a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+function isRecord(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+var AlarmState = class {
+  constructor(host) {
+    this.host = host;
+  }
+  host;
+  alarms = /* @__PURE__ */ new Map();
+  /** Ids resolved or expired since the last `authenticated`: a snapshot does not revive them. */
+  closed = /* @__PURE__ */ new Set();
+  /** Ids confirmed (or queued) once: never confirmed again. */
+  confirmed = /* @__PURE__ */ new Set();
+  queue = [];
+  timer;
+  /** Unresolved alarms, newest first. */
+  list() {
+    return [...this.alarms.values()].sort(newestFirst);
+  }
+  /** A new socket authenticated: its `open-alarms` pages come next, or none when there are none. */
+  authenticated() {
+    this.closed.clear();
+    const had = this.alarms.size > 0;
+    this.alarms.clear();
+    if (had) this.changed();
+    if (this.queue.length > 0) this.arm();
+  }
+  snapshot(frame) {
+    let changed = false;
+    for (const record of Array.isArray(frame.alarms) ? frame.alarms : []) {
+      if (!isRecord(record) || typeof record.id !== "string" || this.closed.has(record.id)) continue;
+      changed = this.merge(record) || changed;
+      this.receive(record.id);
+    }
+    if (changed) this.changed();
+  }
+  event(frame) {
+    const data = frame.data;
+    if (!isRecord(data) || typeof data.id !== "string") return;
+    const id = data.id;
+    if (frame.event === "alarm:created") {
+      if (data.ackable !== true) return;
+      this.receive(id);
+      if (this.closed.has(id) || this.alarms.has(id)) return;
+      this.alarms.set(id, { id, status: "open", alarm: data, createdAt: frame.timestamp, escalations: [] });
+      this.changed();
+    } else if (frame.event === "alarm:updated" && typeof data.status === "string") {
+      const current = this.alarms.get(id);
+      if (data.status === "resolved" || data.status === "expired") {
+        this.close(id);
+        return;
+      }
+      if (current === void 0 || data.status !== "acknowledged" || current.status === "acknowledged") return;
+      const next = { ...current, status: "acknowledged" };
+      if (typeof data.by === "string") next.acknowledgedBy = data.by;
+      if (typeof data.at === "string") next.acknowledgedAt = data.at;
+      if (typeof data.note === "string") next.note = data.note;
+      this.alarms.set(id, next);
+      this.changed();
+    } else if (frame.event === "alarm:escalated" && typeof data.level === "number") {
+      const current = this.alarms.get(id);
+      if (current === void 0 || current.escalations.includes(data.level)) return;
+      this.alarms.set(id, { ...current, escalations: [...current.escalations, data.level] });
+      this.changed();
+    }
+  }
+  /** The reply to this client's own `ack` or `resolve`: the alarm as the server holds it. */
+  replied(frame) {
+    const record = frame.alarm;
+    if (!isRecord(record) || typeof record.id !== "string") return;
+    if (record.status === "resolved" || record.status === "expired") this.close(record.id);
+    else if (this.merge(record)) this.changed();
+  }
+  /** The client closed for good: nothing more is sent. */
+  stop() {
+    this.host.clearTimeout(this.timer);
+    this.timer = void 0;
+  }
+  /** Takes a record unless the one held is as far along; true when the list changed. */
+  merge(record) {
+    const status = String(record.status);
+    const rank = RANK[status];
+    if (rank === void 0) return false;
+    const current = this.alarms.get(record.id);
+    if (current !== void 0 && (RANK[current.status] ?? 0) >= rank) return false;
+    this.alarms.set(record.id, { escalations: [], ...record });
+    return true;
+  }
+  close(id) {
+    this.closed.add(id);
+    this.confirmed.delete(id);
+    if (this.alarms.delete(id)) this.changed();
+  }
+  receive(id) {
+    if (this.confirmed.has(id)) return;
+    this.confirmed.add(id);
+    this.queue.push(id);
+    if (this.queue.length >= RECEIPT_BATCH) this.flush();
+    else this.arm();
+  }
+  arm() {
+    if (this.timer !== void 0) return;
+    this.timer = this.host.setTimeout(() => {
+      this.timer = void 0;
+      this.flush();
+    }, RECEIPT_DELAY_MS);
+  }
+  flush() {
+    this.host.clearTimeout(this.timer);
+    this.timer = void 0;
+    while (this.queue.length > 0) {
+      const ids = this.queue.slice(0, RECEIPT_BATCH);
+      if (!this.host.notify({ type: "received", ids })) return;
+      this.queue = this.queue.slice(ids.length);
+    }
+  }
+  changed() {
+    this.host.changed(this.list());
+  }
+};
+
 // client/backoff.ts
 var DEFAULT_BACKOFF = { initialDelay: 1e3, maxDelay: 5e3, factor: 2, maxAttempts: Infinity, minUptime: 5e3 };
 function backoffCeiling(policy, attempt) {
@@ -111,7 +240,7 @@ var systemTimers = {
   }
 };
 var MAX_HEAL_TRIES = 3;
-var LIFECYCLE = /* @__PURE__ */ new Set(["state", "authenticated", "event", "recovered", "gap", "healed", "presence", "close", "error", "frame"]);
+var LIFECYCLE = /* @__PURE__ */ new Set(["state", "authenticated", "event", "recovered", "gap", "healed", "presence", "alarms", "close", "error", "frame"]);
 var STOP_CODES = /* @__PURE__ */ new Set([1e3, 1002, 1003, 1007, 1008, 1009, 1010]);
 function parsePosition(text) {
   const at = text.lastIndexOf(":");
@@ -145,6 +274,16 @@ var TenantcastClient = class {
     this.random = options.random ?? Math.random;
     this.heartbeatInterval = options.heartbeatInterval ?? 3e4;
     this.maxHeld = options.maxHeldEvents ?? 5e3;
+    this.alarmState = new AlarmState({
+      setTimeout: (fn, ms) => this.timers.setTimeout(fn, ms),
+      clearTimeout: (handle) => {
+        this.timers.clearTimeout(handle);
+      },
+      notify: (frame) => this.notify(frame),
+      changed: (alarms) => {
+        this.emit("alarms", alarms);
+      }
+    });
     if (options.since !== void 0) this.positions.set(TENANT_STREAM, parsePosition(options.since));
     for (const channel of options.channels ?? []) this.channelEntries.set(channel, { waiters: [] });
     this.unwatchWake = options.wake === false ? () => {
@@ -182,6 +321,7 @@ var TenantcastClient = class {
   timers;
   random;
   heartbeatInterval;
+  alarmState;
   /** `connecting`, `open`, `reconnecting` or `closed`. */
   get state() {
     return this.currentState;
@@ -193,6 +333,22 @@ var TenantcastClient = class {
   /** The channels this client is in, or will rejoin on reconnect. */
   get channels() {
     return [...this.channelEntries.keys()];
+  }
+  /** The tenant's unresolved ackable alarms, newest first (see AlarmState); the `alarms` event says when they change. */
+  get openAlarms() {
+    return this.alarmState.list();
+  }
+  /** Acknowledges an alarm; a repeat resolves with `changed: false` and the first ack. Rejects with ALARM_NOT_FOUND for an id the tenant does not have. */
+  async ack(alarmId, note, options) {
+    const reply = await this.request(note === void 0 ? { type: "ack", alarmId } : { type: "ack", alarmId, note }, options);
+    this.alarmState.replied(reply);
+    return reply;
+  }
+  /** Resolves an alarm (open or acknowledged); a repeat resolves with `changed: false`. */
+  async resolve(alarmId, note, options) {
+    const reply = await this.request(note === void 0 ? { type: "resolve", alarmId } : { type: "resolve", alarmId, note }, options);
+    this.alarmState.replied(reply);
+    return reply;
   }
   /** The last position delivered on a stream (`tenant` by default, `user:<id>` or `channel:<name>`), as `<epoch>:<offset>`. */
   position(stream = TENANT_STREAM) {
@@ -306,6 +462,13 @@ var TenantcastClient = class {
     });
     socket.send(JSON.stringify({ ...frame, id }));
     return { id, reply };
+  }
+  /** Sends a frame that has no reply (`received`) on the live socket; false when there is none. */
+  notify(frame) {
+    const socket = this.live()?.socket;
+    if (socket === void 0 || socket.readyState !== OPEN) return false;
+    socket.send(JSON.stringify(frame));
+    return true;
   }
   /**
    * Reconnects now: a reconnect waiting out its backoff goes at once, and a socket that is open
@@ -536,6 +699,7 @@ var TenantcastClient = class {
     this.timers.clearTimeout(this.reconnectTimer);
     this.timers.clearTimeout(this.refreshTimer);
     this.reconnectTimer = void 0;
+    this.alarmState.stop();
     this.rejectPending("the client is closed");
     for (const entry of this.channelEntries.values()) {
       for (const waiter of entry.waiters.splice(0)) waiter.reject(new TenantcastError(ClientErrorCode.CONNECTION_CLOSED, "the client is closed"));
@@ -602,6 +766,9 @@ var TenantcastClient = class {
       case "user-left":
         this.emit("presence", frame);
         break;
+      case "open-alarms":
+        this.alarmState.snapshot(frame);
+        break;
       case "error":
         this.failed(frame);
         return;
@@ -616,6 +783,7 @@ var TenantcastClient = class {
   authenticated(link, frame) {
     link.authenticated = true;
     link.authenticatedAt = this.timers.now();
+    this.alarmState.authenticated();
     this.sessionInfo = { userId: frame.userId, tenantId: frame.tenantId, clientId: frame.clientId, connectionCount: frame.connectionCount };
     const attached = frame.positions ?? { [TENANT_STREAM]: frame.position };
     const catchingUp = new Set(frame.positions === void 0 ? [] : (link.resumed ?? []).filter((stream) => Object.hasOwn(attached, stream)));
@@ -669,6 +837,7 @@ var TenantcastClient = class {
     this.release(stream);
   }
   deliver(frame) {
+    this.alarmState.event(frame);
     this.emit("event", frame);
     const handlers = this.eventHandlers.get(frame.event);
     if (handlers !== void 0) this.call(frame.event, handlers, [frame.data, frame]);
@@ -995,6 +1164,8 @@ function connect(options) {
 export {
   ClientErrorCode,
   DEFAULT_BACKOFF,
+  RECEIPT_BATCH,
+  RECEIPT_DELAY_MS,
   SUBPROTOCOL,
   TENANT_STREAM,
   TenantcastClient,

@@ -28,9 +28,34 @@ export function tokenOf (socket: Socket): string | undefined {
   return bearerToken(socket.handshake.headers.authorization)
 }
 
-/** An event's identity and position, the second argument of every event a Socket.IO client gets. */
-function positionOf (event: StoredEvent): Record<string, unknown> {
-  return { id: event.id, stream: event.stream, offset: event.offset, epoch: event.epoch, timestamp: event.timestamp, correlationId: event.correlationId, from: event.from }
+/**
+ * An event's identity and position, the second argument of every event a Socket.IO client gets.
+ * An unpositioned event (connection- or role-targeted: `alarm:escalated`, offset 0) carries no
+ * `stream`, `offset` or `epoch`, as its WebSocket frame does not: it is never replayed, and a
+ * client that resumes from `<epoch>:<offset>` must not take it for a position.
+ */
+export function positionOf (event: Pick<StoredEvent, 'id' | 'stream' | 'offset' | 'epoch' | 'timestamp' | 'correlationId' | 'from'>): Record<string, unknown> {
+  const meta: Record<string, unknown> = { id: event.id }
+  if (typeof event.offset === 'number' && event.offset !== 0) Object.assign(meta, { stream: event.stream, offset: event.offset, epoch: event.epoch })
+  meta.timestamp = event.timestamp
+  if (event.correlationId !== undefined) meta.correlationId = event.correlationId
+  if (event.from !== undefined) meta.from = event.from
+  return meta
+}
+
+/** A Socket.IO acknowledgement callback: `socket.emit('ack', {alarmId}, (reply) => …)`. */
+export type Answer = (reply: Record<string, unknown>) => void
+
+/** A Socket.IO connection: the hub's Connection, plus the requests that wait for their reply in an ack callback. */
+export interface SocketIoConnection extends Connection {
+  /**
+   * Registers an ack callback for a request and returns the id to send it with: the client's
+   * own `id` when it gave one not already waiting, else one of ours. The first frame that
+   * carries it as `ref` (the reply, or its `error`) goes to the callback instead of being
+   * emitted; later frames with that ref (a subscribe's `recovered`) are emitted as usual.
+   * `received` has no reply, so its callback is never registered (nor called).
+   */
+  expect: (id: unknown, answer: Answer) => string | number
 }
 
 /**
@@ -64,6 +89,9 @@ interface EngineSocket {
   once: (event: string, fn: () => void) => void
   off: (event: string, fn: (...args: never[]) => void) => void
 }
+
+/** Most ack callbacks one socket keeps waiting for their reply. */
+export const MAX_WAITING_ANSWERS = 1000
 
 /** How long a graceful transport close may wait for a client that stopped reading. */
 const CLOSE_GRACE_MS = 2000
@@ -100,13 +128,32 @@ function queuedBytes (socket: Socket, conn: EngineSocket): () => number {
  * `join:company`, and a token refresh's answers `authenticated`, since those frontends treat
  * `join:company` as a new session.
  */
-export function connectionOf (socket: Socket): Connection {
+export function connectionOf (socket: Socket): SocketIoConnection {
   const conn = socket.conn as unknown as EngineSocket
   const queued = queuedBytes(socket, conn)
   let joined = false
+  /** Ack callbacks by the id their request went out with. */
+  const answers = new Map<string | number, Answer>()
+  let generated = 0
+  socket.once('disconnect', () => { answers.clear() })
   return {
+    expect (id, answer) {
+      const own = (typeof id === 'string' && id.length <= 128) || (typeof id === 'number' && Number.isFinite(id)) ? id : undefined
+      const ref = own !== undefined && !answers.has(own) ? own : `sio:${++generated}`
+      // A request the rate limiter dropped is never answered: the oldest waiting callbacks
+      // give way, so a long-lived socket does not collect them.
+      if (answers.size >= MAX_WAITING_ANSWERS) answers.delete(answers.keys().next().value as string | number)
+      answers.set(ref, answer)
+      return ref
+    },
     send (frame) {
-      const message = JSON.parse(frame) as { type: string, [key: string]: unknown }
+      const message = JSON.parse(frame) as { type: string, ref?: string | number, [key: string]: unknown }
+      const answer = message.ref === undefined ? undefined : answers.get(message.ref)
+      if (answer !== undefined) {
+        answers.delete(message.ref as string | number)
+        answer(message)
+        return
+      }
       switch (message.type) {
         case 'connected': return
         case 'authenticated':

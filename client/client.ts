@@ -178,6 +178,8 @@ interface Heal {
   ref?: string
   /** Resumes sent since the last delivered event: a server that cannot fill the hole is left. */
   tries: number
+  /** A new epoch replayed from its oldest event after a gap: reported by that `gap`, not as `healed`. */
+  refill?: true
 }
 
 /** Resumes in a row that fill nothing, after which the client reconnects instead. */
@@ -741,8 +743,8 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
         this.event(frame)
         break
       case 'recovered':
-        this.recovered(frame)
-        this.caughtUp(link, frame.stream)
+        // A stream refilled from a new epoch catches up at the end of that replay instead.
+        if (!this.recovered(frame)) this.caughtUp(link, frame.stream)
         break
       case 'subscribed':
         this.subscribed(frame)
@@ -900,19 +902,21 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
     }
     for (const offset of heal.held.keys()) if (offset <= position.offset) heal.held.delete(offset)
     if (position.offset < heal.to) return
-    this.emit('healed', { stream, from: heal.from, to: heal.to } satisfies Healed)
+    if (heal.refill !== true) this.emit('healed', { stream, from: heal.from, to: heal.to } satisfies Healed)
     if (heal.held.size === 0) {
       this.heals.delete(stream)
       return
     }
     heal.from = position.offset + 1
     heal.to = Math.min(...heal.held.keys()) - 1
+    heal.refill = undefined
     if (heal.ref === undefined) this.askResume(stream, position, heal)
   }
 
-  private recovered (frame: RecoveredFrame): void {
+  /** Handles a `recovered`; true when it started a replay of a new epoch, whose own `recovered` is the stream's catch-up. */
+  private recovered (frame: RecoveredFrame): boolean {
     // A late answer for a channel the client has left: its position stays forgotten.
-    if (frame.stream.startsWith('channel:') && !this.channelEntries.has(frame.stream.slice('channel:'.length))) return
+    if (frame.stream.startsWith('channel:') && !this.channelEntries.has(frame.stream.slice('channel:'.length))) return false
     const since = this.positions.get(frame.stream)
     const heal = this.heals.get(frame.stream)
     const answersHeal = heal !== undefined && frame.ref !== undefined && String(frame.ref) === heal.ref
@@ -924,14 +928,31 @@ export class TenantcastClient<Custom extends Record<string, unknown> = Record<ne
       if (since === undefined) this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.to })
       else if ((since.epoch === frame.epoch || since.offset === 0) && since.offset < frame.to) this.reheal(frame.stream, since, frame.to)
       else if (heal !== undefined && heal.ref === undefined && heal.held.size > 0) this.askResume(frame.stream, since, heal)
-      return
+      return false
+    }
+    this.heals.delete(frame.stream)
+    const channel = channelOf(frame.stream)
+    // A new epoch (the broker lost its history, e.g. a memory broker restarted): nothing of the
+    // old one can be fetched, but the new one's events are held from `oldest`, so the client
+    // replays them, as a heal from just below `oldest`: live events that arrive meanwhile wait
+    // above it and follow in order.
+    const oldest = Math.max(frame.oldest.offset, 1)
+    if (since !== undefined && since.epoch !== frame.epoch && frame.latest.offset >= oldest) {
+      const from = { epoch: frame.epoch, offset: oldest - 1 }
+      const refill: Heal = { held: new Map(), from: oldest, to: frame.latest.offset, tries: 0, refill: true }
+      this.positions.set(frame.stream, from)
+      this.heals.set(frame.stream, refill)
+      this.emit('recovered', frame)
+      this.emit('gap', { stream: frame.stream, ...(channel === undefined ? {} : { channel }), since, oldest: frame.oldest, latest: frame.latest, replaying: true })
+      if (this.heals.get(frame.stream) !== refill) return false
+      this.askResume(frame.stream, from, refill)
+      return true
     }
     // The server attached at `latest`: live events continue from there; what was held is behind it.
-    this.heals.delete(frame.stream)
     this.positions.set(frame.stream, frame.latest)
     this.emit('recovered', frame)
-    const channel = channelOf(frame.stream)
-    this.emit('gap', { stream: frame.stream, ...(channel === undefined ? {} : { channel }), since, oldest: frame.oldest, latest: frame.latest })
+    this.emit('gap', { stream: frame.stream, ...(channel === undefined ? {} : { channel }), since, oldest: frame.oldest, latest: frame.latest, replaying: false })
+    return false
   }
 
   /** A replay ended above the last delivered offset: its missing events are fetched again. */

@@ -136,6 +136,12 @@ export interface Gap {
   /** The oldest and latest positions the server still holds. */
   oldest: Position
   latest: Position
+  /**
+   * True when the stream is in a new epoch (the broker lost its history, e.g. a memory broker
+   * restarted): the client now replays the new epoch from `oldest` to `latest` (events marked
+   * `replayed`), then live ones follow. False: it continues from `latest`, nothing is replayed.
+   */
+  replaying: boolean
 }
 
 /**

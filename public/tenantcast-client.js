@@ -753,8 +753,7 @@ var TenantcastClient = class {
         this.event(frame);
         break;
       case "recovered":
-        this.recovered(frame);
-        this.caughtUp(link, frame.stream);
+        if (!this.recovered(frame)) this.caughtUp(link, frame.stream);
         break;
       case "subscribed":
         this.subscribed(frame);
@@ -893,17 +892,19 @@ var TenantcastClient = class {
     }
     for (const offset of heal.held.keys()) if (offset <= position.offset) heal.held.delete(offset);
     if (position.offset < heal.to) return;
-    this.emit("healed", { stream, from: heal.from, to: heal.to });
+    if (heal.refill !== true) this.emit("healed", { stream, from: heal.from, to: heal.to });
     if (heal.held.size === 0) {
       this.heals.delete(stream);
       return;
     }
     heal.from = position.offset + 1;
     heal.to = Math.min(...heal.held.keys()) - 1;
+    heal.refill = void 0;
     if (heal.ref === void 0) this.askResume(stream, position, heal);
   }
+  /** Handles a `recovered`; true when it started a replay of a new epoch, whose own `recovered` is the stream's catch-up. */
   recovered(frame) {
-    if (frame.stream.startsWith("channel:") && !this.channelEntries.has(frame.stream.slice("channel:".length))) return;
+    if (frame.stream.startsWith("channel:") && !this.channelEntries.has(frame.stream.slice("channel:".length))) return false;
     const since = this.positions.get(frame.stream);
     const heal = this.heals.get(frame.stream);
     const answersHeal = heal !== void 0 && frame.ref !== void 0 && String(frame.ref) === heal.ref;
@@ -913,13 +914,26 @@ var TenantcastClient = class {
       if (since === void 0) this.positions.set(frame.stream, { epoch: frame.epoch, offset: frame.to });
       else if ((since.epoch === frame.epoch || since.offset === 0) && since.offset < frame.to) this.reheal(frame.stream, since, frame.to);
       else if (heal !== void 0 && heal.ref === void 0 && heal.held.size > 0) this.askResume(frame.stream, since, heal);
-      return;
+      return false;
     }
     this.heals.delete(frame.stream);
+    const channel = channelOf(frame.stream);
+    const oldest = Math.max(frame.oldest.offset, 1);
+    if (since !== void 0 && since.epoch !== frame.epoch && frame.latest.offset >= oldest) {
+      const from = { epoch: frame.epoch, offset: oldest - 1 };
+      const refill = { held: /* @__PURE__ */ new Map(), from: oldest, to: frame.latest.offset, tries: 0, refill: true };
+      this.positions.set(frame.stream, from);
+      this.heals.set(frame.stream, refill);
+      this.emit("recovered", frame);
+      this.emit("gap", { stream: frame.stream, ...channel === void 0 ? {} : { channel }, since, oldest: frame.oldest, latest: frame.latest, replaying: true });
+      if (this.heals.get(frame.stream) !== refill) return false;
+      this.askResume(frame.stream, from, refill);
+      return true;
+    }
     this.positions.set(frame.stream, frame.latest);
     this.emit("recovered", frame);
-    const channel = channelOf(frame.stream);
-    this.emit("gap", { stream: frame.stream, ...channel === void 0 ? {} : { channel }, since, oldest: frame.oldest, latest: frame.latest });
+    this.emit("gap", { stream: frame.stream, ...channel === void 0 ? {} : { channel }, since, oldest: frame.oldest, latest: frame.latest, replaying: false });
+    return false;
   }
   /** A replay ended above the last delivered offset: its missing events are fetched again. */
   reheal(stream, since, to) {

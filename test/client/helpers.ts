@@ -16,7 +16,10 @@ export class TcpProxy {
   private holding = false
   private paused = false
 
-  private constructor (private readonly server: Server, private readonly target: number) {}
+  private constructor (private readonly server: Server, private target: number) {}
+
+  /** New connections go to another port from now on: a server restarted elsewhere behind the same address. */
+  retarget (port: number): void { this.target = port }
 
   static async start (t: Tap, target: number): Promise<TcpProxy> {
     let proxy: TcpProxy | undefined

@@ -102,7 +102,7 @@ t.test('a resume outside the window reports a gap and continues from the latest 
   for (let n = 2; n <= 5; n++) await postAlarm(gw, sign(), { message: `#${n}` })
   proxy.release()
   t.ok(await eventually(() => gaps.length === 1))
-  t.same(gaps, [{ stream: 'tenant', since: { epoch, offset: 1 }, oldest: { epoch, offset: 4 }, latest: { epoch, offset: 5 } }])
+  t.same(gaps, [{ stream: 'tenant', since: { epoch, offset: 1 }, oldest: { epoch, offset: 4 }, latest: { epoch, offset: 5 }, replaying: false }], 'the same epoch: nothing is replayed')
   t.equal(client.position(), `${epoch}:5`, 'the client continues from the latest position')
   await postAlarm(gw, sign(), { message: '#6' })
   t.ok(await eventually(() => log.events.length === 2))

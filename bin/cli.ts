@@ -11,6 +11,15 @@ const DEFAULT_URL = 'http://localhost:3000'
 const WS_PATH = '/api/v1/events'
 const SEVERITIES = ['low', 'medium', 'high', 'critical']
 
+/** The token sources, as both commands' help lists them. */
+const TOKEN_HELP = `  --token-file <path>     the token is the file's content, re-read whenever a new one is needed
+                          (before it expires, and after a 4401): keep the file fresh and the
+                          command runs on; --token-file - reads it once from stdin
+  --token-command <cmd>   a shell command that prints a token, run again whenever a new one is needed
+  --token <jwt>           the token itself (other local users can read it in the process list)
+                          Without any of these: $TENANTCAST_TOKEN.
+`
+
 const HELP = {
   main: `tenantcast: command-line tools for a tenantcast gateway
 
@@ -46,13 +55,7 @@ on stderr; only a gateway that never answered exits 4.
 
   --url <url>        the gateway, ws(s):// or http(s):// (default $TENANTCAST_URL or ${DEFAULT_URL});
                      a URL without a path gets ${WS_PATH}
-  --token-file <path>     the token is the file's content, re-read whenever a new one is needed
-                          (before it expires, and after a 4401): keep the file fresh and tail
-                          runs on; --token-file - reads it once from stdin
-  --token-command <cmd>   a shell command that prints a token, run again whenever a new one is needed
-  --token <jwt>           the token itself (other local users can read it in the process list)
-                          Without any of these: $TENANTCAST_TOKEN.
-  --channel <name>   also join this channel (repeatable); a refused one ends tail (exit 1,
+${TOKEN_HELP}  --channel <name>   also join this channel (repeatable); a refused one ends tail (exit 1,
                      or 3 when the token forbids it)
   --allow-missing    go on without a refused --channel, with a warning
   --since <pos>      replay the tenant stream after this position, <epoch>:<offset>
@@ -65,13 +68,7 @@ Events go to stdout; connection status, gaps and errors to stderr.
 Posts an alarm (POST /api/v1/alarms) and prints the gateway's answer as JSON.
 
   --url <url>              the gateway (default $TENANTCAST_URL or ${DEFAULT_URL})
-  --token-file <path>     the token is the file's content, re-read whenever a new one is needed
-                          (before it expires, and after a 4401): keep the file fresh and tail
-                          runs on; --token-file - reads it once from stdin
-  --token-command <cmd>   a shell command that prints a token, run again whenever a new one is needed
-  --token <jwt>           the token itself (other local users can read it in the process list)
-                          Without any of these: $TENANTCAST_TOKEN.
-  --message <text>         what happened
+${TOKEN_HELP}  --message <text>         what happened
   --camera <name>          where
   --severity <level>       low, medium, high or critical
   --idempotency-key <key>  makes a retry of the whole command safe (each command makes up its own

@@ -145,7 +145,9 @@ export class RedisAlarmStore implements AlarmStore {
     for (;;) {
       const members = await this.redis.zrevrangebylex(keys.unresolved, from, '-', 'LIMIT', 0, SCAN)
       if (members.length === 0) return { alarms }
-      const raws = await Promise.all(members.map(async (member) => await this.redis.get(keys.record(member.slice(member.indexOf(':') + 1)))))
+      // One MGET per round (the records share the tenant's slot), not one GET per alarm: every
+      // new socket reads this list, and a reconnect storm multiplies it.
+      const raws = await this.redis.mget(...members.map((member) => keys.record(member.slice(member.indexOf(':') + 1))))
       for (const [i, member] of members.entries()) {
         const raw = raws[i]
         if (raw === null || raw === undefined) {

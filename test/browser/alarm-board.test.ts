@@ -1,31 +1,16 @@
-import { existsSync } from 'node:fs'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import t from 'tap'
 import { build, get, postAlarm, sign, type Gateway } from '../helper.js'
+import { closeBrowser, newPage, skip } from './chromium.js'
 
-/** The console as an alarm board, in real headless Chromium (Debian's /usr/bin/chromium through playwright-core), as in console.test.ts. */
-const CHROMIUM = '/usr/bin/chromium'
-const skip = existsSync(CHROMIUM) || process.env.CI === 'true' ? false : `${CHROMIUM} is missing: apt-get install chromium`
+/** The console as an alarm board, in real headless Chromium (see ./chromium.ts), as in console.test.ts. */
 const WAIT = { timeout: 10_000 }
 
 type Tap = { teardown (fn: () => unknown): void }
 
-let browser: Browser | undefined
-
 /** A console page of its own (a separate browser context), connected with a token for `sub`; records console problems. */
 async function consoleAs (t: Tap, gw: Gateway, sub: string): Promise<{ page: Page, problems: string[] }> {
-  browser ??= await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
-  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } })
-  t.teardown(async () => { await context.close() })
-  const page = await context.newPage()
-  const problems: string[] = []
-  page.on('console', (message) => {
-    if (message.type() === 'error' || message.type() === 'warning') problems.push(`${message.type()}: ${message.text()}`)
-  })
-  page.on('pageerror', (error) => { problems.push(`uncaught: ${error.message}`) })
+  const { page, problems } = await newPage(t)
   await page.goto(`${gw.http}/`)
   await page.fill('#token', sign({ sub }))
   await page.click('#connect')
@@ -41,7 +26,7 @@ async function rows (page: Page): Promise<Array<[string, string, string]>> {
 }
 
 t.test('the console as an alarm board in Chromium', { skip }, async (t) => {
-  t.teardown(async () => { await browser?.close() })
+  t.teardown(closeBrowser)
 
   t.test('an ack in one console shows as acknowledged, with who and time to ack, in the other; a resolve empties both', async (t) => {
     const gw = await build(t)

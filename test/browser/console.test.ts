@@ -1,44 +1,13 @@
-import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import t from 'tap'
 import { TcpProxy } from '../client/helpers.js'
 import { build, postAlarm, sign } from '../helper.js'
+import { closeBrowser, newPage, skip } from './chromium.js'
 
-/**
- * The live console in a real headless Chromium: Debian's /usr/bin/chromium driven by
- * playwright-core (no browser is ever downloaded). CI installs the package (.ci/run); a machine
- * without it skips this file, unless CI=true, where it fails.
- */
-const CHROMIUM = '/usr/bin/chromium'
-const skip = existsSync(CHROMIUM) || process.env.CI === 'true' ? false : `${CHROMIUM} is missing: apt-get install chromium`
+/** The live console in a real headless Chromium (see ./chromium.ts). */
 const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url)
 const WAIT = { timeout: 10_000 }
-
-type Tap = { teardown (fn: () => unknown): void }
-
-let browser: Browser | undefined
-
-async function launch (): Promise<Browser> {
-  browser ??= await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
-  return browser
-}
-
-/** A fresh page that records every console error or warning and every uncaught exception. */
-async function newPage (t: Tap, viewport = { width: 1440, height: 900 }): Promise<{ page: Page, context: BrowserContext, problems: string[] }> {
-  const context = await (await launch()).newContext({ viewport })
-  t.teardown(async () => { await context.close() })
-  const page = await context.newPage()
-  const problems: string[] = []
-  page.on('console', (message) => {
-    if (message.type() === 'error' || message.type() === 'warning') problems.push(`${message.type()}: ${message.text()}`)
-  })
-  page.on('pageerror', (error) => { problems.push(`uncaught: ${error.message}`) })
-  return { page, context, problems }
-}
 
 async function text (page: Page, selector: string): Promise<string> {
   return (await page.textContent(selector, WAIT)) ?? ''
@@ -49,7 +18,7 @@ async function feedOffsets (page: Page, stream: string): Promise<string[]> {
 }
 
 t.test('the live console in Chromium', { skip }, async (t) => {
-  t.teardown(async () => { await browser?.close() })
+  t.teardown(closeBrowser)
 
   t.test('it connects with a pasted token, shows live alarms newest first, and resumes after the socket is cut', async (t) => {
     const gw = await build(t)

@@ -8,28 +8,63 @@ import t from 'tap'
 import { connect, decodeTokenPayload } from '../client/index.js'
 import { reach } from './client/helpers.js'
 import { TsChild } from './child.js'
+import { main } from '../bin/cli.js'
 import { createStandalone } from '../app.js'
 import { build, Client, freePort, post, postAlarm, SECRET, sign } from './helper.js'
 
 type Tap = { teardown (fn: () => unknown): void }
 
-/** The CLI as users run it: bin/tenantcast.ts in a child process, its coverage counted. */
-class Cli extends TsChild {
+/**
+ * The CLI's `main`, run in this process with its own standard streams and environment: the
+ * same code the `tenantcast` binary runs, without a TypeScript child start per case (which
+ * made this file the slowest in CI). The binary itself, as a process, is tested at the end.
+ */
+class Cli {
+  stdout = ''
+  stderr = ''
+  readonly exited: Promise<number>
+  private wake: Array<() => void> = []
+  private stop: () => void = () => {}
+  private done = false
+
   constructor (args: string[], env: Record<string, string | undefined> = {}, stdin?: string) {
-    super('bin/tenantcast.ts', args, { JWT_SECRET: undefined, TENANTCAST_TOKEN: undefined, TENANTCAST_URL: undefined, ...env }, stdin === undefined ? {} : { stdin })
+    const notify = (): void => { for (const wake of this.wake.splice(0)) wake() }
+    const interrupted = new Promise<void>((resolve) => { this.stop = resolve })
+    this.exited = main(args, {
+      out: (text) => { this.stdout += text; notify() },
+      err: (text) => { this.stderr += text; notify() },
+      env: Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined)),
+      stdin: async () => stdin ?? '',
+      interrupted
+    }).finally(() => { this.done = true; notify() })
+  }
+
+  /** What SIGINT and SIGTERM do to the binary. */
+  interrupt (): void { this.stop() }
+
+  /** Waits until a condition on the output holds; throws when the command ends first. */
+  async until (condition: () => boolean): Promise<void> {
+    while (!condition()) {
+      if (this.done) throw new Error(`the command ended: ${this.stderr}`)
+      await new Promise<void>((resolve) => { this.wake.push(resolve) })
+    }
+  }
+
+  lines (): string[] {
+    return this.stdout.split('\n').filter((line) => line !== '')
   }
 }
 
 function cli (t: Tap, args: string[], env: Record<string, string | undefined> = {}, stdin?: string): Cli {
   const run = new Cli(args, env, stdin)
-  t.teardown(() => { if (run.child.exitCode === null) run.child.kill('SIGKILL') })
+  t.teardown(async () => { run.interrupt(); await run.exited })
   return run
 }
 
 async function run (t: Tap, args: string[], env: Record<string, string | undefined> = {}, stdin?: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const process = cli(t, args, env, stdin)
-  const code = await process.exited
-  return { code, stdout: process.stdout, stderr: process.stderr }
+  const command = cli(t, args, env, stdin)
+  const code = await command.exited
+  return { code, stdout: command.stdout, stderr: command.stderr }
 }
 
 
@@ -96,7 +131,7 @@ t.test('tail prints alarms as JSON lines: replayed from --since, then live, unti
     { type: 'event', event: 'alarm:created', offset: 1, data: { message: '#1' } },
     { type: 'event', event: 'alarm:created', offset: 2, data: { message: '#2', severity: 'critical' } }
   ])
-  tail.child.kill('SIGINT')
+  tail.interrupt()
   t.equal(await tail.exited, 0)
 })
 
@@ -111,7 +146,7 @@ t.test('tail in text mode prints one readable line per event, channels included'
   await tail.until(() => tail.lines().length === 2)
   t.match(tail.lines()[0], /^\S+Z tenant#1 alarm:created \[high\] Front Door: Motion detected$/)
   t.match(tail.lines()[1], /^\S+Z channel:ops#1 door:opened \{"door":3\}$/)
-  tail.child.kill('SIGTERM')
+  tail.interrupt()
   t.equal(await tail.exited, 0)
 })
 
@@ -178,7 +213,7 @@ t.test('tail with --token-file outlives its first token: it reads the file again
   await tail.until(() => tail.lines().length === 1)
   t.match(JSON.parse(tail.lines()[0] as string), { event: 'alarm:created', offset: 1, data: { message: 'after expiry' } })
   t.notMatch(tail.stderr, /4401|closed/, 'the token was refreshed on the live connection')
-  tail.child.kill('SIGINT')
+  tail.interrupt()
   t.equal(await tail.exited, 0)
 })
 
@@ -203,7 +238,7 @@ t.test('tail with --token-command runs the command again after a 4401 and reconn
   await postAlarm(gw, sign(), { message: 'after' })
   await tail.until(() => tail.lines().length === 2)
   t.same(tail.lines().map((line) => (JSON.parse(line) as { offset: number }).offset), [1, 2], 'each event once, in order')
-  tail.child.kill('SIGINT')
+  tail.interrupt()
   t.equal(await tail.exited, 0)
 })
 
@@ -242,7 +277,7 @@ t.test('tail retries an early 4029 and reports it as a limit, then rides out a r
   await gatewayOn(t, port)
   await tail.until(() => tail.stderr.includes('open as u1'))
   t.notMatch(tail.stderr, /cannot connect/)
-  tail.child.kill('SIGINT')
+  tail.interrupt()
   t.equal(await tail.exited, 0)
 })
 
@@ -260,7 +295,7 @@ t.test('a refused --channel ends tail with exit 1, and with --allow-missing it g
   await gw.app.realtime.sendToChannel('t1', 'ops', 'door:opened', { door: 1 })
   await tail.until(() => tail.lines().length === 1)
   t.match(tail.lines()[0], /channel:ops#1 door:opened/)
-  tail.child.kill('SIGINT')
+  tail.interrupt()
   t.equal(await tail.exited, 0)
 })
 
@@ -357,4 +392,26 @@ t.test('alarm gives up on a gateway that accepts the connection but never answer
   t.match(result.stderr, /no answer from http:\/\/127\.0\.0\.1:\d+\/api\/v1\/alarms within 1 s \(--timeout\)/)
   t.ok(Date.now() - started < 20_000, 'bounded by the timeout, not by the child\'s limit')
   t.equal(requests, 1, 'one request, not retried')
+})
+
+t.test('the tenantcast binary as a process: its token from standard input, the exit code as its status, and SIGINT or SIGTERM end tail with 0', async (t) => {
+  const gw = await build(t)
+  const clean = { JWT_SECRET: undefined, TENANTCAST_TOKEN: undefined, TENANTCAST_URL: undefined }
+  const binary = (args: string[], env: Record<string, string | undefined>, stdin?: string): TsChild => {
+    const child = new TsChild('bin/tenantcast.ts', args, { ...clean, ...env }, stdin === undefined ? {} : { stdin })
+    t.teardown(() => { if (child.child.exitCode === null) child.child.kill('SIGKILL') })
+    return child
+  }
+  const alarm = binary(['alarm', '--url', gw.http, '--token-file', '-', '--message', 'piped', '--camera', 'c', '--severity', 'low'], {}, sign() + '\n')
+  const usage = binary(['launch'], {})
+  const tails = [binary(['tail', '--url', gw.http, '--json'], { TENANTCAST_TOKEN: sign() }), binary(['tail', '--url', gw.http], { TENANTCAST_TOKEN: sign({ sub: 'u2' }) })]
+  t.equal(await alarm.exited, 0, alarm.stderr)
+  t.match(JSON.parse(alarm.stdout), { stream: 'tenant', offset: 1 })
+  t.equal(await usage.exited, 2)
+  t.match(usage.stderr, /unknown command "launch"/)
+  for (const [i, tail] of tails.entries()) {
+    await tail.until(() => tail.stderr.includes('open as u'))
+    tail.child.kill(i === 0 ? 'SIGINT' : 'SIGTERM')
+    t.equal(await tail.exited, 0)
+  }
 })

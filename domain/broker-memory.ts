@@ -15,15 +15,23 @@ export interface MemoryBrokerOptions {
   onListenerError: (err: unknown) => void
 }
 
+const COMPACT_AFTER = 64
+
 interface Stream {
   epoch: string
   /** The last offset assigned. Kept even when every event has been evicted. */
   latest: number
   /** When the stream was last published to or read, in ms. */
   usedAt: number
-  /** Held events, ascending by offset, with the time each was stored. */
+  /**
+   * Held events from index `head` on, ascending by offset, with the time each was stored.
+   * Eviction moves `head` and compacts the arrays once COMPACT_AFTER entries (or half) are dead: removing
+   * from the front of a full stream's array on every publish moved HISTORY_SIZE elements each
+   * time (3% of the CPU of an ingestion run).
+   */
   events: StoredEvent[]
   storedAt: number[]
+  head: number
 }
 
 /**
@@ -53,7 +61,7 @@ export class MemoryBroker implements Broker {
     const key = streamKey(envelope.tenantId, name)
     const now = this.options.clock.now()
     let stream = this.streams.get(key)
-    if (stream === undefined) this.streams.set(key, stream = { epoch: this.eraEpoch(), latest: 0, usedAt: now, events: [], storedAt: [] })
+    if (stream === undefined) this.streams.set(key, stream = { epoch: this.eraEpoch(), latest: 0, usedAt: now, events: [], storedAt: [], head: 0 })
     stream.usedAt = now
     const stored: StoredEvent = { ...envelope, stream: name, offset: ++stream.latest, epoch: stream.epoch }
     stream.events.push(stored)
@@ -80,10 +88,10 @@ export class MemoryBroker implements Broker {
     if (stream === undefined) return { epoch: this.eraEpoch(), latest: 0, oldest: 1, events: [] }
     stream.usedAt = this.options.clock.now()
     this.evict(stream)
-    const oldest = stream.events[0]?.offset ?? stream.latest + 1
+    const oldest = stream.events[stream.head]?.offset ?? stream.latest + 1
     if (after === undefined) return { epoch: stream.epoch, latest: stream.latest, oldest, events: [] }
     // Offsets are contiguous, so the first wanted event's index is arithmetic, not a search.
-    const start = Math.max(0, after + 1 - oldest)
+    const start = stream.head + Math.max(0, after + 1 - oldest)
     return { epoch: stream.epoch, latest: stream.latest, oldest, events: stream.events.slice(start, start + limit) }
   }
 
@@ -125,7 +133,7 @@ export class MemoryBroker implements Broker {
     for (const [key, stream] of this.streams) {
       this.evict(stream)
       if (stream.usedAt > idleBefore) continue
-      this.held -= stream.events.length
+      this.held -= stream.events.length - stream.head
       this.streams.delete(key)
       forgot = true
     }
@@ -143,11 +151,16 @@ export class MemoryBroker implements Broker {
   /** Evicts oldest first: beyond the size bound, then whatever is past the age bound. */
   private evict (stream: Stream): void {
     const expiredBefore = this.options.clock.now() - this.options.historyTtlMs
-    let drop = Math.max(0, stream.events.length - this.options.historySize)
-    while (drop < stream.events.length && (stream.storedAt[drop] as number) <= expiredBefore) drop++
-    if (drop === 0) return
-    stream.events.splice(0, drop)
-    stream.storedAt.splice(0, drop)
-    this.held -= drop
+    const length = stream.events.length
+    let head = Math.max(stream.head, length - this.options.historySize)
+    while (head < length && (stream.storedAt[head] as number) <= expiredBefore) head++
+    if (head === stream.head) return
+    this.held -= head - stream.head
+    stream.head = head
+    // Dead entries still hold their events, so at most COMPACT_AFTER of them wait for a compaction.
+    if (head < COMPACT_AFTER && head * 2 < length) return
+    stream.events.splice(0, head)
+    stream.storedAt.splice(0, head)
+    stream.head = 0
   }
 }

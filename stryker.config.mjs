@@ -27,6 +27,7 @@ export default {
       'test/domain/session.test.ts',
       'test/domain/broker-memory.test.ts',
       'test/domain/broker-redis-live.test.ts',
+      'test/domain/broker-redis-connection.test.ts',
       'test/domain/broker-redis.test.ts',
       'test/domain/broker-redis-recovery.test.ts',
       'test/domain/tenant-key.test.ts',

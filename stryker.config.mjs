@@ -25,6 +25,7 @@ export default {
       'test/domain/hub.test.ts',
       'test/domain/hub-indexes.test.ts',
       'test/domain/session.test.ts',
+      'test/domain/session-requests.test.ts',
       'test/domain/broker-memory.test.ts',
       'test/domain/broker-redis-live.test.ts',
       'test/domain/broker-redis-connection.test.ts',

@@ -127,3 +127,72 @@ t.test('a frame flood before auth is rate limited under no tenant, and answered 
   t.same(w.rateLimited, ['frames ', 'frames ', 'frames '])
   t.same(connection.frames.map((f) => f.code ?? f.type), ['connected', 'RATE_LIMITED', 'pong'], 'the refusal goes out at once; the admitted ping waits its turn')
 })
+
+t.test('an event published after the tenant stream was read at auth is released live after authenticated, not replayed, and floors the stream', async (t) => {
+  const w = world()
+  await w.post({ event: 'before', data: {}, target: { kind: 'tenant' } })
+  // The first read is the tenant stream's; the event goes out during the second, the user stream's.
+  w.duringRead = async () => { w.duringRead = async () => { await w.post({ event: 'late', data: {}, target: { kind: 'tenant' } }) } }
+  const { connection } = await authed(w, 'alice', { tenant: `${w.broker.epoch}:0` })
+  t.same(connection.frames.map((f) => [f.type, f.event ?? f.stream, f.replayed]), [
+    ['connected', undefined, undefined],
+    ['authenticated', undefined, undefined],
+    ['event', 'before', true],
+    ['recovered', 'tenant', undefined],
+    ['event', 'late', undefined]
+  ])
+  await w.post({ event: 'next', data: {}, target: { kind: 'tenant' } })
+  t.same(connection.frames.slice(5).map((f) => [f.event, f.offset]), [['next', 3]], 'live delivery goes on after the released event, once')
+})
+
+t.test('a socket that closes during its first history read at auth reads nothing more and logs no failure', async (t) => {
+  const w = world()
+  const { session, connection } = w.open({ token: 'alice' })
+  w.duringRead = async () => { session.ended() }
+  await session.idle()
+  t.same(w.watches.filter((c) => c.startsWith('watch')), ['watch connection', 'watch tenant'], 'the user stream was never watched')
+  t.same(connection.types(), ['connected'])
+  t.same(w.logs.filter((l) => l.startsWith('error')), [])
+})
+
+t.test('a socket that closes while a subscribe or a resume reads sends nothing more and logs no failure', async (t) => {
+  for (const frame of [{ type: 'subscribe', channel: 'ops', id: 1 }, { type: 'resume', stream: 'tenant', since: 'x:0', id: 1 }]) {
+    const w = world()
+    const { session, connection } = await authed(w)
+    connection.take()
+    w.duringRead = async () => { session.ended() }
+    await send(session, frame)
+    t.same(connection.frames, [], `${frame.type}: nothing sent`)
+    t.same(w.logs.filter((l) => l.startsWith('error')), [], `${frame.type}: nothing failed`)
+  }
+})
+
+t.test('a resume with a malformed since gets one INVALID_POSITION answer and nothing else', async (t) => {
+  const w = world()
+  const { session, connection } = await authed(w)
+  connection.take()
+  const reads = w.watches.length
+  await send(session, { type: 'resume', stream: 'user:bob', since: 'nope', id: 1 })
+  t.same(connection.frames.map((f) => [f.code, f.ref]), [['INVALID_POSITION', 1]])
+  t.same(w.logs.filter((l) => l.startsWith('error')), [])
+  t.equal(w.watches.length, reads)
+})
+
+t.test('ack and resolve without an alarm service each answer ALARM_NOT_FOUND with their ref', async (t) => {
+  const w = world()
+  const { session, connection } = await authed(w)
+  connection.take()
+  await send(session, { type: 'ack', alarmId: 'a1', id: 1 })
+  await send(session, { type: 'resolve', alarmId: 'a1', id: 2 })
+  t.same(connection.frames.map((f) => [f.code, f.ref]), [['ALARM_NOT_FOUND', 1], ['ALARM_NOT_FOUND', 2]])
+})
+
+t.test('a reply to an open socket goes through the hub: over the buffer cap it drops the socket as a slow consumer', async (t) => {
+  const w = world()
+  const { session, connection } = await authed(w)
+  connection.bufferedAmount = 20_000
+  const sent = w.sentBytes.length
+  await send(session, { type: 'ping', id: 1 })
+  t.same(connection.closedWith, [4008, 'SLOW_CONSUMER'])
+  t.equal(w.sentBytes.length, sent, 'nothing was written')
+})

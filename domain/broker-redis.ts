@@ -465,10 +465,20 @@ export class RedisBroker implements Broker {
    */
   private async fill (watch: Watch): Promise<void> {
     const last = watch.last as Position
+    // Received before the read below is sent, so published before it: the log holds it, unless
+    // a failover lost it. Messages that arrive during the read may be newer than the read.
+    const revealing = watch.pending?.[0]
     try {
       const read = await this.readLog(watch.tenantId, watch.stream, last.offset, this.options.historySize)
       // Attached while the stream was empty: the live message that revealed the gap names the epoch.
       const epoch = last.epoch ?? watch.pending?.[0]?.epoch ?? read.epoch
+      if (revealing !== undefined && revealing.epoch === read.epoch && revealing.offset > read.latest) {
+        // The log ends before an offset that was delivered live: a failover promoted a replica
+        // without it. Reading again would find the same until the stream's offsets catch up, and
+        // then another event under that offset: the stream starts a new epoch (see diverge).
+        void this.diverge(watch, read.epoch)
+        return
+      }
       if (read.epoch !== epoch || read.oldest > last.offset + 1) {
         this.gap(watch)
         // The stream's sockets were closed; a socket attaching now reads past this position.

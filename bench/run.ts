@@ -26,7 +26,7 @@ const ENV_TAG = 'TENANTCAST_BENCH_RUN'
 // ---------------------------------------------------------------- arguments
 type ScenarioName = 'S1' | 'S2' | 'S3' | 'S4' | 'S6'
 const ALL_SCENARIOS: ScenarioName[] = ['S1', 'S2', 'S3', 'S4', 'S6']
-const ALL_SERVERS = ['ws-naive', 'ws-once', 'ws-frame', 'socketio', 'tenantcast'] as const
+const ALL_SERVERS = ['ws-naive', 'ws-once', 'ws-frame', 'socketio', 'fastify', 'tenantcast'] as const
 /**
  * S6 (scale-out) runs tenantcast only, as several instances sharing a Redis deployment: these
  * are its topologies, in place of the servers of the other scenarios.
@@ -260,6 +260,7 @@ const SERVERS: Record<typeof ALL_SERVERS[number], ServerSpec> = {
   'ws-once': { protocol: 'ws', argv: [node, 'bench/servers/ws-once.mjs'], env: refEnv },
   'ws-frame': { protocol: 'ws', argv: [node, 'bench/servers/ws-frame.mjs'], env: refEnv },
   socketio: { protocol: 'socketio', argv: [node, 'bench/servers/socketio.mjs'], env: refEnv },
+  fastify: { protocol: 'ws', argv: [node, 'bench/servers/fastify.mjs'], env: refEnv },
   // Started as `npm start` starts it: the compiled `node dist/server.js` (built at the start of
   // the run), the production environment, default settings and log level.
   tenantcast: {

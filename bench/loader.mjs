@@ -814,7 +814,8 @@ async function s7 () {
   const n = tenants * socketsPerTenant
   const adminSign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: 3600 * 1000 })
   const capacity = Math.ceil(rate * (preS + jitterMs / 1000 + 40)) + 100
-  const state = { giveUpAt: Infinity, dropAt: Infinity, resumed: 0, resumeFailed: 0, retries: 0, lastResumeAt: 0, reconnectErrors: {}, closeCodes: {} }
+  const REPLAYED_BUF = Buffer.from('"replayed":true')
+  const state = { replayed: 0, giveUpAt: Infinity, dropAt: Infinity, resumed: 0, resumeFailed: 0, retries: 0, lastResumeAt: 0, reconnectErrors: {}, closeCodes: {} }
   const clients = []
   function connect (c, since) {
     return new Promise((resolve) => {
@@ -828,6 +829,7 @@ async function s7 () {
         const buf = Buffer.isBuffer(data) ? data : Buffer.concat(data)
         const at = buf.indexOf(PREFIX_BUF)
         if (at !== -1) {
+          if (buf.indexOf(REPLAYED_BUF) !== -1) state.replayed++
           onMarker(c, seqAfterBuf(buf, at + PREFIX_BUF.length), t)
           const o = buf.indexOf('"offset":')
           if (o !== -1) { const off = seqAfterBuf(buf, o + 9); if (off > c.offset) c.offset = off }
@@ -964,6 +966,7 @@ async function s7 () {
     leaks,
     sockets_ready: ready,
     resumed: state.resumed,
+    replayed_frames: state.replayed,
     not_resumed: notResumed,
     resume_failed: state.resumeFailed,
     reconnect_retries: state.retries,

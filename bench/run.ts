@@ -81,7 +81,9 @@ function parseArgs (argv: string[]): Args {
     process.stdout.write(`usage: npm run bench -- [--quick] [--scenario ${ALL_SCENARIOS.join(',')}] [--servers ${ALL_SERVERS.join(',')}]
                          [--topologies ${TOPOLOGIES.join(',')}]
                          [--repeats N] [--s4-repeats N] [--profile] [--no-pin] [--verbose]
-                         [--noise-limit PCT] [--retries N] [--s4-retries N] [--quiet-wait SECONDS]\n`)
+                         [--noise-limit PCT] [--retries N] [--s4-retries N] [--quiet-wait SECONDS]
+S6 runs the --topologies; S5 runs ${S5_SERVERS.join(',')} unless --servers is given; S7 runs ${S7_SERVERS.join(',')} only.
+ING, S5 and S7 start tenantcast with its per-tenant REST rate limit lifted. See bench/README.md.\n`)
     process.exit(0)
   }
   const quick = has('--quick')

@@ -6,7 +6,7 @@
 import http from 'node:http'
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { performance } from 'node:perf_hooks'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { createSigner } from 'fast-jwt'
 import { WebSocket } from 'ws'
 import { io as ioClient } from 'socket.io-client'
@@ -145,6 +145,8 @@ let unknownMarkers = 0
 let lastDeliveryAt = 0
 let expectedDeliveries = Infinity
 let onAllDelivered = null
+/** (seq, latencyMs, t) for every first delivery, when a scenario needs them by class (S5). */
+let latencyHook = null
 
 function resetAlarms (n) {
   alarmTenant = new Int32Array(n)
@@ -169,6 +171,7 @@ function onMarker (client, seq, t) {
   delivered++
   lastDeliveryAt = t
   if (latencies !== null) latencies[latencyCount++] = t - alarmSentAt[seq]
+  if (latencyHook !== null) latencyHook(seq, t - alarmSentAt[seq], t)
   if (delivered >= expectedDeliveries && onAllDelivered !== null) {
     const done = onAllDelivered
     onAllDelivered = null
@@ -206,7 +209,7 @@ let closedAfterReady = 0
 function connectWs (tenant, user, timeoutMs, to = port) {
   return new Promise((resolve, reject) => {
     const url = `ws://${HOST}:${to}/api/v1/events?token=${tokenFor(tenant, user)}`
-    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs })
+    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs, ...(params.skipUtf8 === 1 ? { skipUTF8Validation: true } : {}) })
     const client = { tenant, lastSeq: -1, seen: EMPTY_SEEN, ready: false, closed: false, close: () => ws.terminate() }
     const timer = setTimeout(() => { ws.terminate(); reject(new Error('auth timeout')) }, timeoutMs)
     ws.on('message', (data) => {
@@ -305,7 +308,7 @@ let postErrors = 0
 const postStatuses = {}
 
 /** Posts alarm `seq` for `tenant`; records its send time. Resolves with the status (0 = error). */
-function postAlarm (seq, tenant, to = port) {
+function postAlarm (seq, tenant, to = port, via = agent) {
   return new Promise((resolve) => {
     alarmTenant[seq] = tenant
     const sentAtNs = process.hrtime.bigint()
@@ -316,8 +319,10 @@ function postAlarm (seq, tenant, to = port) {
       port: to,
       method: 'POST',
       path: '/api/v1/alarms',
-      agent,
+      agent: via,
       headers: {
+        // agent false: a new TCP connection for this one request, as a camera sends it.
+        ...(via === false ? { connection: 'close' } : {}),
         'content-type': 'application/json',
         'content-length': Buffer.byteLength(body),
         authorization: `Bearer ${posterToken(tenant)}`
@@ -688,7 +693,445 @@ async function s6 () {
   }
 }
 
-const scenarios = { S1: s1, S2: s2, S3: s3, S4: s4, S6: s6 }
+// ---------- ING, S5, S7 helpers ----------
+const sortedCopy = (arr, n = arr.length) => Float64Array.from(arr.subarray ? arr.subarray(0, n) : arr).sort()
+/** p50/p99/max of a list of ms values, prefixed. */
+function pcts (prefix, values) {
+  const s = sortedCopy(values)
+  return { [`${prefix}_p50_ms`]: percentile(s, 50), [`${prefix}_p99_ms`]: percentile(s, 99), [`${prefix}_max_ms`]: s.length ? s[s.length - 1] : NaN, [`${prefix}_samples`]: s.length }
+}
+
+/**
+ * ING ingestion: REST posting alone, closed loop (`closedConnections` keep-alive connections,
+ * one request in flight on each, for `closedS`) and open loop (`openRate` alarms/s for `openS`,
+ * below saturation), first with no socket connected, then with `sockets` sockets of the tenant.
+ * Per phase: alarms/s (202s), p50/p99 of the 202 (request sent to response end), server CPU per
+ * alarm; with sockets, every 202'd alarm must reach every socket.
+ */
+async function ing () {
+  const { sockets, closedConnections, closedS, openRate, openS } = params
+  const capacity = params.maxAlarms ?? 200000
+  resetAlarms(capacity)
+  let seq = 0
+  const phases = {}
+  const closedAgent = new http.Agent({ keepAlive: true, maxSockets: closedConnections })
+  const openAgent = new http.Agent({ keepAlive: true, maxSockets: params.httpSockets ?? 64 })
+  const windows = []
+  async function closedLoop (name) {
+    const lat = []
+    const win = windowStart()
+    const cpu0 = serverCpuMs()
+    const t0 = now()
+    const end = t0 + closedS * 1000
+    let ok = 0
+    await Promise.all(Array.from({ length: closedConnections }, async () => {
+      while (now() < end && seq < capacity) {
+        const s0 = now()
+        const status = await postAlarm(seq++, 0, port, closedAgent)
+        if (status === 202) { ok++; lat.push(now() - s0) }
+      }
+    }))
+    const wallS = (now() - t0) / 1000
+    const cpuMs = serverCpuMs() - cpu0
+    windows.push(windowEnd(win))
+    phases[name] = { ...pcts(name, lat), [`${name}_alarms_per_s`]: ok / wallS, [`${name}_cpu_us_per_alarm`]: ok > 0 ? 1000 * cpuMs / ok : NaN, [`${name}_server_cpu_pct`]: 100 * cpuMs / 1000 / wallS }
+  }
+  async function openLoop (name) {
+    const lat = []
+    const total = Math.round(openRate * openS)
+    const intervalMs = 1000 / openRate
+    const win = windowStart()
+    const cpu0 = serverCpuMs()
+    const t0 = now()
+    let sent = 0
+    let ok = 0
+    const inflight = []
+    await new Promise((resolve) => {
+      const tick = () => {
+        const t = now()
+        while (sent < total && t0 + sent * intervalMs <= t && seq < capacity) {
+          const s0 = now()
+          inflight.push(postAlarm(seq++, 0, port, openAgent).then((status) => { if (status === 202) { ok++; lat.push(now() - s0) } }))
+          sent++
+        }
+        if (sent >= total || seq >= capacity) { resolve(); return }
+        setTimeout(tick, Math.max(0, Math.min(1, t0 + sent * intervalMs - now())))
+      }
+      tick()
+    })
+    const sendS = (now() - t0) / 1000
+    await Promise.race([Promise.all(inflight), sleep(10000)])
+    const wallS = (now() - t0) / 1000
+    const cpuMs = serverCpuMs() - cpu0
+    windows.push(windowEnd(win))
+    phases[name] = { ...pcts(name, lat), [`${name}_alarms_per_s`]: ok / wallS, [`${name}_offered_per_s`]: sent / sendS, [`${name}_cpu_us_per_alarm`]: ok > 0 ? 1000 * cpuMs / ok : NaN, [`${name}_server_cpu_pct`]: 100 * cpuMs / 1000 / wallS }
+  }
+  await closedLoop('closed0')
+  await sleep(300)
+  await openLoop('open0')
+  const posted0 = seq
+  // Now the tenant's sockets: every later 202 must reach each of them.
+  const conn = await connectAll(Array.from({ length: sockets }, (_, i) => ({ tenant: 0, user: i })), 100)
+  await sleep(params.settleMs ?? 500)
+  const accepted0 = postStatuses[202] ?? 0
+  const first = seq
+  await closedLoop('closedN')
+  await sleep(300)
+  await openLoop('openN')
+  const accepted = (postStatuses[202] ?? 0) - accepted0
+  const expected = accepted * conn.clients.length
+  const outcome = await waitDeliveries(expected, params.idleMs ?? 3000, 30000)
+  return {
+    ...Object.assign({}, ...Object.values(phases)),
+    foreign_cpu_pct: Math.max(...windows.map((w) => w.foreign_cpu_pct)),
+    foreign_cpu_ms: windows.reduce((a, w) => a + w.foreign_cpu_ms, 0),
+    loss: expected - delivered,
+    duplicates,
+    leaks,
+    alarms_without_sockets: posted0,
+    alarms_with_sockets: seq - first,
+    sockets_ready: conn.clients.length,
+    connect_failed: conn.failed,
+    post_errors: postErrors,
+    post_statuses: postStatuses,
+    wait_outcome: outcome,
+    capacity_reached: seq >= capacity ? 1 : 0
+  }
+}
+
+/**
+ * S7 reconnect storm (tenantcast): `tenants` x `socketsPerTenant` sockets connected, each
+ * tracking its tenant-stream position (`authenticated.position`, then every event's offset).
+ * Alarms flow at `rate`/s round-robin over the tenants for the whole run. After `preS` seconds
+ * the admin API drops every socket of every tenant (POST /api/v1/admin/disconnect {all:true},
+ * 4403); each socket reconnects at a uniformly random moment in the `jitterMs` window after the
+ * drop, with `?since=<epoch>:<offset>`, and counts as resumed at its `recovered` frame.
+ * A /health probe every `probeMs` (one in flight) measures the server's event-loop delay from
+ * outside. Every alarm accepted must reach every socket exactly once (replayed or live).
+ */
+async function s7 () {
+  const { tenants, socketsPerTenant, rate, preS, jitterMs } = params
+  const n = tenants * socketsPerTenant
+  const adminSign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: 3600 * 1000 })
+  const capacity = Math.ceil(rate * (preS + jitterMs / 1000 + 40)) + 100
+  const REPLAYED_BUF = Buffer.from('"replayed":true')
+  const state = { replayed: 0, giveUpAt: Infinity, dropAt: Infinity, resumed: 0, resumeFailed: 0, retries: 0, lastResumeAt: 0, reconnectErrors: {}, closeCodes: {} }
+  const clients = []
+  function connect (c, since) {
+    return new Promise((resolve) => {
+      const q = since === undefined ? '' : `&since=${encodeURIComponent(since)}`
+      const ws = new WebSocket(`ws://${HOST}:${port}/api/v1/events?token=${c.token}${q}`, { perMessageDeflate: false, handshakeTimeout: 20000, skipUTF8Validation: true })
+      c.ws = ws
+      let settled = false
+      const done = (ok) => { if (!settled) { settled = true; resolve(ok) } }
+      ws.on('message', (data) => {
+        const t = now()
+        const buf = Buffer.isBuffer(data) ? data : Buffer.concat(data)
+        const at = buf.indexOf(PREFIX_BUF)
+        if (at !== -1) {
+          if (buf.indexOf(REPLAYED_BUF) !== -1) state.replayed++
+          onMarker(c, seqAfterBuf(buf, at + PREFIX_BUF.length), t)
+          const o = buf.indexOf('"offset":')
+          if (o !== -1) { const off = seqAfterBuf(buf, o + 9); if (off > c.offset) c.offset = off }
+          if (c.epoch === undefined) c.epoch = JSON.parse(buf.toString()).epoch
+          return
+        }
+        const text = buf.toString()
+        if (text.includes('"type":"authenticated"')) {
+          const f = JSON.parse(text)
+          if (c.epoch === undefined && f.position !== undefined) { c.epoch = f.position.epoch; c.offset = Math.max(c.offset, f.position.offset) }
+          if (!c.ready) { c.ready = true; readyClients.push(c) }
+          if (since === undefined) done(true)
+        } else if (text.includes('"type":"recovered"')) {
+          const f = JSON.parse(text)
+          if (f.recovered === true) { state.resumed++; c.resumed = true; state.lastResumeAt = t } else state.resumeFailed++
+          done(true)
+        }
+      })
+      ws.on('error', () => {})
+      ws.on('close', (code) => {
+        state.closeCodes[code] = (state.closeCodes[code] ?? 0) + 1
+        if (!settled) {
+          done(false)
+          if (since !== undefined && now() < state.giveUpAt) { state.retries++; setTimeout(() => { void connect(c, since) }, 200) }
+          return
+        }
+        if (!(state.dropAt < Infinity) || c.resumed) return
+        // Dropped: come back at this socket's moment in the jitter window, from where it was.
+        const at = state.dropAt + c.jitter
+        setTimeout(() => { void connect(c, `${c.epoch ?? 'x'}:${c.offset}`) }, Math.max(0, at - now()))
+      })
+    })
+  }
+  for (let t = 0; t < tenants; t++) {
+    for (let u = 0; u < socketsPerTenant; u++) clients.push({ tenant: t, token: tokenFor(t, u), lastSeq: -1, seen: EMPTY_SEEN, ready: false, offset: 0, epoch: undefined, resumed: false, jitter: Math.random() * jitterMs })
+  }
+  // Connect, at most 200 handshakes in flight.
+  let next = 0
+  await Promise.all(Array.from({ length: 200 }, async () => { while (next < clients.length) await connect(clients[next++]) }))
+  const ready = readyClients.length
+  log(`ready ${ready}/${n}`)
+  // The bit arrays start now: every alarm from here on is owed to every socket of its tenant.
+  alarmTenant = new Int32Array(capacity)
+  alarmSentAt = new Float64Array(capacity)
+  alarmDelivered = new Int32Array(capacity)
+  const okSeq = new Uint8Array(capacity)
+  const readyPerTenant = new Int32Array(tenants)
+  for (const c of readyClients) readyPerTenant[c.tenant]++
+  for (const c of clients) c.seen = new Uint8Array((capacity + 7) >> 3)
+  await sleep(params.settleMs ?? 500)
+  // The event-loop probe.
+  const probeAgent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const probes = []
+  let probing = true
+  const probeLoop = (async () => {
+    while (probing) {
+      const t0 = now()
+      await new Promise((resolve) => {
+        const req = http.get({ host: HOST, port, path: '/health', agent: probeAgent }, (res) => { res.resume(); res.on('end', resolve); res.on('error', resolve) })
+        req.on('error', resolve)
+        req.setTimeout(10000, () => { req.destroy(); resolve() })
+      })
+      probes.push([t0, now() - t0])
+      await sleep(params.probeMs ?? 20)
+    }
+  })()
+  // Alarms, open loop, for the whole run.
+  let seq = 0
+  let posting = true
+  const inflight = []
+  const t0 = now()
+  const alarmLoop = new Promise((resolve) => {
+    const tick = () => {
+      const t = now()
+      while (posting && t0 + seq * (1000 / rate) <= t && seq < capacity) { const s = seq++; inflight.push(postAlarm(s, s % tenants).then((st) => { if (st === 202) okSeq[s] = 1 })) }
+      if (!posting || seq >= capacity) { resolve(); return }
+      setTimeout(tick, Math.max(0, Math.min(5, t0 + seq * (1000 / rate) - now())))
+    }
+    tick()
+  })
+  await sleep(preS * 1000)
+  // Baseline: server CPU per second with alarms flowing and no storm (the second half of preS).
+  const bcpu0 = serverCpuMs()
+  const bt0 = now()
+  await sleep(Math.min(2000, preS * 500))
+  const baselineCpuPerMs = (serverCpuMs() - bcpu0) / (now() - bt0)
+  const win = windowStart()
+  const cpu0 = serverCpuMs()
+  // The loader's own event-loop delay in the storm: its reconnects and replays are work too.
+  const eld = monitorEventLoopDelay({ resolution: 10 })
+  eld.enable()
+  state.dropAt = now()
+  const adminStatuses = {}
+  await Promise.all(Array.from({ length: tenants }, (_, t) => new Promise((resolve) => {
+    const body = JSON.stringify({ all: true })
+    const req = http.request({ host: HOST, port, method: 'POST', path: '/api/v1/admin/disconnect', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${adminSign({ sub: 'bench-admin', tenantId: tenantName(t), roles: ['admin'] })}` } }, (res) => {
+      adminStatuses[res.statusCode] = (adminStatuses[res.statusCode] ?? 0) + 1
+      res.resume(); res.on('end', resolve)
+    })
+    req.on('error', () => { adminStatuses.error = (adminStatuses.error ?? 0) + 1; resolve() })
+    req.end(body)
+  })))
+  // Until every socket resumed (bounded).
+  const stormDeadline = state.dropAt + jitterMs + (params.resumeTimeoutMs ?? 30000)
+  state.giveUpAt = stormDeadline
+  while (state.resumed < ready && now() < stormDeadline) await sleep(20)
+  const stormEnd = state.resumed >= ready ? state.lastResumeAt : now()
+  eld.disable()
+  const cpu1 = serverCpuMs()
+  const noise = windowEnd(win)
+  await sleep(1000)
+  posting = false
+  await alarmLoop
+  await Promise.race([Promise.all(inflight), sleep(5000)])
+  const accepted = postStatuses[202] ?? 0
+  // Only 202'd alarms are owed (a shed or refused POST is reported in post_statuses).
+  let expected = 0
+  for (let i = 0; i < seq; i++) if (okSeq[i] === 1) expected += readyPerTenant[i % tenants]
+  const outcome = await waitDeliveries(expected, params.idleMs ?? 3000, 30000)
+  probing = false
+  await probeLoop
+  const stormMs = stormEnd - state.dropAt
+  const netCpuMs = (cpu1 - cpu0) - baselineCpuPerMs * stormMs
+  const before = probes.filter(([t]) => t < state.dropAt).map(([, d]) => d)
+  const during = probes.filter(([t]) => t >= state.dropAt && t <= stormEnd).map(([, d]) => d)
+  const notResumed = clients.filter((c) => c.ready && !c.resumed).length
+  return {
+    ...noise,
+    resume_all_ms: state.resumed >= ready ? stormMs : NaN,
+    resume_after_window_ms: state.resumed >= ready ? stormMs - jitterMs : NaN,
+    cpu_us_per_resume: state.resumed > 0 ? 1000 * netCpuMs / state.resumed : NaN,
+    cpu_us_per_resume_gross: state.resumed > 0 ? 1000 * (cpu1 - cpu0) / state.resumed : NaN,
+    storm_server_cpu_pct: 100 * (cpu1 - cpu0) / stormMs,
+    ...pcts('probe_before', before),
+    ...pcts('probe_storm', during),
+    loss: expected - delivered,
+    duplicates,
+    leaks,
+    sockets_ready: ready,
+    resumed: state.resumed,
+    replayed_frames: state.replayed,
+    loader_lag_max_storm_ms: eld.max / 1e6,
+    not_resumed: notResumed,
+    resume_failed: state.resumeFailed,
+    reconnect_retries: state.retries,
+    close_codes: state.closeCodes,
+    admin_statuses: adminStatuses,
+    alarms_posted: seq,
+    alarms_accepted: accepted,
+    delivered,
+    expected,
+    post_statuses: postStatuses,
+    wait_outcome: outcome
+  }
+}
+
+/**
+ * S5 noisy neighbour. Tenant 0 (A) has `noisySockets` sockets; tenants 1..`quietTenants` have
+ * `quietSockets` each and get `quietRate` alarms/s in total, round-robin, each POSTed on a new
+ * TCP connection (or, with `quietKeepAlive`, every second one on a keep-alive connection).
+ * Phase 1 (`idleS`): A idle. Phase 2 (`noisyS`): A gets alarms closed-loop (`noisyInflight`
+ * POSTs always in flight, which keeps the server busy as long as it can answer) plus a burst of
+ * `burstSize` alarms posted at once every `burstEveryMs`. Quiet latency is POST start (before
+ * the TCP connect) to frame receipt.
+ */
+async function s5 () {
+  const { noisySockets, quietTenants, quietSockets, quietRate, idleS, noisyS, noisyInflight, burstSize, burstEveryMs } = params
+  const specs = []
+  for (let u = 0; u < quietSockets; u++) for (let t = 1; t <= quietTenants; t++) specs.push({ tenant: t, user: u })
+  for (let u = 0; u < noisySockets; u++) specs.push({ tenant: 0, user: u })
+  const conn = await connectAll(specs, 200)
+  const readyPerTenant = new Int32Array(quietTenants + 1)
+  for (const c of conn.clients) readyPerTenant[c.tenant]++
+  log(`ready ${conn.clients.length}/${specs.length}`)
+  const capacity = params.maxAlarms ?? 8000
+  resetAlarms(capacity)
+  // Class per seq: 0 = A, 1 idle/new, 2 idle/keep-alive, 3 noisy/new, 4 noisy/keep-alive.
+  const cls = new Uint8Array(capacity)
+  const okSeq = new Uint8Array(capacity)
+  const post = (s, tenant, via) => postAlarm(s, tenant, port, via).then((st) => { if (st === 202) okSeq[s] = 1; return st })
+  const lat = [[], [], [], [], []]
+  let aDeliveriesInPhase = 0
+  let noisyStart = Infinity
+  let noisyEnd = Infinity
+  latencyHook = (seq, ms, t) => {
+    const k = cls[seq]
+    if (k === 0) { if (t >= noisyStart && t <= noisyEnd) aDeliveriesInPhase++ } else lat[k].push(ms)
+  }
+  await sleep(params.settleMs ?? 500)
+  const eld = monitorEventLoopDelay({ resolution: 10 })
+  let seq = 0
+  const quietAgent = new http.Agent({ keepAlive: true, maxSockets: 16 })
+  const burstAgent = new http.Agent({ keepAlive: true, maxSockets: burstSize })
+  const noisyAgent = new http.Agent({ keepAlive: true, maxSockets: noisyInflight })
+  const quietStatuses = { idle: {}, noisy: {} }
+  const pending = []
+  let quietSent = 0
+  async function quietPhase (durationS, base) {
+    const total = Math.round(quietRate * durationS)
+    const t0 = now()
+    for (let i = 0; i < total && seq < capacity; i++) {
+      const wait = t0 + i * (1000 / quietRate) - now()
+      if (wait > 0) await sleep(wait)
+      const s = seq++
+      const keepAlive = params.quietKeepAlive === 1 && i % 2 === 1
+      cls[s] = base + (keepAlive ? 1 : 0)
+      quietSent++
+      const byStatus = base === 1 ? quietStatuses.idle : quietStatuses.noisy
+      pending.push(post(s, 1 + (quietSent % quietTenants), keepAlive ? quietAgent : false).then((st) => { byStatus[st] = (byStatus[st] ?? 0) + 1 }))
+    }
+  }
+  const win0 = windowStart()
+  eld.enable()
+  await quietPhase(idleS, 1)
+  eld.disable()
+  const loaderLagIdle = eld.max / 1e6
+  eld.reset()
+  const idleNoise = windowEnd(win0)
+  await sleep(500)
+  // Phase 2: A noisy.
+  const win = windowStart()
+  const cpu0 = serverCpuMs()
+  const lcpu0 = loaderCpuMs()
+  noisyStart = now()
+  let aPosted = 0
+  let stop = false
+  const aLoop = Promise.all(Array.from({ length: noisyInflight }, async () => {
+    while (!stop && seq < capacity - 200) { const s = seq++; cls[s] = 0; aPosted++; await post(s, 0, noisyAgent) }
+  }))
+  const bursts = (async () => {
+    while (!stop) {
+      const burst = []
+      for (let i = 0; i < burstSize && seq < capacity - 200; i++) { const s = seq++; cls[s] = 0; aPosted++; burst.push(post(s, 0, burstAgent)) }
+      pending.push(...burst)
+      const until = now() + burstEveryMs
+      while (!stop && now() < until) await sleep(20)
+    }
+  })()
+  // The quiet tenants start a moment after A's first burst, so they measure a server under noise.
+  await sleep(Math.min(200, noisyS * 100))
+  eld.enable()
+  await quietPhase(noisyS, 3)
+  eld.disable()
+  stop = true
+  noisyEnd = now()
+  const cpu1 = serverCpuMs()
+  const lcpu1 = loaderCpuMs()
+  const noise = windowEnd(win)
+  const noisyWallS = (noisyEnd - noisyStart) / 1000
+  await aLoop
+  await bursts
+  await Promise.race([Promise.all(pending), sleep(30000)])
+  let expected = 0
+  // Every alarm answered 202 is owed to every socket of its tenant.
+  const accepted = postStatuses[202] ?? 0
+  for (let s = 0; s < seq; s++) if (okSeq[s] === 1) expected += readyPerTenant[alarmTenant[s]]
+  const outcome = await waitDeliveries(expected, params.idleMs ?? 3000, 60000)
+  const quietExpectedLoss = () => {
+    let owed = 0
+    let got = 0
+    for (let s = 0; s < seq; s++) if (cls[s] !== 0 && okSeq[s] === 1) { owed += readyPerTenant[alarmTenant[s]]; got += alarmDelivered[s] }
+    return owed - got
+  }
+  const idleNew = pcts('quiet_idle', lat[1])
+  const noisyNew = pcts('quiet_noisy', lat[3])
+  return {
+    foreign_cpu_pct: Math.max(idleNoise.foreign_cpu_pct, noise.foreign_cpu_pct),
+    foreign_cpu_ms: idleNoise.foreign_cpu_ms + noise.foreign_cpu_ms,
+    ...idleNew,
+    ...noisyNew,
+    quiet_p99_noisy_over_idle: noisyNew.quiet_noisy_p99_ms / idleNew.quiet_idle_p99_ms,
+    ...pcts('quiet_ka_idle', lat[2]),
+    ...pcts('quiet_ka_noisy', lat[4]),
+    a_alarms_per_s: aPosted / noisyWallS,
+    a_deliveries_per_s: aDeliveriesInPhase / noisyWallS,
+    server_cpu_pct_noisy: 100 * ((cpu1 - cpu0) / 1000) / noisyWallS,
+    loader_cpu_pct_noisy: 100 * ((lcpu1 - lcpu0) / 1000) / noisyWallS,
+    loader_lag_max_idle_ms: loaderLagIdle,
+    loader_lag_max_noisy_ms: eld.max / 1e6,
+    loss: expected - delivered,
+    quiet_loss: quietExpectedLoss(),
+    duplicates,
+    leaks,
+    alarms_posted: seq,
+    alarms_accepted: accepted,
+    quiet_statuses: quietStatuses,
+    // Quiet POSTs not answered 202 (tenantcast sheds with 503 past MAX_EVENT_LOOP_DELAY): their
+    // alarms are not owed and not in the latency figures, so they are counted here.
+    quiet_refused_idle: Object.entries(quietStatuses.idle).reduce((a, [k, v]) => a + (k === '202' ? 0 : v), 0),
+    quiet_refused_noisy: Object.entries(quietStatuses.noisy).reduce((a, [k, v]) => a + (k === '202' ? 0 : v), 0),
+    a_refused: (postStatuses[503] ?? 0) + (postStatuses[429] ?? 0) + (postStatuses.error ?? 0) - Object.entries(quietStatuses.idle).concat(Object.entries(quietStatuses.noisy)).reduce((a, [k, v]) => a + (k === '202' ? 0 : v), 0),
+    capacity_reached: seq >= capacity - 200 ? 1 : 0,
+    sockets_ready: conn.clients.length,
+    connect_failed: conn.failed,
+    delivered,
+    expected,
+    post_statuses: postStatuses,
+    wait_outcome: outcome
+  }
+}
+
+const scenarios = { S1: s1, S2: s2, S3: s3, S4: s4, S6: s6, ING: ing, S5: s5, S7: s7 }
 
 try {
   const started = now()

@@ -24,9 +24,22 @@ const RUN_ID = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`
 const ENV_TAG = 'TENANTCAST_BENCH_RUN'
 
 // ---------------------------------------------------------------- arguments
-type ScenarioName = 'S1' | 'S2' | 'S3' | 'S4' | 'S6'
-const ALL_SCENARIOS: ScenarioName[] = ['S1', 'S2', 'S3', 'S4', 'S6']
-const ALL_SERVERS = ['ws-naive', 'ws-once', 'ws-frame', 'socketio', 'tenantcast'] as const
+type ScenarioName = 'S1' | 'S2' | 'S3' | 'S4' | 'S6' | 'ING' | 'S5' | 'S7'
+const ALL_SCENARIOS: ScenarioName[] = ['S1', 'S2', 'S3', 'S4', 'S6', 'ING', 'S5', 'S7']
+const ALL_SERVERS = ['ws-naive', 'ws-once', 'ws-frame', 'socketio', 'fastify', 'tenantcast'] as const
+/** S5 (noisy neighbour) runs these of --servers (issue 20 compares with ws-frame and Socket.IO). */
+const S5_SERVERS: readonly ServerName[] = ['ws-frame', 'socketio', 'tenantcast']
+/**
+ * S7 (reconnect storm) runs tenantcast only: a resume needs history (`since`), which the
+ * reference servers do not keep, and a drop-all (the admin API's disconnect {all: true}).
+ */
+const S7_SERVERS: readonly ServerName[] = ['tenantcast']
+/**
+ * tenantcast's per-tenant REST budget (REST_RATE_LIMIT, 1,200/min; a quarter of it per token)
+ * would cap these scenarios at 20 alarms/s: they lift it, and the table says so.
+ */
+const RATE_LIMIT_LIFTED: Record<string, string> = { REST_RATE_LIMIT: '1000000000', REST_RATE_LIMIT_PER_PRINCIPAL: '1000000000' }
+const LIFTS_RATE_LIMIT: readonly ScenarioName[] = ['ING', 'S5', 'S7']
 /**
  * S6 (scale-out) runs tenantcast only, as several instances sharing a Redis deployment: these
  * are its topologies, in place of the servers of the other scenarios.
@@ -39,6 +52,8 @@ interface Args {
   quick: boolean
   scenarios: ScenarioName[]
   servers: Array<typeof ALL_SERVERS[number]>
+  /** --servers was given (S5 then runs exactly those). */
+  serversGiven: boolean
   topologies: Topology[]
   repeats: number
   s4Repeats: number
@@ -66,7 +81,9 @@ function parseArgs (argv: string[]): Args {
     process.stdout.write(`usage: npm run bench -- [--quick] [--scenario ${ALL_SCENARIOS.join(',')}] [--servers ${ALL_SERVERS.join(',')}]
                          [--topologies ${TOPOLOGIES.join(',')}]
                          [--repeats N] [--s4-repeats N] [--profile] [--no-pin] [--verbose]
-                         [--noise-limit PCT] [--retries N] [--s4-retries N] [--quiet-wait SECONDS]\n`)
+                         [--noise-limit PCT] [--retries N] [--s4-retries N] [--quiet-wait SECONDS]
+S6 runs the --topologies; S5 runs ${S5_SERVERS.join(',')} unless --servers is given; S7 runs ${S7_SERVERS.join(',')} only.
+ING, S5 and S7 start tenantcast with its per-tenant REST rate limit lifted. See bench/README.md.\n`)
     process.exit(0)
   }
   const quick = has('--quick')
@@ -84,7 +101,7 @@ function parseArgs (argv: string[]): Args {
   const s4Repeats = Number(get('--s4-repeats') ?? (get('--repeats') !== undefined ? repeats : 1))
   if (!(repeats >= 1) || !(s4Repeats >= 1)) throw new Error('--repeats and --s4-repeats must be >= 1')
   return {
-    quick, scenarios, servers, topologies, repeats, s4Repeats, profile: has('--profile'), verbose: has('--verbose'), pin: !has('--no-pin'),
+    quick, scenarios, servers, serversGiven: (get('--servers') ?? get('--server')) !== undefined, topologies, repeats, s4Repeats, profile: has('--profile'), verbose: has('--verbose'), pin: !has('--no-pin'),
     noiseLimit: Number(get('--noise-limit') ?? 15),
     retries: Number(get('--retries') ?? (quick ? 0 : 2)),
     s4Retries: Number(get('--s4-retries') ?? get('--retries') ?? (quick ? 0 : 1)),
@@ -115,6 +132,21 @@ function plan (s: ScenarioName, quick: boolean): ScenarioPlan {
     case 'S4': return quick
       ? { params: { sockets: 1000, holdS: 3, settleMs: 500, warmSettleMs: 200, idleMs: 3000 }, heartbeatMs: 1000, timeoutMs: 60000 }
       : { params: { sockets: 19000, holdS: 60, settleMs: 2000, idleMs: 5000 }, heartbeatMs: 5000, timeoutMs: 420000 }
+    // Ingestion: closed loop 10 connections, open loop at a fixed rate below every server's
+    // saturation on a 2-core box, each with 0 and then 100 sockets of the tenant.
+    case 'ING': return quick
+      ? { params: { sockets: 100, closedConnections: 10, closedS: 2, openRate: 300, openS: 2, httpSockets: 64, settleMs: 300, idleMs: 2000 }, timeoutMs: 60000 }
+      : { params: { sockets: 100, closedConnections: 10, closedS: 5, openRate: 500, openS: 5, httpSockets: 64, settleMs: 1000, idleMs: 3000 }, timeoutMs: 120000 }
+    // Noisy neighbour: A closed-loop (8 POSTs in flight, what keeps the server busy) plus bursts
+    // of 200 at once; 10 quiet tenants x 10 sockets at 20 alarms/s in total, new connections
+    // alternating with keep-alive ones.
+    case 'S5': return quick
+      ? { params: { noisySockets: 400, quietTenants: 10, quietSockets: 10, quietRate: 20, quietKeepAlive: 1, idleS: 3, noisyS: 3, noisyInflight: 8, burstSize: 200, burstEveryMs: 1500, maxAlarms: 8000, skipUtf8: 1, settleMs: 300, idleMs: 3000 }, timeoutMs: 120000 }
+      : { params: { noisySockets: 4000, quietTenants: 10, quietSockets: 10, quietRate: 20, quietKeepAlive: 1, idleS: 10, noisyS: 10, noisyInflight: 8, burstSize: 200, burstEveryMs: 5000, maxAlarms: 8000, skipUtf8: 1, settleMs: 1000, idleMs: 5000 }, timeoutMs: 240000 }
+    // Reconnect storm: drop every socket, all come back with `since` within a 5 s window.
+    case 'S7': return quick
+      ? { params: { tenants: 10, socketsPerTenant: 50, rate: 20, preS: 2, jitterMs: 5000, probeMs: 20, settleMs: 300, idleMs: 3000, resumeTimeoutMs: 20000 }, timeoutMs: 90000 }
+      : { params: { tenants: 10, socketsPerTenant: 500, rate: 40, preS: 3, jitterMs: 5000, probeMs: 20, settleMs: 1000, idleMs: 3000, resumeTimeoutMs: 30000 }, timeoutMs: 150000 }
     case 'S6': return quick
       ? { params: { instances: 3, tenants: 6, socketsPerTenant: 30, alarms: 120, inflight: 8, settleMs: 500, idleMs: 3000 }, timeoutMs: 60000 }
       : { params: { instances: 3, tenants: 30, socketsPerTenant: 100, alarms: 1200, inflight: 8, settleMs: 1000, idleMs: 5000 }, timeoutMs: 180000 }
@@ -157,6 +189,57 @@ const METRICS: Record<ScenarioName, MetricDef[]> = {
     { key: 'heartbeat_cpu_ms', label: 'heartbeat CPU ms (hold)', better: 'lower', digits: 0, ratio: true },
     { key: 'broadcast_last_ms', label: '1 alarm to all: last delivery ms', better: 'lower', digits: 1, ratio: true },
     { key: 'broadcast_loss', label: 'broadcast lost', better: 'lower', digits: 0, ratio: false },
+    { key: 'foreign_cpu_pct', label: 'other processes CPU %', better: 'info', digits: 0, ratio: false }
+  ],
+  ING: [
+    { key: 'closed0_alarms_per_s', label: 'closed loop, 0 sockets: alarms/s', better: 'higher', digits: 0, ratio: true },
+    { key: 'closed0_p50_ms', label: 'closed loop, 0 sockets: 202 p50 ms', better: 'lower', digits: 2, ratio: true },
+    { key: 'closed0_p99_ms', label: 'closed loop, 0 sockets: 202 p99 ms', better: 'lower', digits: 2, ratio: true },
+    { key: 'closed0_cpu_us_per_alarm', label: 'closed loop, 0 sockets: server CPU µs/alarm', better: 'lower', digits: 0, ratio: true },
+    { key: 'open0_alarms_per_s', label: 'open loop, 0 sockets: alarms/s', better: 'info', digits: 0, ratio: false },
+    { key: 'open0_p50_ms', label: 'open loop, 0 sockets: 202 p50 ms', better: 'lower', digits: 2, ratio: true },
+    { key: 'open0_p99_ms', label: 'open loop, 0 sockets: 202 p99 ms', better: 'lower', digits: 2, ratio: true },
+    { key: 'open0_cpu_us_per_alarm', label: 'open loop, 0 sockets: server CPU µs/alarm', better: 'lower', digits: 0, ratio: true },
+    { key: 'closedN_alarms_per_s', label: 'closed loop, 100 sockets: alarms/s', better: 'higher', digits: 0, ratio: true },
+    { key: 'closedN_p50_ms', label: 'closed loop, 100 sockets: 202 p50 ms', better: 'lower', digits: 2, ratio: true },
+    { key: 'closedN_p99_ms', label: 'closed loop, 100 sockets: 202 p99 ms', better: 'lower', digits: 2, ratio: true },
+    { key: 'closedN_cpu_us_per_alarm', label: 'closed loop, 100 sockets: server CPU µs/alarm', better: 'lower', digits: 0, ratio: true },
+    { key: 'openN_alarms_per_s', label: 'open loop, 100 sockets: alarms/s', better: 'info', digits: 0, ratio: false },
+    { key: 'openN_p50_ms', label: 'open loop, 100 sockets: 202 p50 ms', better: 'lower', digits: 2, ratio: true },
+    { key: 'openN_p99_ms', label: 'open loop, 100 sockets: 202 p99 ms', better: 'lower', digits: 2, ratio: true },
+    { key: 'openN_cpu_us_per_alarm', label: 'open loop, 100 sockets: server CPU µs/alarm', better: 'lower', digits: 0, ratio: true },
+    { key: 'loss', label: 'lost deliveries (100 sockets)', better: 'lower', digits: 0, ratio: false },
+    { key: 'foreign_cpu_pct', label: 'other processes CPU %', better: 'info', digits: 0, ratio: false }
+  ],
+  S5: [
+    { key: 'quiet_idle_p50_ms', label: 'quiet, A idle, new conn: p50 ms', better: 'lower', digits: 2, ratio: true },
+    { key: 'quiet_idle_p99_ms', label: 'quiet, A idle, new conn: p99 ms', better: 'lower', digits: 2, ratio: true },
+    { key: 'quiet_idle_max_ms', label: 'quiet, A idle, new conn: max ms', better: 'lower', digits: 2, ratio: true },
+    { key: 'quiet_noisy_p50_ms', label: 'quiet, A noisy, new conn: p50 ms', better: 'lower', digits: 1, ratio: true },
+    { key: 'quiet_noisy_p99_ms', label: 'quiet, A noisy, new conn: p99 ms', better: 'lower', digits: 1, ratio: true },
+    { key: 'quiet_noisy_max_ms', label: 'quiet, A noisy, new conn: max ms', better: 'lower', digits: 1, ratio: true },
+    { key: 'quiet_p99_noisy_over_idle', label: 'quiet p99 noisy / idle (new conn)', better: 'lower', digits: 1, ratio: false },
+    { key: 'quiet_ka_idle_p99_ms', label: 'quiet, A idle, keep-alive: p99 ms', better: 'lower', digits: 2, ratio: true },
+    { key: 'quiet_ka_noisy_p99_ms', label: 'quiet, A noisy, keep-alive: p99 ms', better: 'lower', digits: 1, ratio: true },
+    { key: 'quiet_refused_noisy', label: 'quiet POSTs refused (not 202), A noisy', better: 'lower', digits: 0, ratio: false },
+    { key: 'a_alarms_per_s', label: 'A alarms posted/s (noisy phase)', better: 'info', digits: 0, ratio: false },
+    { key: 'a_deliveries_per_s', label: 'A deliveries/s (noisy phase)', better: 'higher', digits: 0, ratio: true },
+    { key: 'server_cpu_pct_noisy', label: 'server CPU % (noisy phase)', better: 'info', digits: 0, ratio: false },
+    { key: 'loader_lag_max_noisy_ms', label: 'loader event-loop delay max ms (noisy)', better: 'info', digits: 0, ratio: false },
+    { key: 'loss', label: 'lost deliveries (all tenants)', better: 'lower', digits: 0, ratio: false },
+    { key: 'foreign_cpu_pct', label: 'other processes CPU %', better: 'info', digits: 0, ratio: false }
+  ],
+  S7: [
+    { key: 'resume_all_ms', label: 'drop to last resume ms (5 s jitter window)', better: 'lower', digits: 0, ratio: false },
+    { key: 'resume_after_window_ms', label: 'last resume after the window ms', better: 'lower', digits: 0, ratio: false },
+    { key: 'cpu_us_per_resume', label: 'server CPU µs per resume (alarm baseline out)', better: 'lower', digits: 0, ratio: false },
+    { key: 'probe_before_max_ms', label: '/health probe max ms before the drop', better: 'info', digits: 1, ratio: false },
+    { key: 'probe_storm_p99_ms', label: '/health probe p99 ms in the storm', better: 'lower', digits: 1, ratio: false },
+    { key: 'probe_storm_max_ms', label: 'peak event-loop delay (probe max) ms', better: 'lower', digits: 1, ratio: false },
+    { key: 'loader_lag_max_storm_ms', label: 'loader event-loop delay max ms (storm)', better: 'info', digits: 0, ratio: false },
+    { key: 'resumed', label: 'sockets resumed', better: 'higher', digits: 0, ratio: false },
+    { key: 'loss', label: 'lost deliveries', better: 'lower', digits: 0, ratio: false },
+    { key: 'duplicates', label: 'duplicate deliveries', better: 'lower', digits: 0, ratio: false },
     { key: 'foreign_cpu_pct', label: 'other processes CPU %', better: 'info', digits: 0, ratio: false }
   ],
   S6: [
@@ -260,6 +343,7 @@ const SERVERS: Record<typeof ALL_SERVERS[number], ServerSpec> = {
   'ws-once': { protocol: 'ws', argv: [node, 'bench/servers/ws-once.mjs'], env: refEnv },
   'ws-frame': { protocol: 'ws', argv: [node, 'bench/servers/ws-frame.mjs'], env: refEnv },
   socketio: { protocol: 'socketio', argv: [node, 'bench/servers/socketio.mjs'], env: refEnv },
+  fastify: { protocol: 'ws', argv: [node, 'bench/servers/fastify.mjs'], env: refEnv },
   // Started as `npm start` starts it: the compiled `node dist/server.js` (built at the start of
   // the run), the production environment, default settings and log level.
   tenantcast: {
@@ -355,7 +439,11 @@ interface RunRecord {
 
 /** What a scenario runs: the servers, or for S6 the topologies. */
 function serversOf (scenario: ScenarioName, args: Args): ServerName[] {
-  return scenario === 'S6' ? args.topologies : args.servers
+  if (scenario === 'S6') return args.topologies
+  if (scenario === 'S7') return args.servers.filter((s) => S7_SERVERS.includes(s))
+  // S5's default set is issue 20's; an explicit --servers runs what it names.
+  if (scenario === 'S5' && !args.serversGiven) return args.servers.filter((s) => S5_SERVERS.includes(s))
+  return args.servers
 }
 
 function tail (s: string, n = 1500): string { return s.length > n ? `…${s.slice(-n)}` : s }
@@ -387,7 +475,8 @@ async function startServers (args: Args, scenario: ScenarioName, server: ServerN
   if (server !== 'tenantcast-redis' && server !== 'tenantcast-cluster') {
     const port = await freePort()
     const spec = SERVERS[server]
-    return { ports: [port], servers: [launch(spec.argv, spec.env(port, secret, p.heartbeatMs), server)] }
+    const env = { ...spec.env(port, secret, p.heartbeatMs), ...(server === 'tenantcast' && LIFTS_RATE_LIMIT.includes(scenario) ? RATE_LIMIT_LIFTED : {}) }
+    return { ports: [port], servers: [launch(spec.argv, env, server)] }
   }
   const redisPorts = [await freePort(), await freePort(), await freePort()]
   const redis = await startRedis(server === 'tenantcast-redis' ? 'standalone' : 'cluster', redisPorts, (cmd, argv) => launch([cmd, ...argv], {}, 'redis'))
@@ -503,8 +592,13 @@ function ratio (v: number, ref: number): string {
   return `${r >= 10 ? r.toFixed(1) : r.toFixed(2)}x`
 }
 
+/** The server column: a run with tenantcast's rate limit lifted says so. */
+function shown (scenario: ScenarioName, server: ServerName): string {
+  return server === 'tenantcast' && LIFTS_RATE_LIMIT.includes(scenario) ? 'tenantcast (rate limit lifted)' : server
+}
+
 function table (summary: Summary, args: Args, runs: RunRecord[]): string {
-  const header = ['scenario', 'metric', 'server', 'median', args.repeats > 1 ? 'min..max' : '', 'x socketio', 'x ws-frame', 'better']
+  const header = ['scenario', 'metric', 'server', 'median', args.repeats > 1 ? 'min..max' : '', 'x socketio', 'x ws-frame', 'x fastify', 'better']
   const rows: string[][] = []
   for (const scenario of args.scenarios) {
     const byServer = summary[scenario] ?? {}
@@ -514,15 +608,16 @@ function table (summary: Summary, args: Args, runs: RunRecord[]): string {
         const failed = runs.some((r) => r.scenario === scenario && r.server === server && !r.ok)
         const noisy = runs.some((r) => r.scenario === scenario && r.server === server && r.noisy === true && r.discarded !== true)
         if (m === undefined) {
-          rows.push([scenario, def.label, server, failed ? 'FAILED' : 'n/a', '', '-', '-', def.better])
+          rows.push([scenario, def.label, shown(scenario, server), failed ? 'FAILED' : 'n/a', '', '-', '-', '-', def.better])
           continue
         }
         const sio = byServer.socketio?.[def.key]?.median ?? NaN
         const frame = byServer['ws-frame']?.[def.key]?.median ?? NaN
+        const fst = byServer.fastify?.[def.key]?.median ?? NaN
         const spread = m.n > 1 ? `${fmt(m.min, def.digits)}..${fmt(m.max, def.digits)}` : ''
         rows.push([
-          scenario, def.label, server, fmt(m.median, def.digits) + (noisy && def.better !== 'info' ? '~' : '') + (failed ? ' (some runs failed)' : ''), spread,
-          def.ratio ? ratio(m.median, sio) : '-', def.ratio ? ratio(m.median, frame) : '-', def.better
+          scenario, def.label, shown(scenario, server), fmt(m.median, def.digits) + (noisy && def.better !== 'info' ? '~' : '') + (failed ? ' (some runs failed)' : ''), spread,
+          def.ratio ? ratio(m.median, sio) : '-', def.ratio ? ratio(m.median, frame) : '-', def.ratio ? ratio(m.median, fst) : '-', def.better
         ])
       }
     }
@@ -608,7 +703,10 @@ async function main (): Promise<void> {
   const summary = summarise(runs)
   const text = table(summary, args, runs)
   process.stdout.write(`\n${text}\n\n`)
-  process.stdout.write('x socketio / x ws-frame = this server\'s median divided by that server\'s median; "better" says which direction is good.\n')
+  process.stdout.write('x socketio / x ws-frame / x fastify = this server\'s median divided by that server\'s median; "better" says which direction is good.\n')
+  const lifted = args.scenarios.filter((s) => LIFTS_RATE_LIMIT.includes(s))
+  if (lifted.length > 0) process.stdout.write(`${lifted.join(', ')}: tenantcast ran with its per-tenant REST rate limit lifted (REST_RATE_LIMIT and REST_RATE_LIMIT_PER_PRINCIPAL = 1e9; default 1,200/min per tenant).\n`)
+  if (args.scenarios.includes('S7')) process.stdout.write('S7: tenantcast only (the reference servers keep no history to resume from).\n')
   process.stdout.write(`"other processes CPU %" = CPU that processes other than the server and the loader used during the measured window, in % of one core; ` +
     `a value marked ~ includes a run above --noise-limit ${args.noiseLimit}% even after ${args.retries} retr${args.retries === 1 ? 'y' : 'ies'}.\n`)
   const failed = runs.filter((r) => !r.ok && r.discarded !== true)

@@ -638,6 +638,30 @@ function table (summary: Summary, args: Args, runs: RunRecord[]): string {
   return out.join('\n')
 }
 
+/** The targets issues 18 and 20 set for ING and S5, as ratios of this run's medians. */
+const TARGETS: Array<{ scenario: ScenarioName, text: string, key: string, over: ServerName | 'self', overKey?: string, limit: number, atLeast: boolean }> = [
+  { scenario: 'ING', text: 'closed-loop alarms/s, 0 sockets, tenantcast / fastify', key: 'closed0_alarms_per_s', over: 'fastify', limit: 1.0, atLeast: true },
+  { scenario: 'ING', text: 'closed-loop alarms/s, 100 sockets, tenantcast / fastify', key: 'closedN_alarms_per_s', over: 'fastify', limit: 1.5, atLeast: true },
+  { scenario: 'S5', text: 'quiet p99 (new conn), A noisy / A idle, tenantcast', key: 'quiet_noisy_p99_ms', over: 'self', overKey: 'quiet_idle_p99_ms', limit: 2, atLeast: false },
+  { scenario: 'S5', text: 'quiet p99 (new conn) under noise, tenantcast / ws-frame', key: 'quiet_noisy_p99_ms', over: 'ws-frame', limit: 0.25, atLeast: false },
+  { scenario: 'S5', text: 'quiet p99 (new conn) under noise, tenantcast / socketio', key: 'quiet_noisy_p99_ms', over: 'socketio', limit: 0.25, atLeast: false }
+]
+
+function targetLines (summary: Summary, args: Args): string[] {
+  const out: string[] = []
+  for (const t of TARGETS) {
+    if (!args.scenarios.includes(t.scenario)) continue
+    const byServer = summary[t.scenario] ?? {}
+    const v = byServer.tenantcast?.[t.key]?.median ?? NaN
+    const ref = t.over === 'self' ? byServer.tenantcast?.[t.overKey ?? t.key]?.median ?? NaN : byServer[t.over]?.[t.key]?.median ?? NaN
+    if (!Number.isFinite(v) || !Number.isFinite(ref) || ref === 0) continue
+    const r = v / ref
+    const met = t.atLeast ? r >= t.limit : r <= t.limit
+    out.push(`  ${t.scenario} ${t.text}: ${ratio(v, ref)} (target ${t.atLeast ? '>=' : '<='} ${t.limit}x: ${met ? 'met' : 'not met'})`)
+  }
+  return out
+}
+
 // ---------------------------------------------------------------- main
 async function main (): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
@@ -704,6 +728,8 @@ async function main (): Promise<void> {
   const text = table(summary, args, runs)
   process.stdout.write(`\n${text}\n\n`)
   process.stdout.write('x socketio / x ws-frame / x fastify = this server\'s median divided by that server\'s median; "better" says which direction is good.\n')
+  const targets = targetLines(summary, args)
+  if (targets.length > 0) process.stdout.write(`targets (issues 18 and 20), this run's medians:\n${targets.join('\n')}\n`)
   const lifted = args.scenarios.filter((s) => LIFTS_RATE_LIMIT.includes(s))
   if (lifted.length > 0) process.stdout.write(`${lifted.join(', ')}: tenantcast ran with its per-tenant REST rate limit lifted (REST_RATE_LIMIT and REST_RATE_LIMIT_PER_PRINCIPAL = 1e9; default 1,200/min per tenant).\n`)
   if (args.scenarios.includes('S7')) process.stdout.write('S7: tenantcast only (the reference servers keep no history to resume from).\n')

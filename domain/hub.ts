@@ -1,5 +1,6 @@
 import { CloseCode } from './close-codes.js'
 import type { StoredEvent } from './events.js'
+import { FairScheduler } from './fair-scheduler.js'
 import { eventFrame } from './frames.js'
 import { noopObserver, type Observer } from './observer.js'
 import { TENANT_STREAM, channelOf, channelStream, userOf, userStream, type Position } from './streams.js'
@@ -61,8 +62,21 @@ export interface HubOptions {
   onSlowConsumer?: (client: Client) => void
   /** A connection threw while being sent to; it was closed with 1011 and the others were served. */
   onSendFailed?: (client: Client, err: unknown) => void
+  /** A queued delivery failed as a whole (a bug, e.g. a throwing observer): it was dropped, the others served. */
+  onDeliveryFailed?: (err: unknown) => void
   observer?: Observer
+  /**
+   * Sockets written per tenant per scheduler round (FANOUT_SLICE). A broadcast to more is
+   * written in slices, other tenants' work running between them. Default 256.
+   */
+  fanoutSlice?: number
+  /** Runs the scheduler's next round later; setImmediate by default. Tests pass a manual one. */
+  defer?: (run: () => void) => void
+  /** A monotonic clock in ms, for the wait-time metrics; performance.now by default. */
+  now?: () => number
 }
+
+export const DEFAULT_FANOUT_SLICE = 256
 
 export interface Member {
   userId: string
@@ -98,9 +112,17 @@ export class Hub {
   private readonly standings = new Map<string, StreamStanding>()
 
   private readonly observer: Observer
+  private readonly scheduler: FairScheduler
+  private readonly now: () => number
 
   constructor (private readonly options: HubOptions) {
     this.observer = options.observer ?? noopObserver
+    this.now = options.now ?? (() => performance.now())
+    this.scheduler = new FairScheduler({
+      slice: options.fanoutSlice ?? DEFAULT_FANOUT_SLICE,
+      ...(options.defer === undefined ? {} : { defer: options.defer }),
+      onError: (err) => { this.options.onDeliveryFailed?.(err) }
+    })
   }
 
   /** Adds an observer of membership changes; returns its removal. */
@@ -245,14 +267,39 @@ export class Hub {
   }
 
   /**
-   * Sends one stored event to every entitled local socket and returns how many got it (or
-   * hold it for a replay in progress). The frame is serialized once per call, never per socket.
-   * A connection that throws is dropped alone: the others still get the event.
+   * Sends one stored event to every entitled local socket and returns how many got it, hold
+   * it for a replay in progress, or are queued to get it. The frame is serialized once per
+   * event, never per socket, and shared by all of its slices. A connection that throws is
+   * dropped alone: the others still get the event.
+   *
+   * Fairness: a broadcast the scheduler's round cannot take at once (more sockets than a
+   * slice, or a tenant that already has writes queued) is queued for its tenant and written
+   * a slice at a time, other tenants' work in between (see fair-scheduler.ts). A small
+   * broadcast of a tenant with nothing queued is written here, at once: the common case costs
+   * what it did before the scheduler.
+   *
+   * Order: per tenant, the hub's writes (events, replies, presence) leave in the order they
+   * were asked for, so no frame overtakes an earlier one on any socket.
+   *
+   * Entitlement is decided when the event is queued, not when its slice runs: the recipients
+   * are the sockets attached now, and a socket that is replaying the stream gets the event in
+   * its held queue now. That is what keeps the hold/replay/floor protocol whole. Its release
+   * sends held events through `send`, so they queue behind the live events queued before the
+   * release; a live event that were routed at slice time could find the held queue already
+   * released and be written before the released events still in the queue. A socket that
+   * attaches after the event was queued is not among its recipients, and needs not be: the
+   * event was stored before it was queued, so the attach's history read covers it. At slice
+   * time each recipient is checked again, so that nothing more reaches a socket that left the
+   * hub (or the event's channel) meanwhile, and a replay begun since catches the event in its
+   * held queue (its release then skips it: the replay's read covered it).
    */
   deliver (event: StoredEvent): number {
     const recipients = this.recipients(event)
     if (recipients === undefined || recipients.size === 0) return 0
+    // Where this instance stands: the last position it took in for delivery, queued or written.
     if (event.offset !== 0) this.standings.set(tenantKey(event.tenantId, event.stream), { tenantId: event.tenantId, stream: event.stream, epoch: event.epoch, offset: event.offset })
+    if (!this.scheduler.tryNow(event.tenantId, recipients.size)) return this.deliverLater(event, recipients)
+    const started = this.now()
     let frame: string | undefined
     let delivered = 0
     let sent = 0
@@ -261,21 +308,9 @@ export class Hub {
       // The common case, a socket with no replay in progress, costs two size checks. An
       // unpositioned (connection-targeted) event is never held: nothing replays it.
       if ((client.held.size !== 0 || client.floors.size !== 0) && event.offset !== 0) {
-        const held = client.held.get(event.stream)
-        if (held !== undefined) {
-          if (held.length >= this.options.maxHeldEvents) {
-            this.dropSlow(client)
-            continue
-          }
-          held.push(event)
-          delivered++
-          continue
-        }
-        const floor = client.floors.get(event.stream)
-        if (floor !== undefined) {
-          if (event.offset <= floor) continue
-          client.floors.delete(event.stream)
-        }
+        const route = this.route(client, event)
+        if (route === HELD) delivered++
+        if (route !== WRITE) continue
       }
       frame ??= eventFrame(event)
       if (this.write(client, frame, event)) {
@@ -283,13 +318,122 @@ export class Hub {
         sent++
       }
     }
-    if (frame !== undefined) this.observer.delivered(event, sent, Buffer.byteLength(frame))
+    if (frame !== undefined) {
+      this.observer.delivered(event, sent, Buffer.byteLength(frame))
+      if (sent !== 0) this.observer.waited(event, 0, (this.now() - started) / 1000)
+    }
     return delivered
+  }
+
+  /** Writes still queued, over all tenants (one per event, reply or presence frame). */
+  queueDepth (): number {
+    return this.scheduler.depth()
+  }
+
+  /** Writes still queued, per tenant with any. */
+  queueDepths (): Map<string, number> {
+    return this.scheduler.depths()
+  }
+
+  /**
+   * Shutdown: drops the writes still queued and returns how many there were. Their sockets
+   * are closing; a client resumes from its own last position, so it loses nothing. From then
+   * on every write is done at once, so nothing is left scheduled. Idempotent, never throws.
+   */
+  close (): number {
+    return this.scheduler.close()
+  }
+
+  /** Queues an event for the recipients entitled now (see `deliver`); returns how many. */
+  private deliverLater (event: StoredEvent, recipients: Set<Client>): number {
+    const clients: Client[] = []
+    let held = 0
+    for (const client of recipients) {
+      if ((client.held.size !== 0 || client.floors.size !== 0) && event.offset !== 0) {
+        const route = this.route(client, event)
+        if (route === HELD) held++
+        if (route !== WRITE) continue
+      }
+      clients.push(client)
+    }
+    if (clients.length !== 0) this.later(event.tenantId, clients, eventFrame(event), event, event.target.kind === 'channel' ? event.target.channel : undefined)
+    return held + clients.length
+  }
+
+  /**
+   * Where a positioned event goes for a socket with a replay in progress or a floor: into the
+   * held queue (the replay sends it), nowhere (the replay already sent it), or to the socket.
+   */
+  private route (client: Client, event: StoredEvent): Route {
+    const held = client.held.get(event.stream)
+    if (held !== undefined) {
+      if (held.length >= this.options.maxHeldEvents) {
+        this.dropSlow(client)
+        return SKIP
+      }
+      held.push(event)
+      return HELD
+    }
+    const floor = client.floors.get(event.stream)
+    if (floor !== undefined) {
+      if (event.offset <= floor) return SKIP
+      client.floors.delete(event.stream)
+    }
+    return WRITE
+  }
+
+  /**
+   * Queues one frame for some of a tenant's sockets, behind the tenant's queued writes. With an
+   * event, it is the event's shared frame, and each socket is routed again when its slice runs
+   * (see `deliver`); with a channel, a socket that left it meanwhile is skipped. A socket that
+   * left the hub meanwhile gets nothing.
+   */
+  private later (tenantId: string, clients: Client[], frame: string, event: StoredEvent | undefined, channel: string | undefined): void {
+    const queuedAt = this.now()
+    const bytes = Buffer.byteLength(frame)
+    let next = 0
+    let sent = 0
+    let firstAt = 0
+    const task = {
+      done: false,
+      run: (budget: number): number => {
+        const members = this.byTenant.get(tenantId)
+        const start = next
+        const end = Math.min(clients.length, next + budget)
+        const sentBefore = sent
+        for (; next < end; next++) {
+          const client = clients[next] as Client
+          if (members === undefined || !members.has(client)) continue
+          if (channel !== undefined && !client.channels.has(channel)) continue
+          if (event !== undefined && event.offset !== 0 && (client.held.size !== 0 || client.floors.size !== 0) && this.route(client, event) !== WRITE) continue
+          if (this.write(client, frame, event)) sent++
+        }
+        if (sent !== sentBefore && sentBefore === 0) firstAt = this.now()
+        if (next < clients.length) return next - start
+        task.done = true
+        clients.length = 0
+        if (event === undefined) {
+          for (let i = 0; i < sent; i++) this.observer.sent(bytes)
+        } else {
+          this.observer.delivered(event, sent, bytes)
+          if (sent !== 0) this.observer.waited(event, (firstAt - queuedAt) / 1000, (this.now() - queuedAt) / 1000)
+        }
+        return end - start
+      }
+    }
+    this.scheduler.enqueue(tenantId, task)
   }
 
   /** Sends an unpositioned frame (presence) to a channel's members, except one. */
   sendToChannel (tenantId: string, channel: string, frame: string, except?: Client): void {
-    for (const client of this.byChannel.get(tenantKey(tenantId, channel)) ?? []) {
+    const members = this.byChannel.get(tenantKey(tenantId, channel))
+    if (members === undefined) return
+    if (this.scheduler.hasPending(tenantId)) {
+      const clients = [...members].filter((c) => c !== except)
+      if (clients.length !== 0) this.later(tenantId, clients, frame, undefined, channel)
+      return
+    }
+    for (const client of members) {
       if (client !== except) this.send(client, frame)
     }
   }
@@ -299,6 +443,12 @@ export class Hub {
    * queued; it is closed with 4008 so that it reconnects and resumes from its last position.
    */
   send (client: Client, frame: string): boolean {
+    // Behind the tenant's queued writes, so that a reply or a replayed event never overtakes
+    // an event queued before it. True: it is accepted; the guard runs when it is written.
+    if (this.scheduler.hasPending(client.tenantId)) {
+      this.later(client.tenantId, [client], frame, undefined, undefined)
+      return true
+    }
     if (!this.write(client, frame)) return false
     this.observer.sent(Buffer.byteLength(frame))
     return true
@@ -361,6 +511,12 @@ export class Hub {
     }
   }
 }
+
+/** How `route` sends a positioned event to a socket with a replay in progress or a floor. */
+const WRITE = 0
+const HELD = 1
+const SKIP = 2
+type Route = typeof WRITE | typeof HELD | typeof SKIP
 
 function addTo<K, V> (index: Map<K, Set<V>>, k: K, value: V): void {
   let set = index.get(k)

@@ -56,6 +56,36 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
     registers
   })
   new Gauge({ // eslint-disable-line no-new
+    name: 'tenantcast_delivery_queue_depth',
+    help: 'Deliveries (event, reply or presence frames) queued by the fair scheduler, not yet written to all their sockets',
+    labelNames: tenantLabel,
+    registers,
+    collect () {
+      if (!perTenant) {
+        this.set(app.hub.queueDepth())
+        return
+      }
+      // Only tenants with queued work have a series; the others' are removed, not left at 0.
+      this.reset()
+      for (const [tenant, depth] of app.hub.queueDepths()) this.set({ tenant }, depth)
+    }
+  })
+  const waitBuckets = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5]
+  const firstWrite = new Histogram({
+    name: 'tenantcast_delivery_first_write_wait_seconds',
+    help: 'Time an event waited in this instance before its first socket write (0 when written at once)',
+    labelNames: tenantLabel,
+    buckets: waitBuckets,
+    registers
+  })
+  const lastWrite = new Histogram({
+    name: 'tenantcast_delivery_last_write_wait_seconds',
+    help: 'Time an event waited in this instance before its last socket write',
+    labelNames: tenantLabel,
+    buckets: waitBuckets,
+    registers
+  })
+  new Gauge({ // eslint-disable-line no-new
     name: 'tenantcast_history_events',
     help: 'Events retained for resume (memory broker; absent with Redis, where Redis holds them)',
     registers,
@@ -72,6 +102,15 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
       bytesOut.inc(sockets * bytes)
       deliveries.inc(labels(event.tenantId), sockets)
       ingestToSend.observe(Math.max(0, Date.now() - Date.parse(event.timestamp)) / 1000)
+    },
+    waited (event, firstSeconds, lastSeconds) {
+      if (perTenant) {
+        firstWrite.observe({ tenant: event.tenantId }, firstSeconds)
+        lastWrite.observe({ tenant: event.tenantId }, lastSeconds)
+        return
+      }
+      firstWrite.observe(firstSeconds)
+      lastWrite.observe(lastSeconds)
     },
     sent (bytes) {
       framesOut.inc()

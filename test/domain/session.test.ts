@@ -87,6 +87,7 @@ function world (historySize = 100): World {
   }
   const observer: Observer = {
     delivered () {},
+    waited () {},
     sent (bytes) { w.sentBytes?.push(bytes) },
     frameIn () {},
     slowConsumer () {},

@@ -1,6 +1,6 @@
 import { CloseCode } from './close-codes.js'
 import type { StoredEvent } from './events.js'
-import { FairScheduler } from './fair-scheduler.js'
+import { FairScheduler, type SliceTask } from './fair-scheduler.js'
 import { eventFrame } from './frames.js'
 import { noopObserver, type Observer } from './observer.js'
 import { TENANT_STREAM, channelOf, channelStream, userOf, userStream, type Position } from './streams.js'
@@ -113,6 +113,14 @@ export class Hub {
 
   private readonly observer: Observer
   private readonly scheduler: FairScheduler
+  /** Bumped by every index change, so a queued broadcast can tell its recipients are unchanged. */
+  private membership = 0
+  /**
+   * The last queued broadcast, while nothing was queued after it and none of it is written: an
+   * event for the same recipients joins it, so that each socket gets the burst in one turn
+   * (one coalesced write) instead of one frame per round.
+   */
+  private tail: EventTask | undefined
   private readonly now: () => number
 
   constructor (private readonly options: HubOptions) {
@@ -132,6 +140,7 @@ export class Hub {
   }
 
   add (client: Client): void {
+    this.membership++
     addTo(this.byTenant, client.tenantId, client)
     addTo(this.byUser, tenantKey(client.tenantId, client.userId), client)
     this.byId.set(tenantKey(client.tenantId, client.id), client)
@@ -144,6 +153,7 @@ export class Hub {
    */
   remove (client: Client): void {
     if (this.byId.get(tenantKey(client.tenantId, client.id)) !== client) return
+    this.membership++
     if (removeFrom(this.byTenant, client.tenantId, client)) this.forget(client.tenantId, TENANT_STREAM)
     if (removeFrom(this.byUser, tenantKey(client.tenantId, client.userId), client)) this.forget(client.tenantId, userStream(client.userId))
     this.byId.delete(tenantKey(client.tenantId, client.id))
@@ -157,6 +167,7 @@ export class Hub {
   join (client: Client, channel: string): boolean {
     if (client.channels.has(channel) || this.byId.get(tenantKey(client.tenantId, client.id)) !== client) return false
     client.channels.add(channel)
+    this.membership++
     addTo(this.byChannel, tenantKey(client.tenantId, channel), client)
     this.notify({ kind: 'join', client, channel })
     return true
@@ -165,6 +176,7 @@ export class Hub {
   /** Leaves a channel; false when the client was not in it. */
   leave (client: Client, channel: string): boolean {
     if (!client.channels.delete(channel)) return false
+    this.membership++
     if (removeFrom(this.byChannel, tenantKey(client.tenantId, channel), client)) this.forget(client.tenantId, channelStream(channel))
     this.notify({ kind: 'leave', client, channel })
     return true
@@ -356,7 +368,23 @@ export class Hub {
       }
       clients.push(client)
     }
-    if (clients.length !== 0) this.later(event.tenantId, clients, eventFrame(event), event, event.target.kind === 'channel' ? event.target.channel : undefined)
+    if (clients.length === 0) return held
+    const tail = this.tail
+    if (tail !== undefined && tail.recipients === recipients && tail.membership === this.membership && clients.length === recipients.size && tail.next === 0 && tail.events.length < MAX_BURST) {
+      // Same sockets, in the same order, none routed away: the event joins the queued burst.
+      tail.events.push(event)
+      tail.frames.push(eventFrame(event))
+      tail.queuedAt.push(this.now())
+      return held + clients.length
+    }
+    this.later(event.tenantId, clients, undefined, event, event.target.kind === 'channel' ? event.target.channel : undefined)
+    if (clients.length === recipients.size) {
+      const queued = this.tail
+      if (queued !== undefined) {
+        queued.recipients = recipients
+        queued.membership = this.membership
+      }
+    }
     return held + clients.length
   }
 
@@ -383,44 +411,66 @@ export class Hub {
   }
 
   /**
-   * Queues one frame for some of a tenant's sockets, behind the tenant's queued writes. With an
-   * event, it is the event's shared frame, and each socket is routed again when its slice runs
-   * (see `deliver`); with a channel, a socket that left it meanwhile is skipped. A socket that
-   * left the hub meanwhile gets nothing.
+   * Queues a frame (or, with `event`, the event's frame) for some of a tenant's sockets,
+   * behind the tenant's queued writes. Each socket is checked again when its slice runs: one
+   * that left the hub (or, with a channel, the channel) meanwhile gets nothing, and an event
+   * is routed again (see `deliver`). Events that join the task later (a burst, see `tail`)
+   * go to each socket together, in order, in the same turn.
    */
-  private later (tenantId: string, clients: Client[], frame: string, event: StoredEvent | undefined, channel: string | undefined): void {
-    const queuedAt = this.now()
-    const bytes = Buffer.byteLength(frame)
-    let next = 0
-    let sent = 0
-    let firstAt = 0
-    const task = {
+  private later (tenantId: string, clients: Client[], frame: string | undefined, event: StoredEvent | undefined, channel: string | undefined): void {
+    const events: Array<StoredEvent | undefined> = [event]
+    const frames = [frame ?? eventFrame(event as StoredEvent)]
+    const queuedAt = [this.now()]
+    const sent = [0]
+    const firstAt = [0]
+    const task: EventTask = {
       done: false,
+      next: 0,
+      events,
+      frames,
+      queuedAt,
+      recipients: undefined,
+      membership: -1,
       run: (budget: number): number => {
+        if (this.tail === task) this.tail = undefined
         const members = this.byTenant.get(tenantId)
-        const start = next
-        const end = Math.min(clients.length, next + budget)
-        const sentBefore = sent
-        for (; next < end; next++) {
-          const client = clients[next] as Client
+        const count = frames.length
+        const start = task.next
+        // Whole sockets: all of a socket's frames in this task go out in the same turn.
+        const end = Math.min(clients.length, start + Math.max(1, Math.floor(budget / count)))
+        for (; task.next < end; task.next++) {
+          const client = clients[task.next] as Client
           if (members === undefined || !members.has(client)) continue
           if (channel !== undefined && !client.channels.has(channel)) continue
-          if (event !== undefined && event.offset !== 0 && (client.held.size !== 0 || client.floors.size !== 0) && this.route(client, event) !== WRITE) continue
-          if (this.write(client, frame, event)) sent++
+          for (let i = 0; i < count; i++) {
+            const e = events[i]
+            if (e !== undefined && e.offset !== 0 && (client.held.size !== 0 || client.floors.size !== 0) && this.route(client, e) !== WRITE) continue
+            if (!this.write(client, frames[i] as string, e)) break
+            if (sent[i] === 0) firstAt[i] = this.now()
+            sent[i] = (sent[i] as number) + 1
+          }
         }
-        if (sent !== sentBefore && sentBefore === 0) firstAt = this.now()
-        if (next < clients.length) return next - start
+        if (task.next < clients.length) return (end - start) * count
         task.done = true
         clients.length = 0
-        if (event === undefined) {
-          for (let i = 0; i < sent; i++) this.observer.sent(bytes)
-        } else {
-          this.observer.delivered(event, sent, bytes)
-          if (sent !== 0) this.observer.waited(event, (firstAt - queuedAt) / 1000, (this.now() - queuedAt) / 1000)
+        const doneAt = this.now()
+        for (let i = 0; i < count; i++) {
+          const e = events[i]
+          const bytes = Buffer.byteLength(frames[i] as string)
+          const n = sent[i] as number
+          if (e === undefined) {
+            for (let k = 0; k < n; k++) this.observer.sent(bytes)
+            continue
+          }
+          this.observer.delivered(e, n, bytes)
+          if (n !== 0) this.observer.waited(e, ((firstAt[i] as number) - (queuedAt[i] as number)) / 1000, (doneAt - (queuedAt[i] as number)) / 1000)
         }
-        return end - start
+        return (end - start) * count
       }
     }
+    // Only a task nothing was queued behind may take more events: anything queued for the
+    // tenant after it must stay after it.
+    this.tail = task
     this.scheduler.enqueue(tenantId, task)
   }
 
@@ -510,6 +560,22 @@ export class Hub {
       case 'role': return new Set([...this.byTenant.get(event.tenantId) ?? []].filter((c) => c.roles?.includes(target.role) === true))
     }
   }
+}
+
+/** Most events one queued burst takes (see `Hub.tail`), so its per-socket turn stays short. */
+const MAX_BURST = 64
+
+/** A queued write: one or more frames for a snapshot of sockets. */
+interface EventTask extends SliceTask {
+  done: boolean
+  /** Index of the next socket to write. */
+  next: number
+  readonly events: Array<StoredEvent | undefined>
+  readonly frames: string[]
+  readonly queuedAt: number[]
+  /** The index set its snapshot copied whole, and the hub's membership then, when it may take more events. */
+  recipients: ReadonlySet<Client> | undefined
+  membership: number
 }
 
 /** How `route` sends a positioned event to a socket with a replay in progress or a floor. */

@@ -126,6 +126,23 @@ t.test('a replay begun after an event was queued catches it in its held queue, a
   t.equal(s0!.connection.sent.length, 2)
 })
 
+t.test('a burst queued for the same sockets reaches each socket whole in one turn, in order, so the transport can write it at once', async (t) => {
+  const rounds = new ManualRounds()
+  const log: WriteLog = []
+  const hub = new Hub({ maxBufferedBytes: 1 << 20, maxHeldEvents: 100, fanoutSlice: 8, defer: rounds.defer })
+  const clients = sockets(hub, log, 'A', 20)
+  for (let offset = 1; offset <= 4; offset++) hub.deliver(event('A', offset))
+  t.equal(hub.queueDepth(), 1, 'the burst is one queued write')
+  t.ok(rounds.step())
+  t.same(clients.slice(0, 2).map((c) => c.connection.sent.length), [4, 4], 'a turn of 8 writes is two sockets with all 4 events each')
+  t.equal(clients[2]?.connection.sent.length, 0)
+  hub.add(client(log, 'late', 'A', 'late'))
+  hub.deliver(event('A', 5))
+  t.equal(hub.queueDepth(), 2, 'an event after a membership change, or once the burst started, queues on its own')
+  rounds.drain()
+  t.ok(clients.every((c) => c.connection.sent.map((f) => JSON.parse(f).offset).join() === '1,2,3,4,5'))
+})
+
 t.test('closing the hub drops what is queued without throwing, and later writes go out at once', async (t) => {
   const rounds = new ManualRounds()
   const log: WriteLog = []
@@ -133,7 +150,9 @@ t.test('closing the hub drops what is queued without throwing, and later writes 
   const clients = sockets(hub, log, 'A', 10)
   hub.deliver(event('A', 1))
   hub.deliver(event('A', 2))
-  t.equal(hub.close(), 2)
+  const depth = hub.queueDepth()
+  t.ok(depth > 0)
+  t.equal(hub.close(), depth, 'it says how many queued writes it dropped')
   t.equal(hub.close(), 0, 'idempotent')
   rounds.drain()
   t.equal(log.length, 0)

@@ -123,7 +123,7 @@ export class FairScheduler {
     this.schedule()
   }
 
-  /** Tasks queued, over all tenants. */
+  /** Tasks queued, over all tenants (a task is one or more frames for a set of sockets). */
   depth (): number {
     return this.tasks
   }

@@ -57,7 +57,7 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
   })
   new Gauge({ // eslint-disable-line no-new
     name: 'tenantcast_delivery_queue_depth',
-    help: 'Deliveries (event, reply or presence frames) queued by the fair scheduler, not yet written to all their sockets',
+    help: 'Writes queued by the fair scheduler and not yet done: a broadcast (a burst of events for the same sockets counts once), a reply or a presence frame',
     labelNames: tenantLabel,
     registers,
     collect () {

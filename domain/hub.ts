@@ -1,5 +1,6 @@
 import { CloseCode } from './close-codes.js'
 import type { StoredEvent } from './events.js'
+import { FairScheduler, type SliceTask } from './fair-scheduler.js'
 import { eventFrame } from './frames.js'
 import { noopObserver, type Observer } from './observer.js'
 import { TENANT_STREAM, channelOf, channelStream, userOf, userStream, type Position } from './streams.js'
@@ -61,8 +62,21 @@ export interface HubOptions {
   onSlowConsumer?: (client: Client) => void
   /** A connection threw while being sent to; it was closed with 1011 and the others were served. */
   onSendFailed?: (client: Client, err: unknown) => void
+  /** A queued delivery failed as a whole (a bug, e.g. a throwing observer): it was dropped, the others served. */
+  onDeliveryFailed?: (err: unknown) => void
   observer?: Observer
+  /**
+   * Sockets written per tenant per scheduler round (FANOUT_SLICE). A broadcast to more is
+   * written in slices, other tenants' work running between them. Default 256.
+   */
+  fanoutSlice?: number
+  /** Runs the scheduler's next round later; setImmediate by default. Tests pass a manual one. */
+  defer?: (run: () => void) => void
+  /** A monotonic clock in ms, for the wait-time metrics; performance.now by default. */
+  now?: () => number
 }
+
+export const DEFAULT_FANOUT_SLICE = 256
 
 export interface Member {
   userId: string
@@ -98,9 +112,25 @@ export class Hub {
   private readonly standings = new Map<string, StreamStanding>()
 
   private readonly observer: Observer
+  private readonly scheduler: FairScheduler
+  /** Bumped by every index change, so a queued broadcast can tell its recipients are unchanged. */
+  private membership = 0
+  /**
+   * The last queued broadcast, while nothing was queued after it and none of it is written: an
+   * event for the same recipients joins it, so that each socket gets the burst in one turn
+   * (one coalesced write) instead of one frame per round.
+   */
+  private tail: EventTask | undefined
+  private readonly now: () => number
 
   constructor (private readonly options: HubOptions) {
     this.observer = options.observer ?? noopObserver
+    this.now = options.now ?? (() => performance.now())
+    this.scheduler = new FairScheduler({
+      slice: options.fanoutSlice ?? DEFAULT_FANOUT_SLICE,
+      ...(options.defer === undefined ? {} : { defer: options.defer }),
+      onError: (err) => { this.options.onDeliveryFailed?.(err) }
+    })
   }
 
   /** Adds an observer of membership changes; returns its removal. */
@@ -110,6 +140,7 @@ export class Hub {
   }
 
   add (client: Client): void {
+    this.membership++
     addTo(this.byTenant, client.tenantId, client)
     addTo(this.byUser, tenantKey(client.tenantId, client.userId), client)
     this.byId.set(tenantKey(client.tenantId, client.id), client)
@@ -122,6 +153,7 @@ export class Hub {
    */
   remove (client: Client): void {
     if (this.byId.get(tenantKey(client.tenantId, client.id)) !== client) return
+    this.membership++
     if (removeFrom(this.byTenant, client.tenantId, client)) this.forget(client.tenantId, TENANT_STREAM)
     if (removeFrom(this.byUser, tenantKey(client.tenantId, client.userId), client)) this.forget(client.tenantId, userStream(client.userId))
     this.byId.delete(tenantKey(client.tenantId, client.id))
@@ -135,6 +167,7 @@ export class Hub {
   join (client: Client, channel: string): boolean {
     if (client.channels.has(channel) || this.byId.get(tenantKey(client.tenantId, client.id)) !== client) return false
     client.channels.add(channel)
+    this.membership++
     addTo(this.byChannel, tenantKey(client.tenantId, channel), client)
     this.notify({ kind: 'join', client, channel })
     return true
@@ -143,6 +176,7 @@ export class Hub {
   /** Leaves a channel; false when the client was not in it. */
   leave (client: Client, channel: string): boolean {
     if (!client.channels.delete(channel)) return false
+    this.membership++
     if (removeFrom(this.byChannel, tenantKey(client.tenantId, channel), client)) this.forget(client.tenantId, channelStream(channel))
     this.notify({ kind: 'leave', client, channel })
     return true
@@ -245,14 +279,39 @@ export class Hub {
   }
 
   /**
-   * Sends one stored event to every entitled local socket and returns how many got it (or
-   * hold it for a replay in progress). The frame is serialized once per call, never per socket.
-   * A connection that throws is dropped alone: the others still get the event.
+   * Sends one stored event to every entitled local socket and returns how many got it, hold
+   * it for a replay in progress, or are queued to get it. The frame is serialized once per
+   * event, never per socket, and shared by all of its slices. A connection that throws is
+   * dropped alone: the others still get the event.
+   *
+   * Fairness: a broadcast the scheduler's round cannot take at once (more sockets than a
+   * slice, or a tenant that already has writes queued) is queued for its tenant and written
+   * a slice at a time, other tenants' work in between (see fair-scheduler.ts). A small
+   * broadcast of a tenant with nothing queued is written here, at once: the common case costs
+   * what it did before the scheduler.
+   *
+   * Order: per tenant, the hub's writes (events, replies, presence) leave in the order they
+   * were asked for, so no frame overtakes an earlier one on any socket.
+   *
+   * Entitlement is decided when the event is queued, not when its slice runs: the recipients
+   * are the sockets attached now, and a socket that is replaying the stream gets the event in
+   * its held queue now. That is what keeps the hold/replay/floor protocol whole. Its release
+   * sends held events through `send`, so they queue behind the live events queued before the
+   * release; a live event that were routed at slice time could find the held queue already
+   * released and be written before the released events still in the queue. A socket that
+   * attaches after the event was queued is not among its recipients, and needs not be: the
+   * event was stored before it was queued, so the attach's history read covers it. At slice
+   * time each recipient is checked again, so that nothing more reaches a socket that left the
+   * hub (or the event's channel) meanwhile, and a replay begun since catches the event in its
+   * held queue (its release then skips it: the replay's read covered it).
    */
   deliver (event: StoredEvent): number {
     const recipients = this.recipients(event)
     if (recipients === undefined || recipients.size === 0) return 0
+    // Where this instance stands: the last position it took in for delivery, queued or written.
     if (event.offset !== 0) this.standings.set(tenantKey(event.tenantId, event.stream), { tenantId: event.tenantId, stream: event.stream, epoch: event.epoch, offset: event.offset })
+    if (!this.scheduler.tryNow(event.tenantId, recipients.size)) return this.deliverLater(event, recipients)
+    const started = this.now()
     let frame: string | undefined
     let delivered = 0
     let sent = 0
@@ -261,21 +320,9 @@ export class Hub {
       // The common case, a socket with no replay in progress, costs two size checks. An
       // unpositioned (connection-targeted) event is never held: nothing replays it.
       if ((client.held.size !== 0 || client.floors.size !== 0) && event.offset !== 0) {
-        const held = client.held.get(event.stream)
-        if (held !== undefined) {
-          if (held.length >= this.options.maxHeldEvents) {
-            this.dropSlow(client)
-            continue
-          }
-          held.push(event)
-          delivered++
-          continue
-        }
-        const floor = client.floors.get(event.stream)
-        if (floor !== undefined) {
-          if (event.offset <= floor) continue
-          client.floors.delete(event.stream)
-        }
+        const route = this.route(client, event)
+        if (route === HELD) delivered++
+        if (route !== WRITE) continue
       }
       frame ??= eventFrame(event)
       if (this.write(client, frame, event)) {
@@ -283,13 +330,160 @@ export class Hub {
         sent++
       }
     }
-    if (frame !== undefined) this.observer.delivered(event, sent, Buffer.byteLength(frame))
+    if (frame !== undefined) {
+      this.observer.delivered(event, sent, Buffer.byteLength(frame))
+      if (sent !== 0) this.observer.waited(event, 0, (this.now() - started) / 1000)
+    }
     return delivered
+  }
+
+  /** Writes still queued, over all tenants (one per event, reply or presence frame). */
+  queueDepth (): number {
+    return this.scheduler.depth()
+  }
+
+  /** Writes still queued, per tenant with any. */
+  queueDepths (): Map<string, number> {
+    return this.scheduler.depths()
+  }
+
+  /**
+   * Shutdown: drops the writes still queued and returns how many there were. Their sockets
+   * are closing; a client resumes from its own last position, so it loses nothing. From then
+   * on every write is done at once, so nothing is left scheduled. Idempotent, never throws.
+   */
+  close (): number {
+    return this.scheduler.close()
+  }
+
+  /** Queues an event for the recipients entitled now (see `deliver`); returns how many. */
+  private deliverLater (event: StoredEvent, recipients: Set<Client>): number {
+    const clients: Client[] = []
+    let held = 0
+    for (const client of recipients) {
+      if ((client.held.size !== 0 || client.floors.size !== 0) && event.offset !== 0) {
+        const route = this.route(client, event)
+        if (route === HELD) held++
+        if (route !== WRITE) continue
+      }
+      clients.push(client)
+    }
+    if (clients.length === 0) return held
+    const tail = this.tail
+    if (tail !== undefined && tail.recipients === recipients && tail.membership === this.membership && clients.length === recipients.size && tail.next === 0 && tail.events.length < MAX_BURST) {
+      // Same sockets, in the same order, none routed away: the event joins the queued burst.
+      tail.events.push(event)
+      tail.frames.push(eventFrame(event))
+      tail.queuedAt.push(this.now())
+      return held + clients.length
+    }
+    this.later(event.tenantId, clients, undefined, event, event.target.kind === 'channel' ? event.target.channel : undefined)
+    if (clients.length === recipients.size) {
+      const queued = this.tail
+      if (queued !== undefined) {
+        queued.recipients = recipients
+        queued.membership = this.membership
+      }
+    }
+    return held + clients.length
+  }
+
+  /**
+   * Where a positioned event goes for a socket with a replay in progress or a floor: into the
+   * held queue (the replay sends it), nowhere (the replay already sent it), or to the socket.
+   */
+  private route (client: Client, event: StoredEvent): Route {
+    const held = client.held.get(event.stream)
+    if (held !== undefined) {
+      if (held.length >= this.options.maxHeldEvents) {
+        this.dropSlow(client)
+        return SKIP
+      }
+      held.push(event)
+      return HELD
+    }
+    const floor = client.floors.get(event.stream)
+    if (floor !== undefined) {
+      if (event.offset <= floor) return SKIP
+      client.floors.delete(event.stream)
+    }
+    return WRITE
+  }
+
+  /**
+   * Queues a frame (or, with `event`, the event's frame) for some of a tenant's sockets,
+   * behind the tenant's queued writes. Each socket is checked again when its slice runs: one
+   * that left the hub (or, with a channel, the channel) meanwhile gets nothing, and an event
+   * is routed again (see `deliver`). Events that join the task later (a burst, see `tail`)
+   * go to each socket together, in order, in the same turn.
+   */
+  private later (tenantId: string, clients: Client[], frame: string | undefined, event: StoredEvent | undefined, channel: string | undefined): void {
+    const events: Array<StoredEvent | undefined> = [event]
+    const frames = [frame ?? eventFrame(event as StoredEvent)]
+    const queuedAt = [this.now()]
+    const sent = [0]
+    const firstAt = [0]
+    const task: EventTask = {
+      done: false,
+      next: 0,
+      events,
+      frames,
+      queuedAt,
+      recipients: undefined,
+      membership: -1,
+      run: (budget: number): number => {
+        if (this.tail === task) this.tail = undefined
+        const members = this.byTenant.get(tenantId)
+        const count = frames.length
+        const start = task.next
+        // Whole sockets: all of a socket's frames in this task go out in the same turn.
+        const end = Math.min(clients.length, start + Math.max(1, Math.floor(budget / count)))
+        for (; task.next < end; task.next++) {
+          const client = clients[task.next] as Client
+          if (members === undefined || !members.has(client)) continue
+          if (channel !== undefined && !client.channels.has(channel)) continue
+          for (let i = 0; i < count; i++) {
+            const e = events[i]
+            if (e !== undefined && e.offset !== 0 && (client.held.size !== 0 || client.floors.size !== 0) && this.route(client, e) !== WRITE) continue
+            if (!this.write(client, frames[i] as string, e)) break
+            if (sent[i] === 0) firstAt[i] = this.now()
+            sent[i] = (sent[i] as number) + 1
+          }
+        }
+        if (task.next < clients.length) return (end - start) * count
+        task.done = true
+        clients.length = 0
+        const doneAt = this.now()
+        for (let i = 0; i < count; i++) {
+          const e = events[i]
+          const bytes = Buffer.byteLength(frames[i] as string)
+          const n = sent[i] as number
+          if (e === undefined) {
+            for (let k = 0; k < n; k++) this.observer.sent(bytes)
+            continue
+          }
+          this.observer.delivered(e, n, bytes)
+          if (n !== 0) this.observer.waited(e, ((firstAt[i] as number) - (queuedAt[i] as number)) / 1000, (doneAt - (queuedAt[i] as number)) / 1000)
+        }
+        return (end - start) * count
+      }
+    }
+    // Only a task nothing was queued behind may take more events: anything queued for the
+    // tenant after it must stay after it.
+    this.tail = task
+    this.scheduler.enqueue(tenantId, task)
   }
 
   /** Sends an unpositioned frame (presence) to a channel's members, except one. */
   sendToChannel (tenantId: string, channel: string, frame: string, except?: Client): void {
-    for (const client of this.byChannel.get(tenantKey(tenantId, channel)) ?? []) {
+    const members = this.byChannel.get(tenantKey(tenantId, channel))
+    if (members === undefined) return
+    if (this.scheduler.hasPending(tenantId)) {
+      const clients = [...members].filter((c) => c !== except)
+      if (clients.length !== 0) this.later(tenantId, clients, frame, undefined, channel)
+      return
+    }
+    for (const client of members) {
       if (client !== except) this.send(client, frame)
     }
   }
@@ -299,6 +493,12 @@ export class Hub {
    * queued; it is closed with 4008 so that it reconnects and resumes from its last position.
    */
   send (client: Client, frame: string): boolean {
+    // Behind the tenant's queued writes, so that a reply or a replayed event never overtakes
+    // an event queued before it. True: it is accepted; the guard runs when it is written.
+    if (this.scheduler.hasPending(client.tenantId)) {
+      this.later(client.tenantId, [client], frame, undefined, undefined)
+      return true
+    }
     if (!this.write(client, frame)) return false
     this.observer.sent(Buffer.byteLength(frame))
     return true
@@ -361,6 +561,28 @@ export class Hub {
     }
   }
 }
+
+/** Most events one queued burst takes (see `Hub.tail`), so its per-socket turn stays short. */
+const MAX_BURST = 64
+
+/** A queued write: one or more frames for a snapshot of sockets. */
+interface EventTask extends SliceTask {
+  done: boolean
+  /** Index of the next socket to write. */
+  next: number
+  readonly events: Array<StoredEvent | undefined>
+  readonly frames: string[]
+  readonly queuedAt: number[]
+  /** The index set its snapshot copied whole, and the hub's membership then, when it may take more events. */
+  recipients: ReadonlySet<Client> | undefined
+  membership: number
+}
+
+/** How `route` sends a positioned event to a socket with a replay in progress or a floor. */
+const WRITE = 0
+const HELD = 1
+const SKIP = 2
+type Route = typeof WRITE | typeof HELD | typeof SKIP
 
 function addTo<K, V> (index: Map<K, Set<V>>, k: K, value: V): void {
   let set = index.get(k)

@@ -88,6 +88,12 @@ export const ConfigSchema = Type.Object({
   TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
   /** Unsent bytes a socket may hold before it is closed as a slow consumer (4008). */
   MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, default: 1048576 }),
+  /**
+   * Sockets written per tenant per delivery round. A broadcast to more sockets is written in
+   * slices of this many, other tenants' pending deliveries running between them, and the
+   * event loop (accept, HTTP) between rounds. Smaller: fairer; larger: fewer rounds.
+   */
+  FANOUT_SLICE: Type.Integer({ minimum: 1, maximum: 100000, default: 256 }),
   /** Most events retained per stream for resume and REST history. */
   HISTORY_SIZE: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }),
   /** Seconds an event stays retained for resume and REST history. */
@@ -165,6 +171,11 @@ export const ConfigSchema = Type.Object({
    * so one token cannot spend the whole tenant's budget. Default: a quarter of REST_RATE_LIMIT.
    */
   REST_RATE_LIMIT_PER_PRINCIPAL: Type.Optional(Type.Integer({ minimum: 1 })),
+  /**
+   * Ingestion and publish requests one tenant may have in flight at once on this instance;
+   * past it a request answers 429 TENANT_INFLIGHT_LIMIT with Retry-After. 0 for no cap.
+   */
+  MAX_INFLIGHT_PER_TENANT: Type.Integer({ minimum: 0, default: 64 }),
   /**
    * Roles that may POST /api/v1/alarms, comma-separated, e.g. `camera,ingest,publisher,admin`.
    * Empty (the default): any member of the tenant may ingest, as before this setting existed.

@@ -15,6 +15,13 @@ declare module 'fastify' {
      * bucket. A request it refuses never reaches, and so never spends, the tenant's budget.
      */
     principalRateLimit: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    /**
+     * onRequest, after auth: the tenant's cap on ingestion requests in flight at once on this
+     * instance (MAX_INFLIGHT_PER_TENANT). Counted from the headers, before the body is read,
+     * so that slow uploads count too; released when the response finishes or the request is
+     * aborted, whichever comes first.
+     */
+    tenantInflightLimit: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   }
 }
 
@@ -58,6 +65,33 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     request.log.warn({ action: 'rest.rate_limited', scope: 'principal', tenantId, userId }, 'principal ingestion rate limit hit')
     void reply.header('retry-after', result.ttlInSeconds)
     throw new HttpErrors.RATE_LIMITED(`more than ${perPrincipal} requests per minute for this token; retry in ${result.ttlInSeconds} seconds`)
+  })
+  const maxInflight = app.config.MAX_INFLIGHT_PER_TENANT
+  // Per tenant with requests in flight, how many; an entry is deleted when it falls to 0, so
+  // the map is bounded by the requests themselves.
+  const inflight = new Map<string, number>()
+  app.decorate('tenantInflightLimit', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (maxInflight === 0) return
+    const tenantId = request.principal.tenantId
+    const count = inflight.get(tenantId) ?? 0
+    if (count >= maxInflight) {
+      app.metrics.observer.rateLimited('inflight', tenantId)
+      request.log.warn({ action: 'rest.inflight_limited', tenantId, inflight: count }, 'tenant in-flight ingestion cap hit')
+      void reply.header('retry-after', '1')
+      throw new HttpErrors.TENANT_INFLIGHT_LIMIT(`more than ${maxInflight} ingestion requests in flight for this tenant; retry after Retry-After`)
+    }
+    inflight.set(tenantId, count + 1)
+    let released = false
+    const release = (): void => {
+      if (released) return
+      released = true
+      const left = (inflight.get(tenantId) ?? 1) - 1
+      if (left <= 0) inflight.delete(tenantId)
+      else inflight.set(tenantId, left)
+    }
+    // 'finish' when the response is written; 'close' as well when the client went away first.
+    reply.raw.once('finish', release)
+    reply.raw.once('close', release)
   })
   const shed = new Counter({ name: 'tenantcast_requests_shed_total', help: 'Requests and upgrades refused with 503 OVERLOADED by load protection', registers: [app.metrics.registry] })
   // Under load a warning per shed request would add to the load: one per SHED_LOG_MS, with the count.

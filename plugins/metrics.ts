@@ -41,7 +41,7 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
   const deliveries = new Counter({ name: 'tenantcast_deliveries_total', help: 'Events delivered to sockets (one per socket)', labelNames: tenantLabel, registers })
   const bytesOut = new Counter({ name: 'tenantcast_bytes_out_total', help: 'Payload bytes sent to clients', registers })
   const slow = new Counter({ name: 'tenantcast_slow_consumer_disconnects_total', help: 'Sockets closed with 4008 for falling behind', labelNames: tenantLabel, registers })
-  const limited = new Counter({ name: 'tenantcast_rate_limited_total', help: 'Rate-limit hits, by kind (frames, connections, unauthenticated, rest)', labelNames: ['kind', ...tenantLabel], registers })
+  const limited = new Counter({ name: 'tenantcast_rate_limited_total', help: 'Rate-limit hits, by kind (frames, connections, unauthenticated, rest, inflight)', labelNames: ['kind', ...tenantLabel], registers })
   const authFailures = new Counter({ name: 'tenantcast_auth_failures_total', help: 'Rejected credentials, by reason', labelNames: ['reason'], registers })
   const publishLatency = new Histogram({
     name: 'tenantcast_broker_publish_seconds',
@@ -53,6 +53,36 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
     name: 'tenantcast_ingest_to_send_seconds',
     help: 'Time from an event\'s creation to its frame being handed to the sockets of this instance',
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'tenantcast_delivery_queue_depth',
+    help: 'Writes queued by the fair scheduler and not yet done: a broadcast (a burst of events for the same sockets counts once), a reply or a presence frame',
+    labelNames: tenantLabel,
+    registers,
+    collect () {
+      if (!perTenant) {
+        this.set(app.hub.queueDepth())
+        return
+      }
+      // Only tenants with queued work have a series; the others' are removed, not left at 0.
+      this.reset()
+      for (const [tenant, depth] of app.hub.queueDepths()) this.set({ tenant }, depth)
+    }
+  })
+  const waitBuckets = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5]
+  const firstWrite = new Histogram({
+    name: 'tenantcast_delivery_first_write_wait_seconds',
+    help: 'Time an event waited in this instance before its first socket write (0 when written at once)',
+    labelNames: tenantLabel,
+    buckets: waitBuckets,
+    registers
+  })
+  const lastWrite = new Histogram({
+    name: 'tenantcast_delivery_last_write_wait_seconds',
+    help: 'Time an event waited in this instance before its last socket write',
+    labelNames: tenantLabel,
+    buckets: waitBuckets,
     registers
   })
   new Gauge({ // eslint-disable-line no-new
@@ -72,6 +102,15 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
       bytesOut.inc(sockets * bytes)
       deliveries.inc(labels(event.tenantId), sockets)
       ingestToSend.observe(Math.max(0, Date.now() - Date.parse(event.timestamp)) / 1000)
+    },
+    waited (event, firstSeconds, lastSeconds) {
+      if (perTenant) {
+        firstWrite.observe({ tenant: event.tenantId }, firstSeconds)
+        lastWrite.observe({ tenant: event.tenantId }, lastSeconds)
+        return
+      }
+      firstWrite.observe(firstSeconds)
+      lastWrite.observe(lastSeconds)
     },
     sent (bytes) {
       framesOut.inc()

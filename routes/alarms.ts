@@ -21,7 +21,8 @@ async function alarmsRoute (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const roles = ingestRoles(app.config)
   app.post('/api/v1/alarms', {
-    onRequest: app.auth.requirePrincipal,
+    // The in-flight cap counts from the headers on, so a tenant's slow uploads count too.
+    onRequest: [app.auth.requirePrincipal, app.tenantInflightLimit],
     // In order: the role, the principal's bucket, then (added by @fastify/rate-limit) the tenant's.
     preHandler: [
       async (request) => {

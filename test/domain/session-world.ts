@@ -92,6 +92,7 @@ export function world (historySize = 100): World {
   }
   const observer: Observer = {
     delivered () {},
+    waited () {},
     sent (bytes) { w.sentBytes?.push(bytes) },
     frameIn () {},
     slowConsumer () {},

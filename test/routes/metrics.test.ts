@@ -63,6 +63,24 @@ t.test('rate-limit counters move, with tenant labels when switched on', async (t
   t.equal(samples.get('tenantcast_deliveries_total{tenant="t1"}'), undefined, 'nothing was delivered before the socket opened')
 })
 
+t.test('the fair scheduler\'s queue depth and write waits are exported, per tenant only with tenant labels', async (t) => {
+  for (const perTenant of [false, true]) {
+    const gw = await build(t, { METRICS_TENANT_LABELS: perTenant, FANOUT_SLICE: 1 })
+    // Two sockets of a slice of one: the alarm is queued and written over two rounds.
+    const clients = [await connect(gw), await connect(gw)]
+    await postAlarm(gw, sign())
+    for (const c of clients) await c.collect('event', 1)
+    const samples = await scrape(gw.http)
+    const label = perTenant ? '{tenant="t1"}' : ''
+    t.equal(samples.get(`tenantcast_delivery_first_write_wait_seconds_count${label}`), 1, `first-write wait observed once (labels ${perTenant})`)
+    t.equal(samples.get(`tenantcast_delivery_last_write_wait_seconds_count${label}`), 1)
+    const buckets = [...samples.keys()].filter((k) => k.startsWith('tenantcast_delivery_last_write_wait_seconds_bucket{'))
+    t.ok(buckets.length > 0 && buckets.every((k) => k.includes('tenant="t1"') === perTenant), 'buckets carry the tenant label only when switched on')
+    t.equal(samples.get('tenantcast_delivery_queue_depth'), perTenant ? undefined : 0, 'nothing queued once written; no per-tenant series left at 0')
+    for (const c of clients) c.close()
+  }
+})
+
 t.test('with METRICS_TOKEN set, /metrics needs it as a Bearer token', async (t) => {
   const token = 'metrics-scrape-token-0123456789'
   const gw = await build(t, { METRICS_TOKEN: token })

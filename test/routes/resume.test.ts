@@ -292,8 +292,10 @@ t.test(`with the ${broker} broker`, { skip }, async (t) => {
     t.equal((await stalled.closed).code, 4008)
     t.ok(afterDrop < 5000, `dropped after ${afterDrop} events`)
     // The guard checks before each write, and frames written in one turn are flushed together,
-    // so the bound is MAX_BUFFERED_BYTES plus one turn of this loop (50 frames of ~5.5 KB).
-    t.ok(heldAtDrop <= 65536 + 50 * 6 * 1024, `${heldAtDrop} bytes held for the dropped socket`)
+    // so the bound is MAX_BUFFERED_BYTES plus one turn of frames: this loop's 50 (of ~5.5 KB),
+    // and the fair scheduler's round of what queued in the turn before, which can land in the
+    // same coalescing turn (at most another 50 here).
+    t.ok(heldAtDrop <= 65536 + 100 * 6 * 1024, `${heldAtDrop} bytes held for the dropped socket`)
     t.ok(heldAfter <= heldAtDrop, `nothing more queued for it: ${heldAfter} bytes after 200 more events`)
     t.match(gw.logs.join(''), /websocket\.slow_consumer/)
     t.match(await (await fetch(`${gw.http}/metrics`)).text(), /^tenantcast_slow_consumer_disconnects_total 1$/m, 'and counted')

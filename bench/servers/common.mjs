@@ -66,6 +66,18 @@ function reply (res, status, body) {
  * node:http request handler: POST /api/v1/alarms with a Bearer token, validated body, then
  * `publish(tenantId, eventObject)` which must deliver synchronously; answers 202.
  */
+/** The alarm a validated POST body makes, as every reference server stores and sends it. */
+export function alarmOf (body) {
+  return {
+    id: randomUUID(),
+    type: 'alarm',
+    message: body.message,
+    camera: body.camera,
+    severity: body.severity,
+    timestamp: typeof body.timestamp === 'string' ? body.timestamp : new Date().toISOString()
+  }
+}
+
 export function makeRequestHandler ({ verify, publish }) {
   const makeEvent = makeEventFactory()
   return (req, res) => {
@@ -97,14 +109,7 @@ export function makeRequestHandler ({ verify, publish }) {
           !SEVERITIES.has(body.severity)) {
         return reply(res, 400, { statusCode: 400, code: 'VALIDATION_FAILED' })
       }
-      const alarm = {
-        id: randomUUID(),
-        type: 'alarm',
-        message: body.message,
-        camera: body.camera,
-        severity: body.severity,
-        timestamp: typeof body.timestamp === 'string' ? body.timestamp : new Date().toISOString()
-      }
+      const alarm = alarmOf(body)
       const event = makeEvent(principal.tenantId, alarm)
       publish(principal.tenantId, event)
       reply(res, 202, { id: alarm.id, stream: event.stream, offset: event.offset, epoch: event.epoch })

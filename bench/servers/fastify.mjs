@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
-import { ALARMS_PATH, WS_PATH, exitWith, makeEventFactory, makeVerify, readConfig } from './common.mjs'
+import { ALARMS_PATH, WS_PATH, alarmOf, exitWith, makeEventFactory, makeVerify, readConfig } from './common.mjs'
 
 const config = readConfig()
 const verify = makeVerify(config.secret)
@@ -69,15 +69,7 @@ app.post(ALARMS_PATH, {
     }
   }
 }, async (request, reply) => {
-  const body = request.body
-  const alarm = {
-    id: randomUUID(),
-    type: 'alarm',
-    message: body.message,
-    camera: body.camera,
-    severity: body.severity,
-    timestamp: typeof body.timestamp === 'string' ? body.timestamp : new Date().toISOString()
-  }
+  const alarm = alarmOf(request.body)
   const { tenantId } = request.principal
   const event = makeEvent(tenantId, alarm)
   const sockets = tenants.get(tenantId)

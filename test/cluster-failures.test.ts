@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { TcpProxy } from './client/helpers.js'
-import { build, Client, connect, drain, events, postAlarm, quietly, redisPrefix, redisSkip, REDIS_URL, sign, type Gateway } from './helper.js'
+import { build, Client, connect, drain, events, postAlarm, quietly, redisPrefix, redisSkip, REDIS_URL, sign, within, type Gateway } from './helper.js'
 
 const REDIS_PORT = Number(new URL(REDIS_URL).port || 6379)
 
@@ -18,13 +18,7 @@ async function cuttable (t: Test, config: Record<string, unknown> = {}): Promise
 
 /** Resolves with the close, or with code 0 when the socket is still open after `ms`. */
 async function closedWithin (client: Client, ms: number): Promise<{ code: number, reason: string }> {
-  let timer: NodeJS.Timeout | undefined
-  const open = new Promise<{ code: number, reason: string }>((resolve) => { timer = setTimeout(() => { resolve({ code: 0, reason: 'still open' }) }, ms) })
-  try {
-    return await Promise.race([client.closed, open])
-  } finally {
-    clearTimeout(timer)
-  }
+  return await within(client.closed, ms, { code: 0, reason: 'still open' })
 }
 
 async function waitFor (condition: () => Promise<boolean>): Promise<void> {

@@ -2,9 +2,34 @@ import type { FastifyInstance } from 'fastify'
 import { createSigner } from 'fast-jwt'
 import { spawnSync } from 'node:child_process'
 import { Writable } from 'node:stream'
+import tap from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createStandalone } from '../app.js'
 import type { ConfigOptions } from '../plugins/config.js'
+
+/**
+ * A test process must end when its tests do. A handle left open (a socket, or a Redis client
+ * that reconnects for ever once its servers are gone) would keep it alive, silently, until
+ * tap's timeout kills it minutes later. Fifteen seconds after the root test ends, whatever is
+ * still open is printed and the process fails. The timer is unref'd: it never keeps a clean
+ * process alive.
+ */
+tap.teardown(() => {
+  const ended = Date.now()
+  // A process that ends late but within the limit costs CI time all the same: said, not failed.
+  process.once('exit', () => {
+    const late = Date.now() - ended
+    if (late > 2000) process.stderr.write(`# this process ended ${(late / 1000).toFixed(1)} s after its tests\n`)
+  })
+  setTimeout(() => {
+    const handles = (process as unknown as { _getActiveHandles: () => object[] })._getActiveHandles().map((handle) => {
+      const socket = handle as { remoteAddress?: string, remotePort?: number, localPort?: number }
+      return socket.remotePort === undefined ? handle.constructor.name : `${handle.constructor.name} ${socket.remoteAddress ?? ''}:${socket.remotePort} (local :${socket.localPort ?? ''})`
+    })
+    process.stderr.write(`# still running 15 s after its tests ended, held open by: ${process.getActiveResourcesInfo().join(', ')}\n#   ${handles.join('\n#   ')}\n`)
+    process.exit(1)
+  }, 15_000).unref()
+})
 
 export const SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789'
 
@@ -158,6 +183,19 @@ export async function post (gateway: Gateway, path: string, token: string, body:
 export async function get (gateway: Gateway, path: string, token: string): Promise<{ status: number, body: any }> {
   const response = await fetch(`${gateway.http}${path}`, { headers: { authorization: `Bearer ${token}` } })
   return { status: response.status, body: await response.json() }
+}
+
+/**
+ * The promise's value if it settles within `ms`, else `timedOut`. The timer is cleared either
+ * way, so a wait that was met does not hold the test process open for the rest of `ms`.
+ */
+export async function within<T, U> (promise: Promise<T>, ms: number, timedOut: U): Promise<T | U> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<U>((resolve) => { timer = setTimeout(() => { resolve(timedOut) }, ms) })])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /** Sends a ping and waits for its pong: every frame the server sent before it has arrived. */

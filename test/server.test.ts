@@ -1,7 +1,7 @@
 import { io } from 'socket.io-client'
 import t from 'tap'
 import { TsChild } from './child.js'
-import { Client, freePort, SECRET, sign } from './helper.js'
+import { Client, freePort, SECRET, sign, within } from './helper.js'
 
 type Tap = { teardown (fn: () => unknown): void }
 
@@ -49,8 +49,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const ready = await fetch(`${gw.http}/ready`).then((r) => r.status, () => 'refused')
     t.equal(ready, 503, '/ready answers 503 while shutdown waits for the last socket')
     t.ok(await sioGone, 'the Socket.IO socket was disconnected')
-    const exitedBy = new Promise<'late'>((resolve) => setTimeout(() => { resolve('late') }, 1500 + 3000))
-    t.equal(await Promise.race([gw.child.exited, exitedBy]), 0, 'exit 0 within WS_SHUTDOWN_TIMEOUT (plus start-up slack)')
+    t.equal(await within(gw.child.exited, 1500 + 3000, 'late'), 0, 'exit 0 within WS_SHUTDOWN_TIMEOUT (plus start-up slack)')
     t.match(gw.child.stdout + gw.child.stderr, /server\.shutdown/)
     sio.close()
   })

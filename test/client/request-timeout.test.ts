@@ -1,6 +1,6 @@
 import t from 'tap'
 import { connect, type ConnectOptions, type TenantcastClient } from '../../client/index.js'
-import { build, sign } from '../helper.js'
+import { build, sign, within } from '../helper.js'
 import { eventually, next, reach, tick } from './helpers.js'
 
 type Tap = { teardown (fn: () => unknown): void }
@@ -14,11 +14,6 @@ function open (t: Tap, options: ConnectOptions): TenantcastClient {
 /** A gateway whose frame limiter lets one frame a second through and never closes for flooding. */
 const STINGY = { CLIENT_FRAME_RATE: 1, CLIENT_FRAME_BURST: 1, CLIENT_FRAME_STRIKES: 1000, CLIENT_PUBLISH: 'ops' }
 
-/** Settles within `ms`, or says it hung. */
-async function within<T> (promise: Promise<T>, ms: number): Promise<T | 'hung'> {
-  return await Promise.race([promise, new Promise<'hung'>((resolve) => setTimeout(() => { resolve('hung') }, ms))])
-}
-
 t.test('a publish the rate limiter dropped rejects at once with RATE_LIMITED, not after requestTimeout', async (t) => {
   const gw = await build(t, STINGY)
   const client = open(t, { url: gw.ws, token: sign(), requestTimeout: 60_000 })
@@ -28,8 +23,8 @@ t.test('a publish the rate limiter dropped rejects at once with RATE_LIMITED, no
     client.publish('ops', 'note', { n: 1 }).then(() => 'answered', (err: { code: string }) => err.code),
     client.publish('ops', 'note', { n: 2 }).then(() => 'answered', (err: { code: string }) => err.code)
   ]
-  t.equal(await within(first, 3000), 'NOT_SUBSCRIBED', 'the first frame got through and was answered')
-  t.equal(await within(second, 3000), 'RATE_LIMITED', 'the dropped one was answered with its ref')
+  t.equal(await within(first, 3000, 'hung'), 'NOT_SUBSCRIBED', 'the first frame got through and was answered')
+  t.equal(await within(second, 3000, 'hung'), 'RATE_LIMITED', 'the dropped one was answered with its ref')
 })
 
 t.test('a request takes its own timeout and an AbortSignal, and the client carries on after both', async (t) => {
@@ -41,7 +36,7 @@ t.test('a request takes its own timeout and an AbortSignal, and the client carri
   const controller = new AbortController()
   const aborted = client.request({ type: 'ping' }, { signal: controller.signal }).then(() => 'answered', (err: { code: string }) => err.code)
   controller.abort()
-  t.equal(await within(aborted, 3000), 'REQUEST_ABORTED')
+  t.equal(await within(aborted, 3000, 'hung'), 'REQUEST_ABORTED')
   await t.rejects(client.request({ type: 'ping' }, { signal: controller.signal }), { code: 'REQUEST_ABORTED' }, 'an aborted signal refuses at once')
   await tick(1100)
   const timedOut = client.request({ type: 'ping' }, { timeout: 1 }).then(() => 'answered', (err: { code: string }) => err.code)
@@ -49,7 +44,7 @@ t.test('a request takes its own timeout and an AbortSignal, and the client carri
   // so the pong cannot win the race however fast the loopback is.
   const until = Date.now() + 20
   while (Date.now() < until) { /* hold the loop */ }
-  t.equal(await within(timedOut, 3000), 'REQUEST_TIMEOUT', 'its own 1 ms, although requestTimeout is 0')
+  t.equal(await within(timedOut, 3000, 'hung'), 'REQUEST_TIMEOUT', 'its own 1 ms, although requestTimeout is 0')
   await tick(1100)
   t.match(await client.request({ type: 'ping' }), { type: 'pong' }, 'the client carries on')
 })
@@ -63,7 +58,7 @@ t.test('channel joins the rate limiter dropped are sent again once it refills, u
   const refused: string[] = []
   client.on('frame', (frame) => { if (frame.type === 'error') refused.push(frame.code) })
   await reach(client, 'open')
-  const replies = await within(Promise.all(channels.map(async (c) => (await client.subscribe(c)).channel)), 8000)
+  const replies = await within(Promise.all(channels.map(async (c) => (await client.subscribe(c)).channel)), 8000, 'hung')
   t.same(replies, channels, 'every subscribe() resolved, on the same connection')
   const joined = (await Promise.all(channels.map(async (c) => await gw.app.realtime.channelConnectionCount('t1', c)))).filter((n) => n === 1).length
   t.equal(joined, channels.length, 'the server has every channel')

@@ -3,7 +3,7 @@ import { createServer } from 'node:http'
 import { createSigner } from 'fast-jwt'
 import { io } from 'socket.io-client'
 import t from 'tap'
-import { build, Client, freePort, sign, SECRET, type Gateway } from '../helper.js'
+import { build, Client, freePort, sign, SECRET, within, type Gateway } from '../helper.js'
 
 type Tap = { teardown (fn: () => unknown): void }
 
@@ -227,10 +227,7 @@ for (const transport of ['websocket', 'polling'] as const) t.test(`a Socket.IO h
   await new Promise<void>((resolve) => { socket.io.once('close', () => { resolve() }) })
   t.ok(jwks.fetches >= 1, 'the first handshake met the outage')
   jwks.down = false
-  const joined = await Promise.race([
-    new Promise<{ companyId: string }>((resolve) => { socket.once('join:company', resolve) }),
-    new Promise<'stranded'>((resolve) => setTimeout(() => { resolve('stranded') }, 8000))
-  ])
+  const joined = await within(new Promise<{ companyId: string }>((resolve) => { socket.once('join:company', resolve) }), 8000, 'stranded')
   t.match(joined, { companyId: 't1' }, 'the client came back on its own with the same token')
   t.same(seen.filter((entry) => entry.startsWith('connect_error')), [], 'no connect_error, after which socket.io-client never retries')
   t.ok(seen.length >= 1 && seen.every((entry) => entry === 'disconnect transport close'), `each refused attempt looked like a dropped transport (${seen.join(', ')})`)

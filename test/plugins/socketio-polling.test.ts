@@ -3,8 +3,8 @@ import t from 'tap'
 import { build, postAlarm, quietly, settled, sign, type Gateway } from '../helper.js'
 
 /** A socket.io-client held to HTTP long-polling: no upgrade to WebSocket is attempted. */
-function pollingClient (gw: Gateway, tenantId: string): Socket {
-  return io(gw.http, { path: '/socket.io/', transports: ['polling'], upgrade: false, reconnection: false, agent: false, auth: { token: sign({ tenantId, sub: `viewer-${tenantId}` }) } })
+function pollingClient (gw: Gateway, tenantId: string, options: { autoUnref?: boolean } = {}): Socket {
+  return io(gw.http, { path: '/socket.io/', transports: ['polling'], upgrade: false, reconnection: false, agent: false, auth: { token: sign({ tenantId, sub: `viewer-${tenantId}` }) }, ...options })
 }
 
 async function once<T = unknown> (socket: Socket, event: string): Promise<T> {
@@ -33,7 +33,9 @@ t.test('a Socket.IO client on the polling transport receives its tenant\'s alarm
 
 t.test('a polling client that stops polling is closed as a slow consumer (4008) once engine.io holds MAX_BUFFERED_BYTES for it', async (t) => {
   const gw = await build(t, { SOCKETIO_ENABLED: true, MAX_BUFFERED_BYTES: 65536 })
-  const socket = pollingClient(gw, 'acme')
+  // Its close packet waits for a poll that never comes, so engine.io-client's heartbeat timer
+  // (45 s) outlives the test: unref'd, it does not hold the process open after the last test.
+  const socket = pollingClient(gw, 'acme', { autoUnref: true })
   t.teardown(() => { socket.close() })
   await once(socket, 'join:company')
   const transport = socket.io.engine.transport as unknown as { pause: (done: () => void) => void }

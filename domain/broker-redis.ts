@@ -669,10 +669,21 @@ export function commandConnection (commandTimeoutMs: number): RedisOptions {
  * sharded-subscriber retry scheduled for would otherwise reconnect after `disconnect()` (the
  * retry's failure asks it to), and retry for ever once the nodes are gone: it is told never to
  * reconnect first.
+ *
+ * ioredis (5.11) also re-arms its periodic slot refresh whenever a refresh that was in flight
+ * at `disconnect()` settles, and from then on refreshes an empty node list every
+ * `slotsRefreshInterval` for the life of the process. A callback queued behind that refresh
+ * runs after the re-arm and clears it; with no refresh in flight it starts one over the
+ * already emptied pool, which fails at once.
  */
 export function closeClient (client: RedisClient): void {
-  if (client instanceof Cluster) client.options.clusterRetryStrategy = () => null
+  if (!(client instanceof Cluster)) {
+    client.disconnect()
+    return
+  }
+  client.options.clusterRetryStrategy = () => null
   client.disconnect()
+  client.refreshSlotsCache(() => { (client as unknown as { clearNodesRefreshInterval: () => void }).clearNodesRefreshInterval() })
 }
 
 /** `host:port` seeds as ioredis Cluster nodes. */

@@ -1,6 +1,6 @@
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import t from 'tap'
-import { RedisBroker } from '../domain/broker-redis.js'
+import { closeClient, commandClient, RedisBroker } from '../domain/broker-redis.js'
 import { build, Client, clusterSkip, redisPrefix, redisSkip, sign, type Frame, type Gateway } from './helper.js'
 import { startCluster, type TestCluster } from './redis-cluster.js'
 
@@ -223,5 +223,29 @@ t.test('a Redis Cluster failover', { skip: redisSkip === false ? clusterSkip : r
       }
     }
     t.ok(refused > 0, `${beforeKill} alarms acknowledged before the kill, ${acknowledged.tenant.length - beforeKill} after, ${refused} refused during the failover`)
+  })
+})
+
+t.test('a cluster client closed while its periodic slot refresh hangs', { skip: redisSkip === false ? clusterSkip : redisSkip }, async (t) => {
+  t.test('schedules no further refresh once that refresh settles, so nothing keeps the process alive', async (t) => {
+    const cluster = await startCluster()
+    t.teardown(async () => { await cluster.stop() })
+    const client = commandClient({ clusterNodes: cluster.seeds.split(',') }, 1000) as Cluster
+    t.teardown(() => { for (const child of cluster.children.values()) child.kill('SIGCONT') })
+    t.teardown(() => { client.disconnect() })
+    if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve))
+    // Count the refreshes the client starts itself, calling through to the real one.
+    let refreshes = 0
+    const refresh = client.refreshSlotsCache.bind(client)
+    client.refreshSlotsCache = (callback) => { refreshes++; refresh(callback) }
+    // Frozen nodes keep the next periodic refresh in flight: it waits for its 1 s timeout.
+    for (const child of cluster.children.values()) child.kill('SIGSTOP')
+    t.ok(await waitFor(() => refreshes > 0, 5000), 'the periodic refresh started against frozen nodes')
+    closeClient(client)
+    for (const child of cluster.children.values()) child.kill('SIGCONT')
+    const atClose = refreshes
+    // Three refresh periods after the hung one settled (it times out within 1 s).
+    await new Promise((resolve) => setTimeout(resolve, 4000))
+    t.equal(refreshes, atClose, 'no refresh after the close')
   })
 })

@@ -20,6 +20,7 @@ export const HttpErrors = {
   RATE_LIMITED: createError('RATE_LIMITED', '%s', 429),
   /** The tenant has MAX_INFLIGHT_PER_TENANT ingestion requests in flight here; retry after Retry-After. */
   TENANT_INFLIGHT_LIMIT: createError('TENANT_INFLIGHT_LIMIT', '%s', 429),
+  TENANT_BACKLOGGED: createError('TENANT_BACKLOGGED', '%s', 429),
   ORIGIN_FORBIDDEN: createError('ORIGIN_FORBIDDEN', 'origin %s is not allowed to open a socket', 403),
   IDEMPOTENCY_CONFLICT: createError('IDEMPOTENCY_CONFLICT', 'this Idempotency-Key was used with a different request body', 409),
   BROKER_UNAVAILABLE: createError('BROKER_UNAVAILABLE', 'the event could not be stored: %s', 503),

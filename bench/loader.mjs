@@ -205,6 +205,8 @@ function seqAfterBuf (buf, from) {
 const EMPTY_SEEN = new Uint8Array(0)
 let openClients = 0
 let closedAfterReady = 0
+/** Close code (Socket.IO: disconnect reason) -> sockets closed so after they were ready. */
+const closeCodesAfterReady = {}
 
 function connectWs (tenant, user, timeoutMs, to = port) {
   return new Promise((resolve, reject) => {
@@ -230,10 +232,10 @@ function connectWs (tenant, user, timeoutMs, to = port) {
       onMarker(client, seqAfterBuf(buf, at + PREFIX_BUF.length), t)
     })
     ws.on('error', (err) => { if (!client.ready) { clearTimeout(timer); reject(err) } })
-    ws.on('close', () => {
+    ws.on('close', (code) => {
       if (client.closed) return
       client.closed = true
-      if (client.ready) { openClients--; closedAfterReady++ } else { clearTimeout(timer); reject(new Error('closed before authenticated')) }
+      if (client.ready) { openClients--; closedAfterReady++; closeCodesAfterReady[code] = (closeCodesAfterReady[code] ?? 0) + 1 } else { clearTimeout(timer); reject(new Error('closed before authenticated')) }
     })
   })
 }
@@ -269,10 +271,10 @@ function connectSocketIo (tenant, user, timeoutMs) {
       onMarker(client, seqAfter(text, at + PREFIX.length), t)
     })
     socket.on('connect_error', (err) => { if (!client.ready) { clearTimeout(timer); socket.disconnect(); reject(err) } })
-    socket.on('disconnect', () => {
+    socket.on('disconnect', (reason) => {
       if (client.closed) return
       client.closed = true
-      if (client.ready) { openClients--; closedAfterReady++ } else { clearTimeout(timer); reject(new Error('disconnected before authenticated')) }
+      if (client.ready) { openClients--; closedAfterReady++; closeCodesAfterReady[reason] = (closeCodesAfterReady[reason] ?? 0) + 1 } else { clearTimeout(timer); reject(new Error('disconnected before authenticated')) }
     })
   })
 }
@@ -1127,6 +1129,10 @@ async function s5 () {
     delivered,
     expected,
     post_statuses: postStatuses,
+    // Sockets closed after they were ready, by close code (Socket.IO: disconnect reason): a
+    // slow-consumer close (4008) explains loss here, since S5's sockets do not resume.
+    closed_after_ready: closedAfterReady,
+    close_codes: closeCodesAfterReady,
     wait_outcome: outcome
   }
 }

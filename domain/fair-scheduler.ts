@@ -25,6 +25,8 @@ export interface SliceTask {
    */
   run (budget: number): number
   readonly done: boolean
+  /** Units of work (socket writes) still to do; 0 once done. Read around every run. */
+  readonly pending: number
 }
 
 export interface FairSchedulerOptions {
@@ -40,6 +42,8 @@ export interface FairSchedulerOptions {
 class TaskQueue {
   private items: SliceTask[] = []
   private head = 0
+  /** The queued tasks' pending units, kept as they run: what ingestion's backlog cap reads. */
+  units = 0
 
   get length (): number {
     return this.items.length - this.head
@@ -110,6 +114,23 @@ export class FairScheduler {
     return true
   }
 
+  /**
+   * Socket writes the tenant has queued (over its tasks, as they last reported), 0 with
+   * nothing queued: what ingestion's backlog cap reads. O(1).
+   */
+  backlog (tenantId: string): number {
+    return this.queues.get(tenantId)?.units ?? 0
+  }
+
+  /**
+   * The tenant's last queued task took on `units` more work (a burst joining a queued
+   * broadcast), so that its backlog counts them. No-op for a tenant with nothing queued.
+   */
+  grow (tenantId: string, units: number): void {
+    const queue = this.queues.get(tenantId)
+    if (queue !== undefined) queue.units += units
+  }
+
   /** Queues a task behind the tenant's pending work. After `close` it is run at once, whole. */
   enqueue (tenantId: string, task: SliceTask): void {
     if (this.closed) {
@@ -119,6 +140,7 @@ export class FairScheduler {
     let queue = this.queues.get(tenantId)
     if (queue === undefined) this.queues.set(tenantId, queue = new TaskQueue())
     queue.push(task)
+    queue.units += task.pending
     this.tasks++
     this.schedule()
   }
@@ -165,16 +187,19 @@ export class FairScheduler {
       for (const [tenantId, queue] of this.queues) {
         let budget = this.slice
         for (let task = queue.peek(); task !== undefined && budget > 0; task = queue.peek()) {
+          const before = task.pending
           let used: number
           try {
             used = task.run(budget)
           } catch (err) {
             // A task that throws would throw again: it is dropped, and the others are served.
             queue.shift()
+            queue.units -= before
             this.tasks--
             this.onError(err)
             continue
           }
+          queue.units -= before - (task.done ? 0 : task.pending)
           // At least one unit per call, so a task that reports 0 cannot spin a turn forever.
           budget -= Math.max(1, used)
           if (!task.done) break

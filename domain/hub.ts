@@ -348,6 +348,15 @@ export class Hub {
   }
 
   /**
+   * Socket writes the tenant has queued here, 0 with none: ingestion refuses new events for a
+   * tenant past MAX_QUEUED_WRITES_PER_TENANT, so that a 202 stays a promise this instance can
+   * keep instead of a backlog that ends in slow-consumer closes. O(1).
+   */
+  backlog (tenantId: string): number {
+    return this.scheduler.backlog(tenantId)
+  }
+
+  /**
    * Shutdown: drops the writes still queued and returns how many there were. Their sockets
    * are closing; a client resumes from its own last position, so it loses nothing. From then
    * on every write is done at once, so nothing is left scheduled. Idempotent, never throws.
@@ -375,6 +384,7 @@ export class Hub {
       tail.events.push(event)
       tail.frames.push(eventFrame(event))
       tail.queuedAt.push(this.now())
+      this.scheduler.grow(event.tenantId, clients.length)
       return held + clients.length
     }
     this.later(event.tenantId, clients, undefined, event, event.target.kind === 'channel' ? event.target.channel : undefined)
@@ -431,6 +441,9 @@ export class Hub {
       queuedAt,
       recipients: undefined,
       membership: -1,
+      get pending (): number {
+        return task.done ? 0 : (clients.length - task.next) * frames.length
+      },
       run: (budget: number): number => {
         if (this.tail === task) this.tail = undefined
         const members = this.byTenant.get(tenantId)

@@ -18,7 +18,7 @@ export interface Observer {
   sent (bytes: number): void
   frameIn (): void
   slowConsumer (tenantId: string): void
-  rateLimited (kind: 'frames' | 'connections' | 'unauthenticated' | 'rest' | 'inflight', tenantId: string): void
+  rateLimited (kind: 'frames' | 'connections' | 'unauthenticated' | 'rest' | 'inflight' | 'backlog', tenantId: string): void
   authFailed (reason: string): void
 }
 

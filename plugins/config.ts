@@ -177,6 +177,12 @@ export const ConfigSchema = Type.Object({
    */
   MAX_INFLIGHT_PER_TENANT: Type.Integer({ minimum: 0, default: 64 }),
   /**
+   * Socket writes one tenant may have queued for fair delivery on this instance before its
+   * ingestion and publish requests answer 429 TENANT_BACKLOGGED with Retry-After. One event
+   * is always taken below it, whatever the tenant's socket count. 0 for no cap.
+   */
+  MAX_QUEUED_WRITES_PER_TENANT: Type.Integer({ minimum: 0, default: 100000 }),
+  /**
    * Roles that may POST /api/v1/alarms, comma-separated, e.g. `camera,ingest,publisher,admin`.
    * Empty (the default): any member of the tenant may ingest, as before this setting existed.
    */

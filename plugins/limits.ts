@@ -22,6 +22,13 @@ declare module 'fastify' {
      * aborted, whichever comes first.
      */
     tenantInflightLimit: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    /**
+     * onRequest, after auth: refuses a new event while the tenant's queued fan-out on this
+     * instance is past MAX_QUEUED_WRITES_PER_TENANT socket writes. The in-flight cap bounds
+     * the requests; this bounds the work each accepted one leaves behind, so a 202 stays a
+     * delivery this instance will make instead of a backlog that ends in slow-consumer closes.
+     */
+    tenantBacklogLimit: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   }
 }
 
@@ -93,6 +100,18 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     reply.raw.once('finish', release)
     reply.raw.once('close', release)
   })
+  const maxQueued = app.config.MAX_QUEUED_WRITES_PER_TENANT
+  app.decorate('tenantBacklogLimit', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (maxQueued === 0) return
+    const tenantId = request.principal.tenantId
+    const queued = app.hub.backlog(tenantId)
+    // Past, not at: one event is always taken below the cap, whatever its socket count.
+    if (queued <= maxQueued) return
+    app.metrics.observer.rateLimited('backlog', tenantId)
+    request.log.warn({ action: 'rest.backlogged', tenantId, queuedWrites: queued }, 'tenant delivery backlog cap hit')
+    void reply.header('retry-after', '1')
+    throw new HttpErrors.TENANT_BACKLOGGED(`${queued} socket writes are queued for this tenant, past ${maxQueued}; retry after Retry-After`)
+  })
   const shed = new Counter({ name: 'tenantcast_requests_shed_total', help: 'Requests and upgrades refused with 503 OVERLOADED by load protection', registers: [app.metrics.registry] })
   // Under load a warning per shed request would add to the load: one per SHED_LOG_MS, with the count.
   let shedSinceLog = 0
@@ -119,4 +138,4 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
   })
 }
 
-export default fp(limitsPlugin, { name: 'tenantcast-limits', fastify: '5.x', dependencies: ['tenantcast-config', 'tenantcast-redis', 'tenantcast-metrics'] })
+export default fp(limitsPlugin, { name: 'tenantcast-limits', fastify: '5.x', dependencies: ['tenantcast-config', 'tenantcast-redis', 'tenantcast-metrics', 'tenantcast-hub'] })

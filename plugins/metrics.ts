@@ -41,7 +41,7 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
   const deliveries = new Counter({ name: 'tenantcast_deliveries_total', help: 'Events delivered to sockets (one per socket)', labelNames: tenantLabel, registers })
   const bytesOut = new Counter({ name: 'tenantcast_bytes_out_total', help: 'Payload bytes sent to clients', registers })
   const slow = new Counter({ name: 'tenantcast_slow_consumer_disconnects_total', help: 'Sockets closed with 4008 for falling behind', labelNames: tenantLabel, registers })
-  const limited = new Counter({ name: 'tenantcast_rate_limited_total', help: 'Rate-limit hits, by kind (frames, connections, unauthenticated, rest, inflight)', labelNames: ['kind', ...tenantLabel], registers })
+  const limited = new Counter({ name: 'tenantcast_rate_limited_total', help: 'Rate-limit hits, by kind (frames, connections, unauthenticated, rest, inflight, backlog)', labelNames: ['kind', ...tenantLabel], registers })
   const authFailures = new Counter({ name: 'tenantcast_auth_failures_total', help: 'Rejected credentials, by reason', labelNames: ['reason'], registers })
   const publishLatency = new Histogram({
     name: 'tenantcast_broker_publish_seconds',

@@ -22,7 +22,7 @@ async function alarmsRoute (fastify: FastifyInstance): Promise<void> {
   const roles = ingestRoles(app.config)
   app.post('/api/v1/alarms', {
     // The in-flight cap counts from the headers on, so a tenant's slow uploads count too.
-    onRequest: [app.auth.requirePrincipal, app.tenantInflightLimit],
+    onRequest: [app.auth.requirePrincipal, app.tenantBacklogLimit, app.tenantInflightLimit],
     // In order: the role, the principal's bucket, then (added by @fastify/rate-limit) the tenant's.
     preHandler: [
       async (request) => {

@@ -34,7 +34,7 @@ async function publishRoute (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   app.post('/api/v1/publish', {
     // The in-flight cap counts from the headers on, so a tenant's slow uploads count too.
-    onRequest: [app.auth.requirePrincipal, app.tenantInflightLimit],
+    onRequest: [app.auth.requirePrincipal, app.tenantBacklogLimit, app.tenantInflightLimit],
     config: { rateLimit: app.tenantRateLimit },
     schema: {
       summary: 'Publish an event inside the token\'s tenant (role publisher or admin)',

@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import type { StoredEvent } from '../../domain/events.js'
 import { Hub, type Client, type Connection } from '../../domain/hub.js'
+import { noopObserver } from '../../domain/observer.js'
 
 /** A manual scheduler clock: the hub's next round runs only when the test says so. */
 class ManualRounds {
@@ -141,6 +142,44 @@ t.test('a burst queued for the same sockets reaches each socket whole in one tur
   t.equal(hub.queueDepth(), 2, 'an event after a membership change, or once the burst started, queues on its own')
   rounds.drain()
   t.ok(clients.every((c) => c.connection.sent.map((f) => JSON.parse(f).offset).join() === '1,2,3,4,5'))
+})
+
+t.test('a tenant\'s backlog counts its queued socket writes, a burst joining a queued broadcast included, and falls to 0 as they are written', async (t) => {
+  const rounds = new ManualRounds()
+  const log: WriteLog = []
+  const hub = new Hub({ maxBufferedBytes: 1 << 20, maxHeldEvents: 100, fanoutSlice: 8, defer: rounds.defer })
+  sockets(hub, log, 'A', 20)
+  sockets(hub, log, 'B', 3)
+  t.equal(hub.backlog('A'), 0, 'nothing queued, no backlog')
+  hub.deliver(event('A', 1))
+  t.equal(hub.backlog('A'), 20, 'one broadcast to 20 sockets: 20 writes')
+  hub.deliver(event('A', 2))
+  t.equal(hub.queueDepth(), 1, 'the second event joined the first one\'s task')
+  t.equal(hub.backlog('A'), 40, 'and its writes count')
+  t.equal(hub.backlog('B'), 0, 'another tenant\'s backlog is its own')
+  t.ok(rounds.step())
+  t.equal(log.length, 8, 'a turn of 8 writes')
+  t.equal(hub.backlog('A'), 32)
+  hub.deliver(event('B', 1))
+  t.equal(hub.backlog('B'), 0, 'a small broadcast written at once is never a backlog')
+  rounds.drain()
+  t.equal(log.length, 43)
+  t.equal(hub.backlog('A'), 0, 'every write done: back to 0')
+})
+
+t.test('a queued delivery that throws leaves no backlog behind it', async (t) => {
+  const rounds = new ManualRounds()
+  const log: WriteLog = []
+  const failures: unknown[] = []
+  const observer = { ...noopObserver, delivered: () => { throw new Error('observer bug') } }
+  const hub = new Hub({ maxBufferedBytes: 1 << 20, maxHeldEvents: 100, fanoutSlice: 4, defer: rounds.defer, observer, onDeliveryFailed: (err) => { failures.push(err) } })
+  sockets(hub, log, 'A', 10)
+  hub.deliver(event('A', 1))
+  t.equal(hub.backlog('A'), 10)
+  rounds.drain()
+  t.equal(failures.length, 1, 'the failure was reported')
+  t.equal(hub.backlog('A'), 0, 'and its writes no longer count')
+  t.equal(hub.queueDepth(), 0)
 })
 
 t.test('closing the hub drops what is queued without throwing, and later writes go out at once', async (t) => {

@@ -27,6 +27,8 @@ export const ErrorCode = {
   BROKER_UNAVAILABLE: 'BROKER_UNAVAILABLE',
   RATE_LIMITED: 'RATE_LIMITED',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  /** A client publish while the tenant's queued fan-out is past MAX_QUEUED_WRITES_PER_TENANT; retry later. */
+  TENANT_BACKLOGGED: 'TENANT_BACKLOGGED',
   /** `ack`, `resolve`: no alarm with this id in the connection's tenant (another tenant's id answers the same). */
   ALARM_NOT_FOUND: 'ALARM_NOT_FOUND'
 } as const

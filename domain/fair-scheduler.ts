@@ -27,6 +27,11 @@ export interface SliceTask {
   readonly done: boolean
   /** Units of work (socket writes) still to do; 0 once done. Read around every run. */
   readonly pending: number
+  /**
+   * `run` threw and the task is being dropped: what it still owed must not vanish in silence
+   * (the hub closes those sockets, so that they resume). Errors it throws are reported too.
+   */
+  abort?: () => void
 }
 
 export interface FairSchedulerOptions {
@@ -134,7 +139,11 @@ export class FairScheduler {
   /** Queues a task behind the tenant's pending work. After `close` it is run at once, whole. */
   enqueue (tenantId: string, task: SliceTask): void {
     if (this.closed) {
-      while (!task.done) task.run(Number.MAX_SAFE_INTEGER)
+      try {
+        while (!task.done) task.run(Number.MAX_SAFE_INTEGER)
+      } catch (err) {
+        this.fail(task, err)
+      }
       return
     }
     let queue = this.queues.get(tenantId)
@@ -170,6 +179,16 @@ export class FairScheduler {
     return dropped
   }
 
+  /** A task threw: it is told to settle what it owed, and the error is reported, never thrown. */
+  private fail (task: SliceTask, err: unknown): void {
+    try {
+      task.abort?.()
+    } catch (abortErr) {
+      this.onError(abortErr)
+    }
+    this.onError(err)
+  }
+
   private schedule (): void {
     if (this.scheduled) return
     this.scheduled = true
@@ -196,7 +215,7 @@ export class FairScheduler {
             queue.shift()
             queue.units -= before
             this.tasks--
-            this.onError(err)
+            this.fail(task, err)
             continue
           }
           queue.units -= before - (task.done ? 0 : task.pending)

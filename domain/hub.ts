@@ -362,6 +362,7 @@ export class Hub {
    * on every write is done at once, so nothing is left scheduled. Idempotent, never throws.
    */
   close (): number {
+    this.tail = undefined
     return this.scheduler.close()
   }
 
@@ -457,7 +458,11 @@ export class Hub {
           if (channel !== undefined && !client.channels.has(channel)) continue
           for (let i = 0; i < count; i++) {
             const e = events[i]
-            if (e !== undefined && e.offset !== 0 && (client.held.size !== 0 || client.floors.size !== 0) && this.route(client, e) !== WRITE) continue
+            if (e !== undefined && e.offset !== 0 && (client.held.size !== 0 || client.floors.size !== 0) && this.route(client, e) !== WRITE) {
+              // Routing may have dropped it as a slow consumer: then nothing more is written to it.
+              if (!members.has(client)) break
+              continue
+            }
             if (!this.write(client, frames[i] as string, e)) break
             if (sent[i] === 0) firstAt[i] = this.now()
             sent[i] = (sent[i] as number) + 1
@@ -479,6 +484,22 @@ export class Hub {
           if (n !== 0) this.observer.waited(e, ((firstAt[i] as number) - (queuedAt[i] as number)) / 1000, (doneAt - (queuedAt[i] as number)) / 1000)
         }
         return (end - start) * count
+      },
+      abort: () => {
+        // The sockets it still owed (the one being written included) are closed, not skipped:
+        // a skipped frame would be a silent gap; a closed socket resumes from its position.
+        const members = this.byTenant.get(tenantId)
+        for (let i = task.next; i < clients.length; i++) {
+          const client = clients[i] as Client
+          if (members === undefined || !members.has(client)) continue
+          try {
+            this.drop(client, CloseCode.SERVER_ERROR, 'SEND_FAILED')
+          } catch {
+            // A throwing membership observer: the socket is closed regardless (see `drop`).
+          }
+        }
+        task.done = true
+        clients.length = 0
       }
     }
     // Only a task nothing was queued behind may take more events: anything queued for the
@@ -491,7 +512,8 @@ export class Hub {
   sendToChannel (tenantId: string, channel: string, frame: string, except?: Client): void {
     const members = this.byChannel.get(tenantKey(tenantId, channel))
     if (members === undefined) return
-    if (this.scheduler.hasPending(tenantId)) {
+    // Within the round's credit like a broadcast: a presence change in a big channel is one.
+    if (!this.scheduler.tryNow(tenantId, members.size)) {
       const clients = [...members].filter((c) => c !== except)
       if (clients.length !== 0) this.later(tenantId, clients, frame, undefined, channel)
       return
@@ -543,12 +565,17 @@ export class Hub {
   }
 
   private drop (client: Client, code: number, reason: string): void {
-    this.remove(client)
-    client.held.clear()
     try {
-      client.close(code, reason)
-    } catch {
-      // A socket that cannot even be closed is already out of every index; its transport reaps it.
+      this.remove(client)
+    } finally {
+      // Closed even when a membership observer threw: a socket out of the indexes but open
+      // would get nothing more, and never know.
+      client.held.clear()
+      try {
+        client.close(code, reason)
+      } catch {
+        // A socket that cannot even be closed is already out of every index; its transport reaps it.
+      }
     }
   }
 

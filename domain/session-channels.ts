@@ -109,6 +109,13 @@ export class ChannelMembership {
       this.session.reply(errorFrame(ErrorCode.INVALID_EVENT, check.message, ref))
       return
     }
+    const cap = this.session.options.limits.queuedWrites ?? 0
+    const queued = this.session.options.hub.backlog(client.tenantId)
+    if (cap > 0 && queued > cap) {
+      this.session.options.observer.rateLimited('backlog', client.tenantId)
+      this.session.reply(errorFrame(ErrorCode.TENANT_BACKLOGGED, `${queued} socket writes are queued for this tenant, past ${cap}; retry later`, ref))
+      return
+    }
     try {
       const stored = await this.session.options.publish({
         tenantId: client.tenantId,

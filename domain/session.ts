@@ -74,6 +74,11 @@ export interface SessionLimits {
   connectionsPerTenant: number
   /** Largest frame, in UTF-8 bytes, that arrives before auth; a larger one closes with 1009. */
   preAuthFrameBytes: number
+  /**
+   * Socket writes the tenant may have queued in the hub before its client publishes are
+   * refused with TENANT_BACKLOGGED, as its REST ones are; 0 or absent means no cap.
+   */
+  queuedWrites?: number
 }
 
 /**

@@ -304,7 +304,8 @@ export function sessionLimits (config: Config): SessionLimits {
     frameStrikes: config.CLIENT_FRAME_STRIKES,
     connectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
     connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT,
-    preAuthFrameBytes: config.PRE_AUTH_MAX_PAYLOAD
+    preAuthFrameBytes: config.PRE_AUTH_MAX_PAYLOAD,
+    queuedWrites: config.MAX_QUEUED_WRITES_PER_TENANT
   }
 }
 

@@ -2,6 +2,7 @@ import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { finished } from 'node:stream'
 import { Counter } from 'prom-client'
 import { tenantKey } from '../domain/tenant-key.js'
 import { errorBody, HttpErrors } from '../errors.js'
@@ -96,9 +97,9 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
       if (left <= 0) inflight.delete(tenantId)
       else inflight.set(tenantId, left)
     }
-    // 'finish' when the response is written; 'close' as well when the client went away first.
-    reply.raw.once('finish', release)
-    reply.raw.once('close', release)
+    // When the response is written, or the client went away first; `finished` also calls back
+    // for a response already closed, as it is when the client left while auth awaited a key.
+    finished(reply.raw, release)
   })
   const maxQueued = app.config.MAX_QUEUED_WRITES_PER_TENANT
   app.decorate('tenantBacklogLimit', async (request: FastifyRequest, reply: FastifyReply) => {

@@ -30,6 +30,8 @@ async function alarmsRoute (fastify: FastifyInstance): Promise<void> {
           throw new HttpErrors.FORBIDDEN(`ingesting alarms needs one of the roles ${roles.join(', ')} (INGEST_ROLES)`)
         }
       },
+      // Again after the body: a slow upload saw the backlog as it was when its headers came.
+      app.tenantBacklogLimit,
       app.principalRateLimit
     ],
     config: { rateLimit: app.tenantRateLimit },

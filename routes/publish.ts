@@ -49,6 +49,8 @@ async function publishRoute (fastify: FastifyInstance): Promise<void> {
           throw new HttpErrors.FORBIDDEN('the publish API needs the publisher or admin role')
         }
       },
+      // Again after the body: a slow upload saw the backlog as it was when its headers came.
+      app.tenantBacklogLimit,
       app.principalRateLimit
     ]
   }, async (request, reply) => {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { createSigner } from 'fast-jwt'
 import { spawnSync } from 'node:child_process'
+import { createServer, request, type ClientRequest } from 'node:http'
 import { Writable } from 'node:stream'
 import tap from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
@@ -357,4 +358,42 @@ export class FrameDroppingProxy {
     })
     return proxy
   }
+}
+
+/** A local JWKS endpoint under the test's control: which keys it serves, how slowly, or whether it is down. */
+export async function jwksServer (t: Tap, keys: Array<Record<string, unknown>>): Promise<{ url: string, keys: Array<Record<string, unknown>>, fetches: number, delayMs: number, down: boolean }> {
+  const state = { url: '', keys, fetches: 0, delayMs: 0, down: false }
+  const server = createServer((_req, res) => {
+    state.fetches++
+    const answer = (): void => {
+      if (state.down) {
+        res.statusCode = 503
+        res.end('down')
+        return
+      }
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ keys: state.keys }))
+    }
+    if (state.delayMs > 0) setTimeout(answer, state.delayMs)
+    else answer()
+  })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  state.url = `http://127.0.0.1:${(server.address() as { port: number }).port}/.well-known/jwks.json`
+  return state
+}
+
+/**
+ * An ingestion request held in flight for real: its headers are sent and its body only in
+ * part (its first 10 characters), so the server has counted it and waits for the rest.
+ */
+export function heldAlarm (gw: Gateway, token: string, body: string): ClientRequest {
+  const req = request(`${gw.http}/api/v1/alarms`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+  })
+  req.on('error', () => {})
+  req.flushHeaders()
+  req.write(body.slice(0, 10))
+  return req
 }

@@ -2,28 +2,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import type { StoredEvent } from '../../domain/events.js'
 import { Hub, type Client, type Connection } from '../../domain/hub.js'
-import { noopObserver } from '../../domain/observer.js'
-
-/** A manual scheduler clock: the hub's next round runs only when the test says so. */
-class ManualRounds {
-  private readonly pending: Array<() => void> = []
-  readonly defer = (run: () => void): void => { this.pending.push(run) }
-  get waiting (): number { return this.pending.length }
-  /** Runs one round; false when none was scheduled. */
-  step (): boolean {
-    const run = this.pending.shift()
-    if (run === undefined) return false
-    run()
-    return true
-  }
-
-  /** Runs rounds until no more are scheduled; returns how many ran. */
-  drain (): number {
-    let rounds = 0
-    while (this.step()) rounds++
-    return rounds
-  }
-}
+import { ManualRounds } from './manual-rounds.js'
 
 /** Every write of every socket, in the order the hub made them: `tenant/socket frame`. */
 type WriteLog = Array<{ tenantId: string, clientId: string, frame: string }>
@@ -167,18 +146,29 @@ t.test('a tenant\'s backlog counts its queued socket writes, a burst joining a q
   t.equal(hub.backlog('A'), 0, 'every write done: back to 0')
 })
 
-t.test('a queued delivery that throws leaves no backlog behind it', async (t) => {
+t.test('a queued delivery that throws mid-slice closes the sockets it still owed with 1011, is reported, and leaves only the work behind it in the backlog', async (t) => {
   const rounds = new ManualRounds()
   const log: WriteLog = []
   const failures: unknown[] = []
-  const observer = { ...noopObserver, delivered: () => { throw new Error('observer bug') } }
-  const hub = new Hub({ maxBufferedBytes: 1 << 20, maxHeldEvents: 100, fanoutSlice: 4, defer: rounds.defer, observer, onDeliveryFailed: (err) => { failures.push(err) } })
-  sockets(hub, log, 'A', 10)
+  const hub = new Hub({ maxBufferedBytes: 1 << 20, maxHeldEvents: 100, fanoutSlice: 4, defer: rounds.defer, onDeliveryFailed: (err) => { failures.push(err) } })
+  const clients = sockets(hub, log, 'A', 10)
+  // Socket 1's transport throws; the hub drops it, and a membership observer throws on that
+  // removal: a bug, thrown out of the middle of the slice.
+  clients[1]!.connection.send = () => { throw new Error('transport broke') }
+  hub.observe((change) => { if (change.kind === 'remove') throw new Error('observer bug') })
   hub.deliver(event('A', 1))
-  t.equal(hub.backlog('A'), 10)
-  rounds.drain()
+  for (let i = 0; i < 6; i++) t.ok(hub.send(clients[0]!, `{"type":"pong","id":${i}}`), 'a reply queued behind the broadcast')
+  t.equal(hub.backlog('A'), 16)
+  t.ok(rounds.step())
   t.equal(failures.length, 1, 'the failure was reported')
-  t.equal(hub.backlog('A'), 0, 'and its writes no longer count')
+  t.match(clients[0]!.connection.sent[0], /"type":"event"/, 'the socket written before the throw has its event')
+  t.same(clients[1]!.connection.closedWith, [1011, 'SEND_FAILED'], 'the socket that failed is closed, though its removal threw')
+  t.ok(clients.slice(2).every((c) => c.connection.sent.length === 0 && c.connection.closedWith?.[0] === 1011), 'every socket the broadcast still owed is closed with 1011, none skipped in silence')
+  t.equal(clients[0]!.connection.sent.length, 5, 'the rest of the turn went to the replies behind it: 4 of them')
+  t.equal(hub.backlog('A'), 2, 'only the 2 replies still queued behind it are left')
+  rounds.drain()
+  t.same(clients[0]!.connection.sent.slice(1).map((f) => JSON.parse(f).id), [0, 1, 2, 3, 4, 5], 'the replies in order')
+  t.equal(hub.backlog('A'), 0)
   t.equal(hub.queueDepth(), 0)
 })
 
@@ -298,6 +288,7 @@ t.test('per-socket order holds under interleaving of tenants, broadcast sizes, r
         }
       }
       if (hub.queueDepth() !== 0 || rounds.waiting !== 0) throw new Error('work left after draining')
+      for (const [i] of tenants.entries()) if (hub.backlog(`t${i}`) !== 0) throw new Error(`backlog of t${i} left after draining`)
     }
   ), { seed, numRuns: 300 })
   t.pass('300 seeded runs')

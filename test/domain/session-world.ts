@@ -1,7 +1,7 @@
 import { MemoryBroker } from '../../domain/broker-memory.js'
 import type { Clock } from '../../domain/clock.js'
 import type { EventEnvelope, StoredEvent } from '../../domain/events.js'
-import { Hub, type Connection } from '../../domain/hub.js'
+import { Hub, type Connection, type HubOptions } from '../../domain/hub.js'
 import type { Observer } from '../../domain/observer.js'
 import { MergedPresence } from '../../domain/presence.js'
 import { AuthFailure, AuthReason, AuthUnavailable, type Principal } from '../../domain/principal.js'
@@ -79,10 +79,10 @@ export interface World {
   watches: string[]
 }
 
-export function world (historySize = 100): World {
+export function world (historySize = 100, hubOptions: Pick<HubOptions, 'fanoutSlice' | 'defer'> = {}): World {
   const clock = new FakeClock()
   const w: Partial<World> = { clock, authFailures: [], rateLimited: [], sentBytes: [], logs: [], published: [], failPublish: undefined, duringVerify: undefined, revoked: new Set(), watches: [], failRead: false, presenceDown: false }
-  const hub = new Hub({ maxBufferedBytes: 10_000, maxHeldEvents: 3 })
+  const hub = new Hub({ maxBufferedBytes: 10_000, maxHeldEvents: 3, ...hubOptions })
   const broker = new MemoryBroker({ historySize, historyTtlMs: 60_000, historyMetaTtlMs: 600_000, clock, onListenerError: (err) => { throw err } })
   broker.onDelivery((event) => { hub.deliver(event) })
   const merged = new MergedPresence(hub)

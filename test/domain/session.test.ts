@@ -1,4 +1,5 @@
 import t from 'tap'
+import { ManualRounds } from './manual-rounds.js'
 import { FakeConnection, tokens, world, send, authed } from './session-world.js'
 
 // The session state machine driven frame by frame over fake connections, with the real hub,
@@ -571,6 +572,29 @@ t.test('a publisher may publish server event names; the room message alias needs
   t.same(connection.frames, [{ type: 'error', code: 'INVALID_MESSAGE', message: 'a message needs a roomId: clients publish to rooms they joined, not to the whole tenant', ref: 2 }])
   await send(session, { type: 'message', roomId: 'r', message: 'hi', id: 3 })
   t.same(w.published[1], { tenantId: 'acme', event: 'message', data: { message: 'hi', roomId: 'r' }, target: { kind: 'channel', channel: 'r' }, from: { clientId: 'c1', userId: 'pub' } })
+})
+
+t.test('a client publish while the tenant\'s queued fan-out is past its cap answers TENANT_BACKLOGGED, behind the queued event, and publishes nothing', async (t) => {
+  const rounds = new ManualRounds()
+  const w = world(100, { fanoutSlice: 1, defer: rounds.defer })
+  const opened = w.open({ token: 'alice', clientPublish: ['*'], limits: { queuedWrites: 2 } })
+  const others = [w.open({ token: 'bob' }), w.open({ token: 'pub' })]
+  await opened.session.idle()
+  for (const o of others) await o.session.idle()
+  const { session, connection } = opened
+  await send(session, { type: 'subscribe', channel: 'r', id: 0 })
+  connection.take()
+  await w.post({ event: 'alarm:created', data: {}, target: { kind: 'tenant' } })
+  t.equal(w.hub.backlog('acme'), 3, 'one event for 3 sockets, one write per round: 3 writes queued')
+  await send(session, { type: 'publish', channel: 'r', event: 'note', data: {}, id: 1 })
+  t.same(w.published, [], 'nothing was published')
+  t.same(w.rateLimited, ['backlog acme'])
+  rounds.drain()
+  t.same(connection.frames.map((f) => [f.type, f.code]), [['event', undefined], ['error', 'TENANT_BACKLOGGED']], 'the refusal came after the event queued before it')
+  t.equal(connection.frames[1]?.ref, 1)
+  t.equal(w.hub.backlog('acme'), 0)
+  await send(session, { type: 'publish', channel: 'r', event: 'note', data: {}, id: 2 })
+  t.equal(w.published.length, 1, 'with the backlog written, the next publish goes through')
 })
 
 t.test('a failed client publish answers BROKER_UNAVAILABLE, or PAYLOAD_TOO_LARGE with its message', async (t) => {

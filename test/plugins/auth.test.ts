@@ -3,9 +3,8 @@ import { createServer } from 'node:http'
 import { createSigner } from 'fast-jwt'
 import { io } from 'socket.io-client'
 import t from 'tap'
-import { build, Client, freePort, sign, SECRET, within, type Gateway } from '../helper.js'
+import { build, Client, freePort, jwksServer, sign, SECRET, within, type Gateway } from '../helper.js'
 
-type Tap = { teardown (fn: () => unknown): void }
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
 const rsaPublic = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString()
@@ -108,29 +107,6 @@ t.test('a JWKS key rotation is picked up when a token names the new kid', async 
 
 const jwk = (pair: typeof rsa, kid: string): Record<string, unknown> => ({ ...pair.publicKey.export({ format: 'jwk' }), kid, use: 'sig', alg: 'RS256' })
 const rotatedPrivate = rotated.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-
-/** A local JWKS endpoint under the test's control: which keys it serves, how slowly, or whether it is down. */
-async function jwksServer (t: Tap, keys: Array<Record<string, unknown>>): Promise<{ url: string, keys: Array<Record<string, unknown>>, fetches: number, delayMs: number, down: boolean }> {
-  const state = { url: '', keys, fetches: 0, delayMs: 0, down: false }
-  const server = createServer((_req, res) => {
-    state.fetches++
-    const answer = (): void => {
-      if (state.down) {
-        res.statusCode = 503
-        res.end('down')
-        return
-      }
-      res.setHeader('content-type', 'application/json')
-      res.end(JSON.stringify({ keys: state.keys }))
-    }
-    if (state.delayMs > 0) setTimeout(answer, state.delayMs)
-    else answer()
-  })
-  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
-  t.teardown(() => { server.closeAllConnections(); server.close() })
-  state.url = `http://127.0.0.1:${(server.address() as { port: number }).port}/.well-known/jwks.json`
-  return state
-}
 
 /** How a token fares over the socket and over REST, side by side. */
 async function outcome (gw: Gateway, token: string): Promise<{ socket: string, rest: string, retryAfter: string | null }> {

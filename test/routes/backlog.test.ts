@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, connect, events, post, quietly, sign, type Client, type Gateway } from '../helper.js'
+import { build, connect, events, heldAlarm, post, quietly, sign, type Client, type Gateway } from '../helper.js'
 
 const ALARM = { message: 'Motion detected', camera: 'Front Door', severity: 'high' }
 
@@ -50,4 +50,24 @@ t.test('the publish API answers 429 TENANT_BACKLOGGED past the cap as well', asy
   t.ok(refused.length > 0, 'part of the burst was refused')
   t.ok(refused.every((r) => r.body.code === 'TENANT_BACKLOGGED'))
   t.equal(replies.filter((r) => r.status === 202).length + refused.length, 30)
+})
+
+t.test('alarms whose bodies were still uploading when the backlog built up are refused once their bodies arrive', async (t) => {
+  const { gw, a } = await gateway(t)
+  const noisy = sign({ tenantId: 'A', sub: 'camera-1' })
+  const body = JSON.stringify(ALARM)
+  // Their headers pass the check while nothing is queued; their bodies then arrive together.
+  const held = Array.from({ length: 12 }, () => heldAlarm(gw, noisy, body))
+  t.teardown(() => { for (const req of held) req.destroy() })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const statuses = held.map(async (req) => await new Promise<number>((resolve) => {
+    req.on('response', (res) => { res.resume(); resolve(res.statusCode ?? 0) })
+  }))
+  for (const req of held) req.end(body.slice(10))
+  const answered = await Promise.all(statuses)
+  t.ok(answered.includes(429), 'part of them was refused after their bodies came')
+  const accepted = answered.filter((s) => s === 202).length
+  t.ok(accepted >= 1)
+  t.equal(accepted + answered.filter((s) => s === 429).length, 12)
+  t.equal((await quietly(() => events(a[0] as Client), accepted)).length, accepted, 'each accepted one was delivered, the refused ones not')
 })

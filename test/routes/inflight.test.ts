@@ -1,23 +1,9 @@
-import { request, type ClientRequest } from 'node:http'
+import { generateKeyPairSync } from 'node:crypto'
+import { createSigner } from 'fast-jwt'
 import t from 'tap'
-import { build, postAlarm, sign, type Gateway } from '../helper.js'
+import { build, heldAlarm, jwksServer, postAlarm, sign, type Gateway } from '../helper.js'
 
 const ALARM = JSON.stringify({ message: 'Motion detected', camera: 'Front Door', severity: 'high' })
-
-/**
- * An ingestion request held in flight for real: its headers are sent and its body only in
- * part, so the server has counted it and waits for the rest.
- */
-function heldAlarm (gw: Gateway, token: string): ClientRequest {
-  const req = request(`${gw.http}/api/v1/alarms`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(ALARM) }
-  })
-  req.on('error', () => {})
-  req.flushHeaders()
-  req.write(ALARM.slice(0, 10))
-  return req
-}
 
 async function post (gw: Gateway, token: string): Promise<{ status: number, retryAfter: string | null, body: any }> {
   const response = await fetch(`${gw.http}/api/v1/alarms`, {
@@ -42,7 +28,7 @@ t.test('the in-flight cap answers 429 TENANT_INFLIGHT_LIMIT with Retry-After to 
   const gw = await build(t, { MAX_INFLIGHT_PER_TENANT: 3 })
   const noisy = sign({ tenantId: 'noisy', sub: 'camera-1' })
   const quiet = sign({ tenantId: 'quiet', sub: 'camera-1' })
-  const held = [heldAlarm(gw, noisy), heldAlarm(gw, noisy), heldAlarm(gw, noisy)]
+  const held = [heldAlarm(gw, noisy, ALARM), heldAlarm(gw, noisy, ALARM), heldAlarm(gw, noisy, ALARM)]
   t.teardown(() => { for (const req of held) req.destroy() })
 
   const refused = await postUntil(gw, noisy, 429)
@@ -68,8 +54,26 @@ t.test('a tenant\'s in-flight count goes back to zero after its requests end, so
   const gw = await build(t, { MAX_INFLIGHT_PER_TENANT: 1 })
   const token = sign({ tenantId: 'acme', sub: 'camera-1' })
   for (let i = 0; i < 5; i++) t.equal((await post(gw, token)).status, 202, `sequential request ${i} fits the cap of 1`)
-  const req = heldAlarm(gw, token)
+  const req = heldAlarm(gw, token, ALARM)
   t.equal((await postUntil(gw, token, 429)).status, 429)
   req.destroy()
   t.equal((await postUntil(gw, token, 202)).status, 202, 'the aborted request released its place')
+})
+
+t.test('a request whose client went away while its token\'s key was being fetched gives its in-flight place back', async (t) => {
+  const pair = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const jwks = await jwksServer(t, [{ ...pair.publicKey.export({ format: 'jwk' }), kid: 'k1', use: 'sig', alg: 'RS256' }])
+  jwks.delayMs = 400
+  const gw = await build(t, { JWT_SECRET: undefined, JWT_JWKS_URL: jwks.url, MAX_INFLIGHT_PER_TENANT: 1 })
+  const token = createSigner({ key: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), algorithm: 'RS256', kid: 'k1' })({ tenantId: 'acme', sub: 'camera-1' })
+
+  // The headers reach the server, which starts fetching the key; the client leaves before it is there.
+  const gone = heldAlarm(gw, token, ALARM)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  gone.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  jwks.delayMs = 0
+
+  t.equal((await post(gw, token)).status, 202, 'the first request after it fits the cap of 1')
+  t.equal((await post(gw, token)).status, 202, 'and so does the next: the abandoned request holds no place')
 })

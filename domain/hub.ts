@@ -385,6 +385,8 @@ export class Hub {
       tail.events.push(event)
       tail.frames.push(eventFrame(event))
       tail.queuedAt.push(this.now())
+      tail.sent.push(0)
+      tail.firstAt.push(0)
       this.scheduler.grow(event.tenantId, clients.length)
       return held + clients.length
     }
@@ -440,6 +442,8 @@ export class Hub {
       events,
       frames,
       queuedAt,
+      sent,
+      firstAt,
       recipients: undefined,
       membership: -1,
       get pending (): number {
@@ -613,6 +617,9 @@ interface EventTask extends SliceTask {
   readonly events: Array<StoredEvent | undefined>
   readonly frames: string[]
   readonly queuedAt: number[]
+  /** Per event, the sockets written so far, and when the first was (for the wait metrics). */
+  readonly sent: number[]
+  readonly firstAt: number[]
   /** The index set its snapshot copied whole, and the hub's membership then, when it may take more events. */
   recipients: ReadonlySet<Client> | undefined
   membership: number

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { finished } from 'node:stream'
 import { Counter } from 'prom-client'
+import { LogThrottle } from '../domain/log-throttle.js'
 import { tenantKey } from '../domain/tenant-key.js'
 import { errorBody, HttpErrors } from '../errors.js'
 
@@ -33,8 +34,8 @@ declare module 'fastify' {
   }
 }
 
-/** At most one shedding warning per this many ms. */
-const SHED_LOG_MS = 10_000
+/** At most one warning per kind of refusal (and tenant) per this many ms; the metrics count each one. */
+const REFUSAL_LOG_MS = 10_000
 
 /**
  * Load protection: REST ingestion per principal inside a budget per tenant (both cluster-wide
@@ -42,6 +43,8 @@ const SHED_LOG_MS = 10_000
  * and fails /ready before the event loop drowns.
  */
 async function limitsPlugin (app: FastifyInstance): Promise<void> {
+  // A warning per refused request would add a flood of log lines to the flood being refused.
+  const refusals = new LogThrottle(REFUSAL_LOG_MS)
   await app.register(rateLimit, {
     global: false,
     // With Redis down the limiter steps aside; publishing then answers 503 on its own.
@@ -55,7 +58,8 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     keyGenerator: (request: FastifyRequest) => `tenant:${request.principal.tenantId}`,
     errorResponseBuilder: (request: FastifyRequest, context: { max: number, after: string }) => {
       app.metrics.observer.rateLimited('rest', request.principal.tenantId)
-      request.log.warn({ action: 'rest.rate_limited', tenantId: request.principal.tenantId }, 'tenant ingestion rate limit hit')
+      const suppressed = refusals.take(`rest ${request.principal.tenantId}`)
+      if (suppressed !== undefined) request.log.warn({ action: 'rest.rate_limited', tenantId: request.principal.tenantId, suppressed }, 'tenant ingestion rate limit hit')
       return errorBody(new HttpErrors.RATE_LIMITED(`more than ${context.max} requests per minute for this tenant; retry in ${context.after}`))
     }
   } satisfies RateLimitOptions)
@@ -70,7 +74,8 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     if (result.isAllowed || !result.isExceeded) return
     const { tenantId, userId } = request.principal
     app.metrics.observer.rateLimited('rest', tenantId)
-    request.log.warn({ action: 'rest.rate_limited', scope: 'principal', tenantId, userId }, 'principal ingestion rate limit hit')
+    const suppressed = refusals.take(`principal ${tenantKey(tenantId, userId)}`)
+    if (suppressed !== undefined) request.log.warn({ action: 'rest.rate_limited', scope: 'principal', tenantId, userId, suppressed }, 'principal ingestion rate limit hit')
     void reply.header('retry-after', result.ttlInSeconds)
     throw new HttpErrors.RATE_LIMITED(`more than ${perPrincipal} requests per minute for this token; retry in ${result.ttlInSeconds} seconds`)
   })
@@ -84,7 +89,8 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     const count = inflight.get(tenantId) ?? 0
     if (count >= maxInflight) {
       app.metrics.observer.rateLimited('inflight', tenantId)
-      request.log.warn({ action: 'rest.inflight_limited', tenantId, inflight: count }, 'tenant in-flight ingestion cap hit')
+      const suppressed = refusals.take(`inflight ${tenantId}`)
+      if (suppressed !== undefined) request.log.warn({ action: 'rest.inflight_limited', tenantId, inflight: count, suppressed }, 'tenant in-flight ingestion cap hit')
       void reply.header('retry-after', '1')
       throw new HttpErrors.TENANT_INFLIGHT_LIMIT(`more than ${maxInflight} ingestion requests in flight for this tenant; retry after Retry-After`)
     }
@@ -109,14 +115,12 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     // Past, not at: one event is always taken below the cap, whatever its socket count.
     if (queued <= maxQueued) return
     app.metrics.observer.rateLimited('backlog', tenantId)
-    request.log.warn({ action: 'rest.backlogged', tenantId, queuedWrites: queued }, 'tenant delivery backlog cap hit')
+    const suppressed = refusals.take(`backlog ${tenantId}`)
+    if (suppressed !== undefined) request.log.warn({ action: 'rest.backlogged', tenantId, queuedWrites: queued, suppressed }, 'tenant delivery backlog cap hit')
     void reply.header('retry-after', '1')
     throw new HttpErrors.TENANT_BACKLOGGED(`${queued} socket writes are queued for this tenant, past ${maxQueued}; retry after Retry-After`)
   })
   const shed = new Counter({ name: 'tenantcast_requests_shed_total', help: 'Requests and upgrades refused with 503 OVERLOADED by load protection', registers: [app.metrics.registry] })
-  // Under load a warning per shed request would add to the load: one per SHED_LOG_MS, with the count.
-  let shedSinceLog = 0
-  let loggedAt = -Infinity
   await app.register(underPressure, {
     maxEventLoopDelay: app.config.MAX_EVENT_LOOP_DELAY,
     exposeStatusRoute: false,
@@ -124,14 +128,9 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     // the error handler can only report as a 500 (and log at error level, per request).
     pressureHandler: (request: FastifyRequest, reply: FastifyReply, _type: string, value: unknown) => {
       shed.inc()
-      shedSinceLog++
-      const now = performance.now()
-      if (now - loggedAt >= SHED_LOG_MS) {
-        // No sample in a window (Infinity) means the loop was blocked for all of it.
-        request.log.warn({ action: 'request.shed', eventLoopDelayMs: Number.isFinite(value) ? Math.round(value as number) : null, shed: shedSinceLog }, 'event loop saturated: shedding requests with 503 OVERLOADED')
-        loggedAt = now
-        shedSinceLog = 0
-      }
+      const suppressed = refusals.take('shed')
+      // No sample in a window (Infinity) means the loop was blocked for all of it.
+      if (suppressed !== undefined) request.log.warn({ action: 'request.shed', eventLoopDelayMs: Number.isFinite(value) ? Math.round(value as number) : null, shed: suppressed + 1 }, 'event loop saturated: shedding requests with 503 OVERLOADED')
       const delay = Number.isFinite(value) ? `${Math.round(value as number)} ms` : 'over a whole sample window'
       // Sent here: Fastify runs no later hook or handler for a reply already sent.
       void reply.code(503).header('retry-after', '1').send(errorBody(new HttpErrors.OVERLOADED(delay)))

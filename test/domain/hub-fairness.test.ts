@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import type { StoredEvent } from '../../domain/events.js'
 import { Hub, type Client, type Connection } from '../../domain/hub.js'
+import { noopObserver } from '../../domain/observer.js'
 import { ManualRounds } from './manual-rounds.js'
 
 /** Every write of every socket, in the order the hub made them: `tenant/socket frame`. */
@@ -109,7 +110,14 @@ t.test('a replay begun after an event was queued catches it in its held queue, a
 t.test('a burst queued for the same sockets reaches each socket whole in one turn, in order, so the transport can write it at once', async (t) => {
   const rounds = new ManualRounds()
   const log: WriteLog = []
-  const hub = new Hub({ maxBufferedBytes: 1 << 20, maxHeldEvents: 100, fanoutSlice: 8, defer: rounds.defer })
+  const metrics: Array<[string, number, boolean]> = []
+  const failures: unknown[] = []
+  const observer = {
+    ...noopObserver,
+    delivered: (e: StoredEvent, sent: number) => { metrics.push([`delivered ${e.offset}`, sent, true]) },
+    waited: (e: StoredEvent, first: number, last: number) => { metrics.push([`waited ${e.offset}`, 0, Number.isFinite(first) && Number.isFinite(last) && first >= 0 && last >= first]) }
+  }
+  const hub = new Hub({ maxBufferedBytes: 1 << 20, maxHeldEvents: 100, fanoutSlice: 8, defer: rounds.defer, observer, onDeliveryFailed: (err) => { failures.push(err) } })
   const clients = sockets(hub, log, 'A', 20)
   for (let offset = 1; offset <= 4; offset++) hub.deliver(event('A', offset))
   t.equal(hub.queueDepth(), 1, 'the burst is one queued write')
@@ -121,6 +129,9 @@ t.test('a burst queued for the same sockets reaches each socket whole in one tur
   t.equal(hub.queueDepth(), 2, 'an event after a membership change, or once the burst started, queues on its own')
   rounds.drain()
   t.ok(clients.every((c) => c.connection.sent.map((f) => JSON.parse(f).offset).join() === '1,2,3,4,5'))
+  t.same(failures, [], 'no delivery failed')
+  t.same(metrics.filter(([name]) => name.startsWith('delivered')).map(([name, sent]) => `${name}: ${sent}`), ['delivered 1: 20', 'delivered 2: 20', 'delivered 3: 20', 'delivered 4: 20', 'delivered 5: 21'], 'each event of the burst counted its own deliveries')
+  t.ok(metrics.filter(([name]) => name.startsWith('waited')).length === 5 && metrics.every(([, , ok]) => ok), 'and its own wait times, finite and ordered')
 })
 
 t.test('a tenant\'s backlog counts its queued socket writes, a burst joining a queued broadcast included, and falls to 0 as they are written', async (t) => {

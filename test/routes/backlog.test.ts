@@ -31,6 +31,9 @@ t.test('past its queued-writes cap a tenant\'s alarms answer 429 TENANT_BACKLOGG
   t.ok(accepted.length >= 2, 'an event is always taken below the cap')
   t.ok(refused.every((r) => r.body.code === 'TENANT_BACKLOGGED' && r.headers.get('retry-after') === '1'))
   t.equal((await quietReply).status, 202, 'the quiet tenant is not held back by A\'s backlog')
+  const warned = gw.logs.filter((line) => line.includes('"action":"rest.backlogged"'))
+  t.equal(warned.length, 1, `one warning for ${refused.length} refusals, not one per request`)
+  t.match(JSON.parse(warned[0] as string), { tenantId: 'A', suppressed: 0, level: 40 })
 
   const ids = accepted.map((r) => r.body.id as string).sort()
   for (const socket of a) {

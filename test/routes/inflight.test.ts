@@ -42,6 +42,7 @@ t.test('the in-flight cap answers 429 TENANT_INFLIGHT_LIMIT with Retry-After to 
 
   // Still refused while the three are in flight.
   t.equal((await post(gw, noisy)).status, 429)
+  t.equal(gw.logs.filter((line) => line.includes('"action":"rest.inflight_limited"')).length, 1, 'one warning for the refusals, not one per request')
 
   // One finishes its body and is answered: its place is given back.
   const answered = new Promise<number>((resolve) => { held[0]?.on('response', (res) => { res.resume(); resolve(res.statusCode ?? 0) }) })

@@ -142,7 +142,7 @@ function plan (s: ScenarioName, quick: boolean): ScenarioPlan {
     // alternating with keep-alive ones.
     case 'S5': return quick
       ? { params: { noisySockets: 400, quietTenants: 10, quietSockets: 10, quietRate: 20, quietKeepAlive: 1, idleS: 3, noisyS: 3, noisyInflight: 8, burstSize: 200, burstEveryMs: 1500, maxAlarms: 8000, skipUtf8: 1, settleMs: 300, idleMs: 3000 }, timeoutMs: 120000 }
-      : { params: { noisySockets: 4000, quietTenants: 10, quietSockets: 10, quietRate: 20, quietKeepAlive: 1, idleS: 10, noisyS: 10, noisyInflight: 8, burstSize: 200, burstEveryMs: 5000, maxAlarms: 8000, skipUtf8: 1, settleMs: 1000, idleMs: 5000 }, timeoutMs: 240000 }
+      : { params: { noisySockets: 4000, quietTenants: 10, quietSockets: 10, quietRate: 20, quietKeepAlive: 1, idleS: 10, noisyS: 10, noisyInflight: 8, burstSize: 200, burstEveryMs: 5000, maxAlarms: 40000, skipUtf8: 1, settleMs: 1000, idleMs: 5000 }, timeoutMs: 240000 }
     // Reconnect storm: drop every socket, all come back with `since` within a 5 s window.
     case 'S7': return quick
       ? { params: { tenants: 10, socketsPerTenant: 50, rate: 20, preS: 2, jitterMs: 5000, probeMs: 20, settleMs: 300, idleMs: 3000, resumeTimeoutMs: 20000 }, timeoutMs: 90000 }
@@ -223,6 +223,8 @@ const METRICS: Record<ScenarioName, MetricDef[]> = {
     { key: 'quiet_ka_noisy_p99_ms', label: 'quiet, A noisy, keep-alive: p99 ms', better: 'lower', digits: 1, ratio: true },
     { key: 'quiet_refused_noisy', label: 'quiet POSTs refused (not 202), A noisy', better: 'lower', digits: 0, ratio: false },
     { key: 'a_alarms_per_s', label: 'A alarms posted/s (noisy phase)', better: 'info', digits: 0, ratio: false },
+    { key: 'a_refused', label: 'A posts refused (429/503), whole run', better: 'info', digits: 0, ratio: false },
+    { key: 'capacity_reached', label: 'loader ran out of alarm ids (1 = A stopped early)', better: 'lower', digits: 0, ratio: false },
     { key: 'a_deliveries_per_s', label: 'A deliveries/s (noisy phase)', better: 'higher', digits: 0, ratio: true },
     { key: 'server_cpu_pct_noisy', label: 'server CPU % (noisy phase)', better: 'info', digits: 0, ratio: false },
     { key: 'loader_lag_max_noisy_ms', label: 'loader event-loop delay max ms (noisy)', better: 'info', digits: 0, ratio: false },

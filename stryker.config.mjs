@@ -6,6 +6,8 @@ export default {
   plugins: ['@stryker-mutator/tap-runner'],
   mutate: [
     'domain/hub.ts',
+    'domain/fair-scheduler.ts',
+    'domain/log-throttle.ts',
     'domain/session.ts',
     'domain/session-auth.ts',
     'domain/session-channels.ts',
@@ -24,6 +26,8 @@ export default {
     testFiles: [
       'test/domain/hub.test.ts',
       'test/domain/hub-indexes.test.ts',
+      'test/domain/hub-fairness.test.ts',
+      'test/domain/log-throttle.test.ts',
       'test/domain/session.test.ts',
       'test/domain/session-requests.test.ts',
       'test/domain/broker-memory.test.ts',

@@ -406,6 +406,8 @@ async function s1 () {
     deliveries_per_cpu_s: cpuS > 0 ? delivered / cpuS : NaN,
     loss: expected - delivered,
     loss_pct: expected > 0 ? 100 * (expected - delivered) / expected : 0,
+    // Alarms not answered 202 are counted in loss too (S1 owes all of them): this says how many.
+    posts_refused: Object.entries(postStatuses).reduce((a, [k, v]) => a + (k === '202' ? 0 : v), 0),
     leaks,
     duplicates,
     out_of_order: outOfOrder,

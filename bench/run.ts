@@ -162,6 +162,7 @@ const METRICS: Record<ScenarioName, MetricDef[]> = {
     { key: 'server_cpu_pct', label: 'server CPU %', better: 'info', digits: 0, ratio: false },
     { key: 'loader_cpu_pct', label: 'loader CPU %', better: 'info', digits: 0, ratio: false },
     { key: 'loss', label: 'lost deliveries', better: 'lower', digits: 0, ratio: false },
+    { key: 'posts_refused', label: 'alarms refused (not 202), counted in loss', better: 'lower', digits: 0, ratio: false },
     { key: 'foreign_cpu_pct', label: 'other processes CPU %', better: 'info', digits: 0, ratio: false }
   ],
   S2: [

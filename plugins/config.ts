@@ -179,9 +179,12 @@ export const ConfigSchema = Type.Object({
   /**
    * Socket writes one tenant may have queued for fair delivery on this instance before its
    * ingestion and publish requests answer 429 TENANT_BACKLOGGED with Retry-After. One event
-   * is always taken below it, whatever the tenant's socket count. 0 for no cap.
+   * is always taken below it, whatever the tenant's socket count. 0 for no cap. The default
+   * is about 5 s of fan-out on a 2-core VM (~200,000 writes/s): deep enough for a burst of
+   * 200 alarms to 2,000 tabs, shallow enough that what was accepted is written long before a
+   * client gives up on it.
    */
-  MAX_QUEUED_WRITES_PER_TENANT: Type.Integer({ minimum: 0, default: 100000 }),
+  MAX_QUEUED_WRITES_PER_TENANT: Type.Integer({ minimum: 0, default: 1000000 }),
   /**
    * Roles that may POST /api/v1/alarms, comma-separated, e.g. `camera,ingest,publisher,admin`.
    * Empty (the default): any member of the tenant may ingest, as before this setting existed.

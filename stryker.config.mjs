@@ -27,6 +27,7 @@ export default {
       'test/domain/hub.test.ts',
       'test/domain/hub-indexes.test.ts',
       'test/domain/hub-fairness.test.ts',
+      'test/domain/fair-scheduler.test.ts',
       'test/domain/log-throttle.test.ts',
       'test/domain/session.test.ts',
       'test/domain/session-requests.test.ts',

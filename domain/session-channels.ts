@@ -110,8 +110,8 @@ export class ChannelMembership {
       return
     }
     const cap = this.session.options.limits.queuedWrites ?? 0
-    const queued = this.session.options.hub.backlog(client.tenantId)
-    if (cap > 0 && queued > cap) {
+    const queued = cap > 0 ? this.session.options.hub.backlog(client.tenantId) : 0
+    if (queued > cap) {
       this.session.options.observer.rateLimited('backlog', client.tenantId)
       this.session.reply(errorFrame(ErrorCode.TENANT_BACKLOGGED, `${queued} socket writes are queued for this tenant, past ${cap}; retry later`, ref))
       return
